@@ -1,0 +1,226 @@
+//! Add-on folders: finding them the way the Supervisor's store does, and reading one.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, AddonConfig};
+use crate::diag::{self, Diagnostic, Severity, Sink};
+use crate::source::{self, Format};
+
+const CONFIG_NAMES: [&str; 3] = ["config.yaml", "config.yml", "config.json"];
+const BUILD_NAMES: [&str; 3] = ["build.yaml", "build.yml", "build.json"];
+
+/// One add-on folder, read and checked.
+#[derive(Debug)]
+pub struct Addon {
+    pub dir: PathBuf,
+    /// The config file used (None when the folder has none, or more than one).
+    pub config_file: Option<PathBuf>,
+    pub config: Option<AddonConfig>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// The folder ships an `apparmor.txt`.
+    pub has_apparmor_txt: bool,
+    /// The profile name in `apparmor.txt`, when the file is installable.
+    pub apparmor_profile: Option<String>,
+}
+
+impl Addon {
+    /// Valid as the Supervisor means it: the config passes and the add-on can be installed.
+    pub fn valid(&self) -> bool {
+        self.config.is_some()
+            && !self
+                .diagnostics
+                .iter()
+                .any(|d| d.severity == Severity::Error)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+    }
+
+    /// The config slug when it could be read (even from an invalid config), for reports.
+    pub fn slug(&self) -> Option<&str> {
+        self.config.as_ref().map(|c| c.slug.as_str())
+    }
+}
+
+/// Read one add-on folder (a folder holding a config file directly).
+pub fn load(dir: &Path) -> Addon {
+    let mut addon = Addon {
+        dir: dir.to_path_buf(),
+        config_file: None,
+        config: None,
+        diagnostics: Vec::new(),
+        has_apparmor_txt: false,
+        apparmor_profile: None,
+    };
+    let present: Vec<PathBuf> = CONFIG_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| p.is_file())
+        .collect();
+    let config_path = match present.as_slice() {
+        [] => {
+            addon.diagnostics.push(diag::whole_file(
+                Severity::Error,
+                dir,
+                "no config.yaml, config.yml or config.json in this folder",
+            ));
+            return addon;
+        }
+        [one] => one.clone(),
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            addon.diagnostics.push(diag::whole_file(
+                Severity::Error,
+                dir,
+                format!(
+                    "more than one config file ({}): the Supervisor would load each as a separate add-on; keep one",
+                    names.join(", ")
+                ),
+            ));
+            return addon;
+        }
+    };
+    addon.config_file = Some(config_path.clone());
+
+    let format = Format::from_path(&config_path).unwrap_or(Format::Yaml);
+    match source::load(&config_path, format) {
+        Ok((root, text)) => {
+            let mut sink = Sink::new(&config_path, Some(&text));
+            addon.config = config::validate::validate(&root, &mut sink);
+            addon.diagnostics.append(&mut sink.diagnostics);
+        }
+        Err((err, text)) => {
+            let mut sink = Sink::new(&config_path, text.as_ref());
+            sink.error(err.pos().unwrap_or_default(), err.to_string());
+            addon.diagnostics.append(&mut sink.diagnostics);
+        }
+    }
+
+    if let Some(build_path) = BUILD_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+    {
+        let format = Format::from_path(&build_path).unwrap_or(Format::Yaml);
+        match source::load(&build_path, format) {
+            Ok((root, text)) => {
+                let mut sink = Sink::new(&build_path, Some(&text));
+                config::build::check(&root, &mut sink);
+                addon.diagnostics.append(&mut sink.diagnostics);
+            }
+            Err((err, text)) => {
+                let mut sink = Sink::new(&build_path, text.as_ref());
+                sink.warn(
+                    err.pos().unwrap_or_default(),
+                    format!("{err}; the build file is ignored"),
+                );
+                addon.diagnostics.append(&mut sink.diagnostics);
+            }
+        }
+    }
+
+    let apparmor_path = dir.join("apparmor.txt");
+    if apparmor_path.is_file() {
+        addon.has_apparmor_txt = true;
+        match std::fs::read(&apparmor_path) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let source = source::SourceText { text };
+                let mut sink = Sink::new(&apparmor_path, Some(&source));
+                addon.apparmor_profile = config::apparmor_txt::check(&source.text, &mut sink);
+                addon.diagnostics.append(&mut sink.diagnostics);
+            }
+            Err(err) => addon.diagnostics.push(diag::whole_file(
+                Severity::Error,
+                &apparmor_path,
+                format!("cannot read file: {err}"),
+            )),
+        }
+    }
+    addon
+}
+
+/// The add-on folders under `root`, as the Supervisor's store finds them: every folder holding
+/// a `config.yaml|yml|json`, at any depth, skipping hidden paths and `rootfs`. Symbolic links
+/// to folders are not followed (a loop would never end). Sorted, for stable output.
+pub fn discover(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    walk(root, &mut found);
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut subdirs = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            if !name.starts_with('.') && name != "rootfs" {
+                subdirs.push(entry.path());
+            }
+        } else if CONFIG_NAMES.contains(&name.as_ref()) && !found.iter().any(|f| f == dir) {
+            found.push(dir.to_path_buf());
+        }
+    }
+    for sub in subdirs {
+        walk(&sub, found);
+    }
+}
+
+/// Resolve command-line paths to add-on folders: a config file names its folder; a folder
+/// with a config file is an add-on; any other folder is a repository to search.
+pub fn resolve(path: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
+    if path.is_file() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if CONFIG_NAMES.contains(&name.as_str()) {
+            return Ok(vec![path.parent().unwrap_or(Path::new(".")).to_path_buf()]);
+        }
+        return Err(diag::whole_file(
+            Severity::Error,
+            path,
+            "not an add-on folder or config file (expected config.yaml, config.yml or config.json)",
+        ));
+    }
+    if !path.is_dir() {
+        return Err(diag::whole_file(
+            Severity::Error,
+            path,
+            "no such file or folder",
+        ));
+    }
+    if CONFIG_NAMES.iter().any(|n| path.join(n).is_file()) {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let found = discover(path);
+    if found.is_empty() {
+        return Err(diag::whole_file(
+            Severity::Error,
+            path,
+            "no add-on here: no config.yaml, config.yml or config.json in this folder or below it",
+        ));
+    }
+    Ok(found)
+}

@@ -1,0 +1,337 @@
+//! The `addon-sandbox` command line.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use addon_sandbox::addon::{self, Addon};
+use addon_sandbox::diag::Diagnostic;
+use addon_sandbox::plan::{PolicyMode, SandboxPlan};
+use addon_sandbox::policy::{self, PlanOptions, Right};
+use addon_sandbox::report;
+
+#[derive(Parser)]
+#[command(
+    name = "addon-sandbox",
+    version,
+    about = "Least-privilege sandboxing for Home Assistant add-ons"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate add-on folders (or repositories of them) exactly as the Supervisor does.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// One JSON object per add-on per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The Supervisor's security rating (1-8) and the factors that moved it.
+    Rate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The sandbox plan: granted and withheld rights, mounts, capabilities, namespaces.
+    Plan {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        plan: PlanFlags,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PolicyArg {
+    Strict,
+    Supervisor,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Args)]
+struct PlanFlags {
+    /// strict: least privilege (default); supervisor: exactly what the Supervisor does.
+    #[arg(long, value_enum, default_value = "strict")]
+    policy: PolicyArg,
+    /// Protection mode (on by default): withholds the rights that reach the host.
+    #[arg(long, value_enum, default_value = "on")]
+    protection: OnOff,
+    /// Grant one withheld right (repeatable), e.g. host_network, SYS_ADMIN, docker_api.
+    #[arg(long = "grant", value_name = "RIGHT")]
+    grants: Vec<String>,
+    /// Repository name: the full slug is REPOSITORY_SLUG.
+    #[arg(long, default_value = "local")]
+    repository: String,
+    /// Where add-on data lives on the host [default: /var/lib/addon-sandbox as root,
+    /// $XDG_DATA_HOME/addon-sandbox (~/.local/share/addon-sandbox) otherwise].
+    #[arg(long, value_name = "DIR")]
+    data_root: Option<PathBuf>,
+}
+
+impl PlanFlags {
+    fn options(&self) -> Result<PlanOptions> {
+        let grants: BTreeSet<Right> = self
+            .grants
+            .iter()
+            .map(|g| Right::parse(g))
+            .collect::<Result<_, _>>()?;
+        let data_root = match &self.data_root {
+            Some(dir) => absolute(dir)?,
+            None => default_data_root(),
+        };
+        Ok(PlanOptions {
+            policy: match self.policy {
+                PolicyArg::Strict => PolicyMode::Strict,
+                PolicyArg::Supervisor => PolicyMode::Supervisor,
+            },
+            protected: matches!(self.protection, OnOff::On),
+            grants,
+            repository: self.repository.clone(),
+            data_root: data_root.to_string_lossy().into_owned(),
+            host: policy::HostFacts::default(),
+        })
+    }
+}
+
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    if dir.is_absolute() {
+        return Ok(dir.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("cannot read the current folder")?
+        .join(dir))
+}
+
+fn default_data_root() -> PathBuf {
+    // SAFETY-free check of root: the effective uid is what decides write access to /var/lib.
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/addon-sandbox");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("addon-sandbox");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/addon-sandbox"),
+        None => PathBuf::from("/var/lib/addon-sandbox"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Every add-on named by the paths, with unresolvable paths reported as diagnostics.
+fn collect(paths: &[PathBuf]) -> (Vec<Addon>, Vec<Diagnostic>) {
+    let mut addons = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        match addon::resolve(path) {
+            Ok(dirs) => addons.extend(dirs.iter().map(|d| addon::load(d))),
+            Err(d) => problems.push(d),
+        }
+    }
+    (addons, problems)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cli.command {
+        Command::Check { paths, json } => {
+            let (addons, problems) = collect(&paths);
+            for p in &problems {
+                eprint!("{p}");
+            }
+            let mut all_valid = problems.is_empty();
+            for a in &addons {
+                all_valid &= a.valid();
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&report::check(a))?)?;
+                } else {
+                    print_check(&mut out, a)?;
+                }
+            }
+            Ok(if all_valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Rate { paths, json } => {
+            let (addons, problems) = collect(&paths);
+            let mut ok = problems.is_empty();
+            for p in &problems {
+                eprint!("{p}");
+            }
+            for a in &addons {
+                let Some(r) = report::rating(a).filter(|_| a.valid()) else {
+                    ok = false;
+                    print_invalid(a);
+                    continue;
+                };
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                } else {
+                    writeln!(out, "{} ({}): rating {}/8", r.slug, r.path, r.rating)?;
+                    for f in &r.factors {
+                        writeln!(out, "  {:+}  {}", f.delta, f.reason)?;
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Plan { paths, json, plan } => {
+            let options = plan.options()?;
+            let (addons, problems) = collect(&paths);
+            let mut ok = problems.is_empty();
+            for p in &problems {
+                eprint!("{p}");
+            }
+            for a in &addons {
+                let Some(config) = a.config.as_ref().filter(|_| a.valid()) else {
+                    ok = false;
+                    print_invalid(a);
+                    continue;
+                };
+                let plan = match policy::decide(config, a.apparmor_profile.is_some(), &options) {
+                    Ok(plan) => plan,
+                    Err(err) => {
+                        ok = false;
+                        eprintln!("error: {}: {err}", a.dir.display());
+                        continue;
+                    }
+                };
+                if json {
+                    let r = report::PlanReport {
+                        path: a.dir.display().to_string(),
+                        plan: &plan,
+                    };
+                    writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                } else {
+                    print_plan(&mut out, a, &plan)?;
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn print_invalid(a: &Addon) {
+    eprintln!("{}: invalid add-on, no rating or plan", a.dir.display());
+    for d in a.errors() {
+        eprint!("{d}");
+    }
+}
+
+fn print_check(out: &mut impl Write, a: &Addon) -> Result<()> {
+    let verdict = if a.valid() { "valid" } else { "INVALID" };
+    writeln!(
+        out,
+        "{}: {} ({verdict})",
+        a.dir.display(),
+        a.slug().unwrap_or("?")
+    )?;
+    for d in &a.diagnostics {
+        write!(out, "{d}")?;
+    }
+    Ok(())
+}
+
+fn print_plan(out: &mut impl Write, a: &Addon, p: &SandboxPlan) -> Result<()> {
+    writeln!(out, "{} ({})", p.full_slug, a.dir.display())?;
+    writeln!(
+        out,
+        "  policy {}, protection {}, rating {}/8, image {}",
+        p.policy.name(),
+        if p.protected { "on" } else { "off" },
+        p.rating,
+        p.image
+    )?;
+    writeln!(out, "  granted:")?;
+    for g in &p.granted {
+        writeln!(out, "    {g}")?;
+    }
+    if !p.withheld.is_empty() {
+        writeln!(out, "  WITHHELD:")?;
+        for w in &p.withheld {
+            writeln!(
+                out,
+                "    {}: {} (grant with {})",
+                w.right, w.reason, w.grant_with
+            )?;
+        }
+    }
+    writeln!(out, "  mounts:")?;
+    for m in &p.mounts {
+        let mode = if m.read_only { "ro" } else { "rw" };
+        let prop = m
+            .propagation
+            .as_deref()
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default();
+        writeln!(out, "    {} -> {} ({mode}{prop})", m.source, m.target)?;
+    }
+    writeln!(
+        out,
+        "  capabilities: drop [{}] add [{}]",
+        p.cap_drop.join(", "),
+        p.cap_add.join(", ")
+    )?;
+    writeln!(
+        out,
+        "  namespaces: network {}, pid {}, uts {}, ipc {}",
+        p.network_mode,
+        p.pid_mode.as_deref().unwrap_or("private"),
+        p.uts_mode.as_deref().unwrap_or("private"),
+        p.ipc_mode.as_deref().unwrap_or("docker default")
+    )?;
+    writeln!(out, "  security options: {}", p.security_opt.join(", "))?;
+    if !p.device_cgroup_rules.is_empty() || !p.devices.is_empty() {
+        let devices: Vec<&str> = p.devices.iter().map(|d| d.path_on_host.as_str()).collect();
+        writeln!(
+            out,
+            "  devices: [{}] cgroup rules [{}]",
+            devices.join(", "),
+            p.device_cgroup_rules.join(", ")
+        )?;
+    }
+    for note in &p.notes {
+        writeln!(out, "  note: {note}")?;
+    }
+    Ok(())
+}

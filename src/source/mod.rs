@@ -1,0 +1,148 @@
+//! Reading config files into a position-carrying value tree.
+//!
+//! The Supervisor validates a plain Python dict; we validate a [`Node`] tree that is the same
+//! data plus the line and column of every value, so each diagnostic can point at its cause.
+//! YAML goes through serde-saphyr with resource budgets (untrusted input); JSON through a small
+//! strict parser of our own, because serde_json keeps no positions.
+
+mod json;
+mod node;
+mod yaml;
+
+pub use node::{Node, Pos, Value};
+
+use std::path::Path;
+
+/// Files larger than this are refused before parsing. Real add-on configs are a few KiB; the
+/// largest in the corpus is under 40 KiB.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// Nesting deeper than this is refused (real configs nest 4 levels).
+pub const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("file is {size} bytes, larger than the {limit} byte limit for config files")]
+    TooLarge { size: u64, limit: usize },
+    #[error("file is not valid UTF-8 (invalid byte at offset {offset})")]
+    NotUtf8 {
+        offset: usize,
+        line: u32,
+        column: u32,
+    },
+    #[error("file is empty")]
+    Empty,
+    #[error("{message}")]
+    Syntax { message: String, pos: Pos },
+}
+
+impl SourceError {
+    /// Where in the file the problem is, when it has a place.
+    pub fn pos(&self) -> Option<Pos> {
+        match self {
+            SourceError::NotUtf8 { line, column, .. } => Some(Pos {
+                line: *line,
+                column: *column,
+            }),
+            SourceError::Syntax { pos, .. } => Some(*pos),
+            _ => None,
+        }
+    }
+}
+
+/// The format of a config file, decided by its extension as the Supervisor does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()? {
+            "yaml" | "yml" => Some(Format::Yaml),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A file's text, kept for snippets.
+#[derive(Clone, Debug)]
+pub struct SourceText {
+    pub text: String,
+}
+
+impl SourceText {
+    /// The text of 1-based line `line`, without its line break.
+    pub fn line(&self, line: u32) -> Option<&str> {
+        if line == 0 {
+            return None;
+        }
+        self.text.lines().nth(line as usize - 1)
+    }
+}
+
+/// Decode bytes as UTF-8, reporting the position of the first bad byte.
+pub fn decode(bytes: &[u8]) -> Result<&str, SourceError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.strip_prefix('\u{feff}').unwrap_or(text)),
+        Err(err) => {
+            let offset = err.valid_up_to();
+            let before = std::str::from_utf8(&bytes[..offset]).unwrap_or_default();
+            let line = before.matches('\n').count() as u32 + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+            Err(SourceError::NotUtf8 {
+                offset,
+                line,
+                column,
+            })
+        }
+    }
+}
+
+/// Parse text of the given format into a tree. An empty document is an error: the Supervisor
+/// reads it as `None` and rejects it, and there is nothing useful to validate.
+pub fn parse(text: &str, format: Format) -> Result<Node, SourceError> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(SourceError::TooLarge {
+            size: text.len() as u64,
+            limit: MAX_CONFIG_BYTES,
+        });
+    }
+    if text.trim().is_empty() {
+        return Err(SourceError::Empty);
+    }
+    match format {
+        Format::Yaml => yaml::parse(text),
+        Format::Json => json::parse(text),
+    }
+}
+
+/// Read and parse one file, with the size limit checked before reading it whole.
+pub fn load(
+    path: &Path,
+    format: Format,
+) -> Result<(Node, SourceText), (SourceError, Option<SourceText>)> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| (SourceError::Io(e), None))?
+        .len();
+    if size > MAX_CONFIG_BYTES as u64 {
+        return Err((
+            SourceError::TooLarge {
+                size,
+                limit: MAX_CONFIG_BYTES,
+            },
+            None,
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| (SourceError::Io(e), None))?;
+    let text = decode(&bytes).map_err(|e| (e, None))?.to_owned();
+    let source = SourceText { text };
+    match parse(&source.text, format) {
+        Ok(node) => Ok((node, source)),
+        Err(err) => Err((err, Some(source))),
+    }
+}
