@@ -105,8 +105,21 @@ impl PlanFlags {
             grants,
             repository: self.repository.clone(),
             data_root: data_root.to_string_lossy().into_owned(),
-            host: policy::HostFacts::default(),
+            host: policy::HostFacts {
+                arch: Some(host_arch().to_owned()),
+                ..policy::HostFacts::default()
+            },
         })
+    }
+}
+
+/// The Supervisor's name of this machine's architecture.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "aarch64",
+        "arm" => "armv7",
+        "x86" => "i386",
+        _ => "amd64",
     }
 }
 

@@ -153,7 +153,7 @@ pub enum PolicyError {
 pub struct HostFacts {
     /// The host has GPIO devices (`/sys/class/gpio` and `/sys/devices/platform/soc` exist).
     pub gpio_sysfs: bool,
-    /// The host architecture, for `{arch}` in image names.
+    /// The host architecture, for `{arch}` in image names (default amd64).
     pub arch: Option<String>,
     /// The host machine type, for `{machine}` in image names.
     pub machine: Option<String>,
@@ -991,13 +991,12 @@ impl<'a> Decision<'a> {
     /// The image reference with `{arch}`/`{machine}` filled in and the version as tag; a
     /// config without `image` is built locally as `local/{arch}-addon-{slug}`.
     fn image(&self) -> String {
-        let arch = self.options.host.arch.clone().unwrap_or_else(|| {
-            if self.config.arch.iter().any(|a| a == "amd64") || self.config.arch.is_empty() {
-                "amd64".into()
-            } else {
-                self.config.arch[0].clone()
-            }
-        });
+        let arch = self
+            .options
+            .host
+            .arch
+            .clone()
+            .unwrap_or_else(|| "amd64".into());
         let machine = self
             .options
             .host

@@ -1,0 +1,57 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The corpus of real add-ons (`../shared/corpus` beside the checkout, or
+/// `$ADDON_SANDBOX_CORPUS`). None, with a printed reason, when it is absent and not required;
+/// a panic when `REQUIRE_CORPUS=1`.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("ADDON_SANDBOX_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+    if dir.join("expected").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("REQUIRE_CORPUS").as_deref() == Ok("1") {
+        panic!("REQUIRE_CORPUS=1 but no corpus at {}", dir.display());
+    }
+    eprintln!(
+        "skipped: no corpus at {} (set REQUIRE_CORPUS=1 to fail instead)",
+        dir.display()
+    );
+    None
+}
+
+/// Every expected record of the corpus, in file order.
+pub fn expected_records(corpus: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join("expected"))
+        .expect("read expected/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    let mut records = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read expected file");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            records.push(serde_json::from_str(line).expect("expected line is JSON"));
+        }
+    }
+    records
+}
+
+/// A temporary add-on folder holding `config.yaml` with the given text.
+pub fn addon_dir(config_yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), config_yaml).expect("write config");
+    dir
+}
+
+/// The smallest valid config, plus extra lines.
+pub fn minimal(extra: &str) -> String {
+    format!(
+        "name: Test\nversion: \"1.0.0\"\nslug: test\ndescription: A test add-on\narch: [amd64, aarch64]\n{extra}"
+    )
+}
