@@ -21,6 +21,8 @@ pub struct Addon {
     pub has_apparmor_txt: bool,
     /// The profile name in `apparmor.txt`, when the file is installable.
     pub apparmor_profile: Option<String>,
+    /// The `slug` as written, when it is a string (reported even for invalid configs).
+    pub raw_slug: Option<String>,
 }
 
 impl Addon {
@@ -47,7 +49,10 @@ impl Addon {
 
     /// The config slug when it could be read (even from an invalid config), for reports.
     pub fn slug(&self) -> Option<&str> {
-        self.config.as_ref().map(|c| c.slug.as_str())
+        self.config
+            .as_ref()
+            .map(|c| c.slug.as_str())
+            .or(self.raw_slug.as_deref())
     }
 }
 
@@ -60,6 +65,7 @@ pub fn load(dir: &Path) -> Addon {
         diagnostics: Vec::new(),
         has_apparmor_txt: false,
         apparmor_profile: None,
+        raw_slug: None,
     };
     let present: Vec<PathBuf> = CONFIG_NAMES
         .iter()
@@ -98,6 +104,7 @@ pub fn load(dir: &Path) -> Addon {
     match source::load(&config_path, format) {
         Ok((root, text)) => {
             let mut sink = Sink::new(&config_path, Some(&text));
+            addon.raw_slug = root.get("slug").and_then(|s| s.as_str()).map(str::to_owned);
             addon.config = config::validate::validate(&root, &mut sink);
             addon.diagnostics.append(&mut sink.diagnostics);
         }

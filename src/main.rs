@@ -279,7 +279,9 @@ fn print_check(out: &mut impl Write, a: &Addon) -> Result<()> {
         a.dir.display(),
         a.slug().unwrap_or("?")
     )?;
-    for d in &a.diagnostics {
+    let mut diagnostics: Vec<_> = a.diagnostics.iter().collect();
+    diagnostics.sort_by(|x, y| (&x.file, x.line, x.column).cmp(&(&y.file, y.line, y.column)));
+    for d in diagnostics {
         write!(out, "{d}")?;
     }
     Ok(())

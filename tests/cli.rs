@@ -1,0 +1,340 @@
+//! The command line as other tools use it: exit codes, JSON field names, human output.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run addon-sandbox")
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn check_json_has_the_documented_fields_and_exit_status() {
+    let ok = run(&[
+        "check",
+        "--json",
+        "examples/mqtt-bridge",
+        "examples/network-monitor",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let lines = json_lines(&ok);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        keys(&lines[0]),
+        ["path", "slug", "valid", "errors", "warnings"]
+    );
+    assert_eq!(lines[0]["slug"], "mqtt_bridge");
+    assert_eq!(lines[0]["valid"], true);
+
+    let bad = run(&[
+        "check",
+        "--json",
+        "tests/fixtures/bad-addon",
+        "examples/mqtt-bridge",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    let lines = json_lines(&bad);
+    assert_eq!(lines[0]["valid"], false);
+    assert_eq!(lines[0]["slug"], "bad addon");
+    let error = &lines[0]["errors"][0];
+    assert_eq!(
+        keys(error),
+        ["message", "file", "line", "column", "snippet"]
+    );
+    assert!(error["file"].as_str().unwrap().ends_with("config.yaml"));
+    assert_eq!(lines[1]["valid"], true);
+}
+
+#[test]
+fn check_reports_every_error_of_the_bad_fixture_at_once() {
+    let out = run(&["check", "--json", "tests/fixtures/bad-addon"]);
+    let report = &json_lines(&out)[0];
+    let lines: Vec<u64> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    // slug, arch, init, apparmor, ports x2, map read_only, environment, privileged, image
+    for line in [4, 6, 7, 9, 11, 12, 16, 19, 21, 22] {
+        assert!(lines.contains(&line), "no error on line {line}: {lines:?}");
+    }
+    let warnings: Vec<&str> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("device-tree") && w.contains("devicetree")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("share:RW")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("no 'type'")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("startup: before")),
+        "{warnings:?}"
+    );
+}
+
+/// The human output of `check` for the bad fixture, compared with a reviewed snapshot.
+/// Regenerate with `UPDATE_SNAPSHOTS=1 cargo test --test cli` and review the diff.
+#[test]
+fn check_human_output_snapshot() {
+    let out = run(&["check", "tests/fixtures/bad-addon"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let snapshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/check-bad-addon.txt");
+    if std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        std::fs::write(&snapshot, &text).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(&snapshot).expect("snapshot exists (UPDATE_SNAPSHOTS=1 to create)");
+    assert_eq!(
+        text, expected,
+        "check output changed; review and UPDATE_SNAPSHOTS=1 if intended"
+    );
+}
+
+#[test]
+fn rate_json_factors_add_up() {
+    let out = run(&[
+        "rate",
+        "--json",
+        "examples/network-monitor",
+        "examples/mqtt-bridge",
+    ]);
+    assert!(out.status.success());
+    let lines = json_lines(&out);
+    assert_eq!(keys(&lines[0]), ["path", "slug", "rating", "factors"]);
+    for line in &lines {
+        let sum: i64 = 5 + line["factors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["delta"].as_i64().unwrap())
+            .sum::<i64>();
+        assert_eq!(Some(sum), line["rating"].as_i64(), "{line}");
+    }
+    // docker_api and full_access pin the rating to 1; ingress + auth_api + nothing risky is 7.
+    assert_eq!(lines[0]["rating"], 1);
+    assert_eq!(lines[1]["rating"], 7);
+}
+
+const PLAN_FIELDS: [&str; 23] = [
+    "path",
+    "full_slug",
+    "rating",
+    "policy",
+    "protected",
+    "granted",
+    "withheld",
+    "mounts",
+    "cap_add",
+    "cap_drop",
+    "network_mode",
+    "pid_mode",
+    "uts_mode",
+    "ipc_mode",
+    "security_opt",
+    "device_cgroup_rules",
+    "devices",
+    "tmpfs",
+    "ulimits",
+    "env_keys",
+    "ports",
+    "container_name",
+    "image",
+];
+
+fn plan(args: &[&str]) -> Value {
+    let out = run(&[&["plan", "--json", "--data-root", "/srv/ha"], args].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_lines(&out).remove(0)
+}
+
+#[test]
+fn plan_json_strict_withholds_host_rights() {
+    let p = plan(&["examples/network-monitor"]);
+    for field in PLAN_FIELDS {
+        assert!(p.get(field).is_some(), "missing {field}");
+    }
+    assert_eq!(p["full_slug"], "local_network_monitor");
+    assert_eq!(p["policy"], "strict");
+    assert_eq!(p["protected"], true);
+    assert_eq!(p["network_mode"], "default");
+    assert_eq!(p["pid_mode"], Value::Null);
+    assert_eq!(p["cap_drop"], serde_json::json!(["ALL"]));
+    let withheld: Vec<&str> = p["withheld"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["right"].as_str().unwrap())
+        .collect();
+    for right in [
+        "host_network",
+        "host_pid",
+        "docker_api",
+        "SYS_ADMIN",
+        "NET_RAW",
+        "full_access",
+        "admin_role",
+        "unconfined",
+    ] {
+        assert!(
+            withheld.contains(&right),
+            "{right} not withheld: {withheld:?}"
+        );
+    }
+    let w = &p["withheld"][0];
+    assert_eq!(keys(w), ["right", "reason", "grant_with"]);
+    assert!(
+        !p["cap_add"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "SYS_ADMIN")
+    );
+    let mount = &p["mounts"][0];
+    assert_eq!(
+        keys(mount),
+        ["source", "target", "read_only", "propagation"]
+    );
+    assert_eq!(mount["source"], "/srv/ha/apps/data/local_network_monitor");
+    assert!(
+        !p["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["target"] == "/run/docker.sock")
+    );
+    assert!(
+        p["security_opt"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "no-new-privileges:true")
+    );
+}
+
+#[test]
+fn plan_grants_and_protection_off() {
+    let granted = plan(&[
+        "examples/network-monitor",
+        "--grant",
+        "host_network",
+        "--grant",
+        "sys_admin",
+    ]);
+    assert_eq!(granted["network_mode"], "host");
+    assert!(
+        granted["cap_add"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "SYS_ADMIN")
+    );
+    assert!(
+        !granted["cap_add"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "NET_RAW")
+    );
+    assert_eq!(granted["pid_mode"], Value::Null);
+
+    let off = plan(&["examples/network-monitor", "--protection", "off"]);
+    assert_eq!(off["withheld"], serde_json::json!([]));
+    assert_eq!(off["pid_mode"], "host");
+    assert_eq!(off["ipc_mode"], "host");
+    assert!(
+        off["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["target"] == "/run/docker.sock")
+    );
+    assert_eq!(off["device_cgroup_rules"], serde_json::json!(["a *:* rwm"]));
+
+    let bad = run(&["plan", "examples/network-monitor", "--grant", "root_please"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown right 'root_please'"));
+}
+
+#[test]
+fn plan_supervisor_mode_and_repository() {
+    let p = plan(&[
+        "examples/network-monitor",
+        "--policy",
+        "supervisor",
+        "--repository",
+        "core",
+    ]);
+    assert_eq!(p["full_slug"], "core_network_monitor");
+    assert_eq!(p["cap_drop"], serde_json::json!([]));
+    assert_eq!(p["network_mode"], "host");
+    assert_eq!(
+        p["security_opt"],
+        serde_json::json!(["seccomp=unconfined", "apparmor=unconfined"])
+    );
+    let bad = run(&[
+        "plan",
+        "examples/network-monitor",
+        "--policy",
+        "supervisor",
+        "--grant",
+        "host_pid",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn repository_folder_is_searched() {
+    let out = run(&["check", "--json", "examples"]);
+    assert!(out.status.success());
+    let slugs: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|l| l["slug"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(slugs, ["media_server", "mqtt_bridge", "network_monitor"]);
+    let missing = run(&["check", "no/such/folder"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let _ = PathBuf::new();
+}
