@@ -94,9 +94,9 @@ pub fn validate(root: &Node, sink: &mut Sink) -> Option<AddonConfig> {
         );
         return None;
     };
-    if !root.get("name").is_some_and(Node::truthy) {
-        let pos = root.get_entry("name").map_or(root.pos, |(_, v)| v.pos);
-        sink.error(pos, "'name' is required and must not be empty");
+    // A missing `name` is reported once, as a missing required key, by the schema below.
+    if let Some(name) = root.get("name").filter(|n| !n.truthy()) {
+        sink.error(name.pos, "'name' is required and must not be empty");
     }
     warn_duplicates(original, sink);
 
