@@ -144,6 +144,10 @@ pub enum PolicyError {
         path: String,
         why: String,
     },
+    #[error(
+        "slug {0:?} ends in a line break: the Supervisor's pattern lets it through, but it cannot name a container or a profile"
+    )]
+    BadSlug(String),
     #[error("data root '{0}' must be an absolute path without '..' or control characters")]
     BadDataRoot(String),
 }
@@ -273,6 +277,13 @@ pub fn decide(
     options: &PlanOptions,
 ) -> Result<SandboxPlan, PolicyError> {
     check_repository(&options.repository)?;
+    if !config
+        .slug
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(PolicyError::BadSlug(config.slug.clone()));
+    }
     check_data_root(&options.data_root)?;
     if options.policy == PolicyMode::Supervisor && !options.grants.is_empty() {
         return Err(PolicyError::GrantInSupervisorMode);

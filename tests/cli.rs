@@ -338,3 +338,19 @@ fn repository_folder_is_searched() {
     assert_eq!(missing.status.code(), Some(1));
     let _ = PathBuf::new();
 }
+
+#[test]
+fn slug_with_a_trailing_line_break_is_valid_but_cannot_be_planned() {
+    // Python's `$` matches before a final line break, so the Supervisor accepts this slug;
+    // it must not reach a container or profile name.
+    let dir = common::addon_dir(&common::minimal("").replace("slug: test\n", "slug: |\n  test\n"));
+    let path = dir.path().to_str().unwrap();
+    assert!(run(&["check", path]).status.success());
+    let out = run(&["plan", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line break"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -126,8 +126,16 @@ pub fn validate(root: &Node, sink: &mut Sink) -> Option<AddonConfig> {
         }
     }
 
+    // Last occurrence wins, as in a Python dict.
+    let index = migrated
+        .as_map()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str()?, v)))
+        .collect();
     let mut v = Validator {
         root: &migrated,
+        index,
         sink,
     };
     let config = v.build();
@@ -187,12 +195,13 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 struct Validator<'a, 's> {
     root: &'a Node,
+    index: std::collections::HashMap<&'a str, &'a Node>,
     sink: &'a mut Sink<'s>,
 }
 
 impl<'a> Validator<'a, '_> {
     fn get(&self, key: &str) -> Option<&'a Node> {
-        self.root.get(key)
+        self.index.get(key).copied()
     }
 
     fn fail(&mut self, pos: Pos, key: &str, message: impl AsRef<str>) {
