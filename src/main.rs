@@ -133,7 +133,7 @@ fn absolute(dir: &Path) -> Result<PathBuf> {
 }
 
 fn default_data_root() -> PathBuf {
-    // SAFETY-free check of root: the effective uid is what decides write access to /var/lib.
+    // /proc/self belongs to the effective uid: root may write /var/lib, others may not.
     let is_root = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
