@@ -1002,22 +1002,11 @@ impl<'a> Decision<'a> {
     /// The image reference with `{arch}`/`{machine}` filled in and the version as tag; a
     /// config without `image` is built locally as `local/{arch}-addon-{slug}`.
     fn image(&self) -> String {
-        let arch = self
-            .options
-            .host
-            .arch
-            .clone()
-            .unwrap_or_else(|| "amd64".into());
-        let machine = self
-            .options
-            .host
-            .machine
-            .clone()
-            .unwrap_or_else(|| "qemux86-64".into());
+        let host = &self.options.host;
+        let arch = host.arch.as_deref().unwrap_or("amd64");
+        let machine = host.machine.as_deref().unwrap_or("qemux86-64");
         let repo = match &self.config.image {
-            Some(image) => image
-                .replace("{arch}", &arch)
-                .replace("{machine}", &machine),
+            Some(image) => image.replace("{arch}", arch).replace("{machine}", machine),
             None => format!("local/{arch}-addon-{}", self.config.slug),
         };
         format!("{repo}:{}", self.config.version)

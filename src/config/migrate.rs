@@ -299,10 +299,7 @@ pub fn advise(root: &Node, sink: &mut Sink) {
     // ingress_port: 0 asks for a port from 62000-65500; a published container port in that
     // range could collide with it.
     // `config.get("ingress_port") == 0` in Python: `false` and `0.0` compare equal to 0 too.
-    let dynamic = truthy("ingress")
-        && root.get("ingress_port").is_some_and(|p| {
-            matches!(p.value, Value::Int(0) | Value::Bool(false)) || p.value == Value::Float(0.0)
-        });
+    let dynamic = truthy("ingress") && root.get("ingress_port").is_some_and(Node::equals_zero);
     if dynamic && let Some(ports) = root.get("ports").and_then(Node::as_map) {
         for (key, _) in ports {
             let Some(k) = key.as_str() else { continue };

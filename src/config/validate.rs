@@ -369,12 +369,7 @@ impl<'a> Validator<'a, '_> {
             // vol.Any(network_port, vol.Equal(0)): Python's 0 == False == 0.0.
             match rules::network_port(n) {
                 Ok(p) => Ok(IngressPort::Fixed(p)),
-                Err(_)
-                    if matches!(n.value, Value::Int(0) | Value::Bool(false))
-                        || n.value == Value::Float(0.0) =>
-                {
-                    Ok(IngressPort::Dynamic)
-                }
+                Err(_) if n.equals_zero() => Ok(IngressPort::Dynamic),
                 Err(e) => Err(format!("{e} (or 0 for a dynamic port)")),
             }
         });

@@ -87,6 +87,16 @@ impl Node {
         }
     }
 
+    /// Python's `value == 0`: also true for `False` and `0.0`.
+    pub fn equals_zero(&self) -> bool {
+        match self.value {
+            Value::Int(i) => i == 0,
+            Value::Bool(b) => !b,
+            Value::Float(f) => f == 0.0,
+            _ => false,
+        }
+    }
+
     /// A short name of the value's type, as a person reading the config would say it.
     pub fn kind(&self) -> &'static str {
         match &self.value {
