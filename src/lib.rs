@@ -29,3 +29,4 @@ pub mod policy;
 pub mod rating;
 pub mod report;
 pub mod source;
+pub mod profile;

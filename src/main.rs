@@ -12,7 +12,7 @@ use addon_sandbox::addon::{self, Addon};
 use addon_sandbox::diag::Diagnostic;
 use addon_sandbox::plan::{PolicyMode, SandboxPlan};
 use addon_sandbox::policy::{self, PlanOptions, Right};
-use addon_sandbox::report;
+use addon_sandbox::{profile, report};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +48,22 @@ enum Command {
         paths: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        plan: PlanFlags,
+    },
+    /// The generated AppArmor profile of an add-on (least privilege, from its sandbox plan).
+    Profile {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Annotate every rule with the config key (or base policy) that caused it.
+        #[arg(long)]
+        explain: bool,
+        /// Write the profile to FILE instead of standard output (one add-on only).
+        #[arg(short = 'o', long = "output", value_name = "FILE", conflicts_with = "out_dir")]
+        output: Option<PathBuf>,
+        /// Write one profile per add-on into DIR, each named by the add-on's full slug.
+        #[arg(long = "out", value_name = "DIR")]
+        out_dir: Option<PathBuf>,
         #[command(flatten)]
         plan: PlanFlags,
     },
@@ -224,6 +240,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Profile {
+            paths,
+            explain,
+            output,
+            out_dir,
+            plan,
+        } => profile_command(
+            &mut out,
+            &paths,
+            explain,
+            output.as_deref(),
+            out_dir.as_deref(),
+            &plan,
+        ),
         Command::Plan { paths, json, plan } => {
             let options = plan.options()?;
             let (addons, problems) = collect(&paths);
@@ -262,6 +292,89 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+/// The plans of the valid add-ons under `paths`; problems are printed, and `ok` says whether
+/// there were any.
+fn plans(paths: &[PathBuf], options: &PlanOptions) -> (Vec<(Addon, SandboxPlan)>, bool) {
+    let (addons, problems) = collect(paths);
+    let mut ok = problems.is_empty();
+    for p in &problems {
+        eprint!("{p}");
+    }
+    let mut out = Vec::new();
+    for a in addons {
+        let Some(config) = a.config.as_ref().filter(|_| a.valid()) else {
+            ok = false;
+            print_invalid(&a);
+            continue;
+        };
+        match policy::decide(config, a.apparmor_profile.is_some(), options) {
+            Ok(plan) => out.push((a, plan)),
+            Err(err) => {
+                ok = false;
+                eprintln!("error: {}: {err}", a.dir.display());
+            }
+        }
+    }
+    (out, ok)
+}
+
+fn profile_command(
+    out: &mut impl Write,
+    paths: &[PathBuf],
+    explain: bool,
+    output: Option<&Path>,
+    out_dir: Option<&Path>,
+    flags: &PlanFlags,
+) -> Result<ExitCode> {
+    let options = flags.options()?;
+    let (plans, mut ok) = plans(paths, &options);
+    if plans.len() > 1 && out_dir.is_none() {
+        anyhow::bail!(
+            "{} add-ons found: give --out DIR to write one profile per add-on",
+            plans.len()
+        );
+    }
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    for (a, plan) in &plans {
+        let text = match profile::generate(plan).and_then(|p| p.render(explain)) {
+            Ok(text) => text,
+            Err(err) => {
+                ok = false;
+                eprintln!("error: {}: {err}", a.dir.display());
+                continue;
+            }
+        };
+        let target = match (output, out_dir) {
+            (Some(file), _) => Some(file.to_path_buf()),
+            (None, Some(dir)) => Some(dir.join(&plan.full_slug)),
+            (None, None) => None,
+        };
+        match target {
+            Some(file) => write_atomically(&file, text.as_bytes())?,
+            None => out.write_all(text.as_bytes())?,
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Write through a temporary file in the same directory, so a reader never sees half a file.
+fn write_atomically(file: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.persist(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
 }
 
 fn print_invalid(a: &Addon) {

@@ -45,12 +45,56 @@ pub struct Mount {
     pub read_only: bool,
     /// `rslave` for share and media (mounts made on the host later appear inside).
     pub propagation: Option<String>,
+    /// What is mounted: the AppArmor profile writes different rules for each kind.
+    pub kind: MountKind,
     /// Read-only without making the submounts read-only (only `/dev`).
     #[serde(skip)]
     pub non_recursive: bool,
     /// The config key (or base policy) that caused this mount.
     #[serde(skip)]
     pub origin: String,
+}
+
+/// What a mount carries. The profile needs it: a read-only socket can still be connected to
+/// (that takes AppArmor's `w`), a file mount has no subtree, and `/dev` is governed by the
+/// device rules instead of the mount rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountKind {
+    /// A directory tree.
+    Directory,
+    /// A single regular file.
+    File,
+    /// A single unix socket the add-on connects to (`/run/docker.sock`).
+    Socket,
+    /// A directory holding unix sockets the add-on connects to (`/run/dbus`, `/run/audio`).
+    SocketDirectory,
+    /// The host's `/dev`; access to its nodes is decided by the device classes.
+    Devices,
+}
+
+/// A class of host devices the add-on may open (cgroup rules plus profile rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceClass {
+    Video,
+    Uart,
+    Usb,
+    Gpio,
+    /// Every device node (`full_access`).
+    FullAccess,
+}
+
+impl DeviceClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceClass::Video => "video",
+            DeviceClass::Uart => "uart",
+            DeviceClass::Usb => "usb",
+            DeviceClass::Gpio => "gpio",
+            DeviceClass::FullAccess => "full_access",
+        }
+    }
 }
 
 /// A device node passed into the container.
@@ -107,6 +151,8 @@ pub struct SandboxPlan {
     pub security_opt: Vec<String>,
     pub device_cgroup_rules: Vec<String>,
     pub devices: Vec<Device>,
+    /// The device classes granted, in order.
+    pub device_classes: Vec<DeviceClass>,
     pub tmpfs: BTreeMap<String, String>,
     pub ulimits: Vec<UlimitSpec>,
     pub env_keys: Vec<String>,

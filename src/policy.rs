@@ -11,7 +11,7 @@ use std::fmt;
 
 use crate::config::{AddonConfig, Capability, IngressPort, MapType, Role};
 use crate::plan::{
-    Confinement, Device, Mount, PolicyMode, PortBinding, SandboxPlan, UlimitSpec, Withheld,
+    Confinement, DeviceClass, MountKind, Device, Mount, PolicyMode, PortBinding, SandboxPlan, UlimitSpec, Withheld,
 };
 use crate::rating::{self, ApparmorMode};
 
@@ -148,6 +148,8 @@ pub enum PolicyError {
         "slug {0:?} ends in a line break: the Supervisor's pattern lets it through, but it cannot name a container or a profile"
     )]
     BadSlug(String),
+    #[error("device '{path}' {why}")]
+    BadDevicePath { path: String, why: String },
     #[error("data root '{0}' must be an absolute path without '..' or control characters")]
     BadDataRoot(String),
 }
@@ -192,14 +194,13 @@ const SYSTEM_DIRS: [&str; 15] = [
     "/sbin", "/sys", "/usr", "/var/run", "/init",
 ];
 
-/// Check a target path from the config: absolute, normalised, literal (no AppArmor pattern
-/// characters), not `/` and not over a system directory.
-pub fn check_target_path(path: &str) -> Result<(), String> {
+/// Check a path from the config that reaches the profile and the Docker body: absolute,
+/// normalised and literal (no AppArmor pattern characters, quotes or control characters).
+/// The profile quotes and escapes as well; rejecting here keeps a surprising path from ever
+/// meaning something else in one of the two places.
+pub fn check_literal_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err("must be absolute".into());
-    }
-    if path == "/" {
-        return Err("must not be '/'".into());
     }
     if path.chars().any(|c| c.is_control()) {
         return Err("must not contain control characters".into());
@@ -221,21 +222,44 @@ pub fn check_target_path(path: &str) -> Result<(), String> {
                 | '$'
                 | '='
                 | '\''
+                | '~'
         )
     }) {
         return Err(format!("must not contain '{c}'"));
     }
-    if path.ends_with('/') || path.contains("//") || path.split('/').any(|s| s == "." || s == "..")
+    if path != "/"
+        && (path.ends_with('/')
+            || path.contains("//")
+            || path.split('/').any(|s| s == "." || s == ".."))
     {
         return Err("must be normalised (no '.', '..', '//' or trailing '/')".into());
     }
     if path.split('/').any(|s| s != s.trim()) {
         return Err("must not have leading or trailing spaces in a component".into());
     }
+    Ok(())
+}
+
+/// Check a target path from the config: literal (see [`check_literal_path`]), not `/` and not
+/// over a system directory.
+pub fn check_target_path(path: &str) -> Result<(), String> {
+    check_literal_path(path)?;
+    if path == "/" {
+        return Err("must not be '/'".into());
+    }
     for dir in SYSTEM_DIRS {
         if path == dir || path.starts_with(&format!("{dir}/")) {
             return Err(format!("must not be inside the system directory {dir}"));
         }
+    }
+    Ok(())
+}
+
+/// Check a device path from the config: a literal path under `/dev`.
+pub fn check_device_path(path: &str) -> Result<(), String> {
+    check_literal_path(path)?;
+    if !path.starts_with("/dev/") {
+        return Err("must be under /dev".into());
     }
     Ok(())
 }
@@ -305,7 +329,7 @@ struct Decision<'a> {
     caps: BTreeSet<String>,
     devices: Vec<Device>,
     cgroup_rules: BTreeSet<String>,
-    dev_bind: bool,
+    device_classes: BTreeSet<DeviceClass>,
 }
 
 impl<'a> Decision<'a> {
@@ -322,7 +346,7 @@ impl<'a> Decision<'a> {
             caps: BTreeSet::new(),
             devices: Vec::new(),
             cgroup_rules: BTreeSet::new(),
-            dev_bind: false,
+            device_classes: BTreeSet::new(),
         }
     }
 
@@ -381,10 +405,22 @@ impl<'a> Decision<'a> {
     }
 
     fn mount(&mut self, source: String, target: &str, read_only: bool, origin: &str) {
+        self.mount_kind(source, target, MountKind::Directory, read_only, origin);
+    }
+
+    fn mount_kind(
+        &mut self,
+        source: String,
+        target: &str,
+        kind: MountKind,
+        read_only: bool,
+        origin: &str,
+    ) {
         self.mounts.push(Mount {
             source,
             target: target.to_owned(),
             read_only,
+            kind,
             propagation: None,
             non_recursive: false,
             origin: origin.to_owned(),
@@ -395,7 +431,7 @@ impl<'a> Decision<'a> {
         self.map_mounts()?;
         self.host_mounts();
         self.capabilities();
-        self.devices();
+        self.devices()?;
         Ok(())
     }
 
@@ -590,9 +626,10 @@ impl<'a> Decision<'a> {
                 )
             };
             if ok {
-                self.mount(
+                self.mount_kind(
                     "/run/docker.sock".into(),
                     "/run/docker.sock",
+                    MountKind::Socket,
                     true,
                     "docker_api: true",
                 );
@@ -606,22 +643,36 @@ impl<'a> Decision<'a> {
                 true
             };
             if ok {
-                self.mount("/run/dbus".into(), "/run/dbus", true, "host_dbus: true");
+                self.mount_kind(
+                    "/run/dbus".into(),
+                    "/run/dbus",
+                    MountKind::SocketDirectory,
+                    true,
+                    "host_dbus: true",
+                );
             }
         }
         if config.audio {
             self.grant("audio");
             let pulse = self.root(&format!("tmp/{}_pulse", self.full_slug));
-            self.mount(pulse, "/etc/pulse/client.conf", true, "audio: true");
-            self.mount(
-                self.root("audio/external"),
-                "/run/audio",
+            self.mount_kind(
+                pulse,
+                "/etc/pulse/client.conf",
+                MountKind::File,
                 true,
                 "audio: true",
             );
-            self.mount(
+            self.mount_kind(
+                self.root("audio/external"),
+                "/run/audio",
+                MountKind::SocketDirectory,
+                true,
+                "audio: true",
+            );
+            self.mount_kind(
                 self.root("audio/asound"),
                 "/etc/asound.conf",
+                MountKind::File,
                 true,
                 "audio: true",
             );
@@ -673,7 +724,7 @@ impl<'a> Decision<'a> {
         }
     }
 
-    fn devices(&mut self) {
+    fn devices(&mut self) -> Result<(), PolicyError> {
         let config = self.config;
         let full_access = config.full_access
             && if self.strict() {
@@ -686,38 +737,42 @@ impl<'a> Decision<'a> {
             };
         if full_access {
             self.cgroup_rules.insert("a *:* rwm".into());
-            self.dev_bind = true;
-            return;
+            self.device_classes.insert(DeviceClass::FullAccess);
+            return Ok(());
         }
-        let classes: [(bool, &str, &[&str]); 3] = [
+        let classes: [(bool, DeviceClass, &[&str]); 3] = [
             (
                 config.video,
-                "video",
+                DeviceClass::Video,
                 &["c 226:* rwm", "c 29:* rwm", "c 81:* rwm"],
             ),
             (
                 config.uart,
-                "uart",
+                DeviceClass::Uart,
                 &["c 166:* rwm", "c 188:* rwm", "c 204:* rwm"],
             ),
-            (config.usb, "usb", &["c 180:* rwm", "c 189:* rwm"]),
+            (config.usb, DeviceClass::Usb, &["c 180:* rwm", "c 189:* rwm"]),
         ];
-        for (wanted, name, rules) in classes {
+        for (wanted, class, rules) in classes {
             if wanted {
-                self.grant(name);
+                self.grant(class.name());
                 self.cgroup_rules
                     .extend(rules.iter().map(|r| r.to_string()));
-                self.dev_bind = true;
+                self.device_classes.insert(class);
             }
         }
         if config.gpio {
             // The gpio majors are dynamic (read from the host's udev database at launch).
             self.grant("gpio");
-            self.dev_bind = true;
+            self.device_classes.insert(DeviceClass::Gpio);
         }
         for path in &config.devices {
             self.granted.push(format!("device:{path}"));
             if self.strict() {
+                check_device_path(path).map_err(|why| PolicyError::BadDevicePath {
+                    path: path.clone(),
+                    why,
+                })?;
                 self.devices.push(Device {
                     path_on_host: path.clone(),
                     path_in_container: path.clone(),
@@ -725,6 +780,7 @@ impl<'a> Decision<'a> {
                 });
             }
         }
+        Ok(())
     }
 
     fn finish(mut self) -> SandboxPlan {
@@ -842,13 +898,14 @@ impl<'a> Decision<'a> {
 
         // /dev: the Supervisor always binds the host's /dev read-only and gates access with
         // cgroup rules; strict mode binds it only for the device classes that need it.
-        if !strict || self.dev_bind {
+        if !strict || !self.device_classes.is_empty() {
             self.mounts.insert(
                 0,
                 Mount {
                     source: "/dev".into(),
                     target: "/dev".into(),
                     read_only: true,
+                    kind: MountKind::Devices,
                     propagation: None,
                     non_recursive: true,
                     origin: if strict {
@@ -963,6 +1020,7 @@ impl<'a> Decision<'a> {
             security_opt,
             device_cgroup_rules: self.cgroup_rules.into_iter().collect(),
             devices: self.devices,
+            device_classes: self.device_classes.into_iter().collect(),
             tmpfs,
             ulimits,
             env_keys: env_keys.into_iter().collect(),

@@ -235,8 +235,9 @@ fn plan_json_strict_withholds_host_rights() {
     let mount = &p["mounts"][0];
     assert_eq!(
         keys(mount),
-        ["source", "target", "read_only", "propagation"]
+        ["source", "target", "read_only", "propagation", "kind"]
     );
+    assert_eq!(mount["kind"], "directory");
     assert_eq!(mount["source"], "/srv/ha/apps/data/local_network_monitor");
     assert!(
         !p["mounts"]

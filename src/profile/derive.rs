@@ -1,0 +1,531 @@
+//! Plan → rules (DESIGN §5). Each rule is paired with why it is there: a config key the plan
+//! granted, or the base policy. Nothing here reads the add-on's config: a right that is not in
+//! the plan cannot appear in the profile.
+
+use crate::plan::{DeviceClass, MountKind, SandboxPlan};
+use crate::policy::BASELINE_CAPS;
+
+use super::exclusion::deny_all_except;
+use super::rule::{AaPath, BadPath, Cap, FilePerms, Family, Peer, Rule, SockType};
+use super::ProfileError;
+
+/// Image code directories: readable, mappable and executable, never writable.
+pub const CODE_DIRS: &str = "/{bin,sbin,usr,lib,lib32,lib64,libx32,opt,app,command,package}/**";
+/// Directories whose subtree is executable code (for the W^X check of custom map targets).
+const CODE_ROOTS: [&str; 11] = [
+    "/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/app", "/command",
+    "/package",
+];
+/// s6-overlay scripts that live under the writable `/etc`.
+const S6_ETC: [&str; 3] = [
+    "/etc/s6-overlay/**",
+    "/etc/{cont-init.d,cont-finish.d,services.d,fix-attrs.d}/**",
+    "/etc/s6/**",
+];
+/// The container's own writable filesystem (a private overlay; add-ons write their
+/// configuration into /etc when they start).
+const PRIVATE_WRITABLE: [&str; 9] = [
+    "/tmp/{,**}",
+    "/run/{,**}",
+    "/var/run/{,**}",
+    "/dev/shm/{,**}",
+    "/etc/{,**}",
+    "/var/{,**}",
+    "/root/{,**}",
+    "/home/{,**}",
+    "/srv/{,**}",
+];
+
+const BASE: &str = "base";
+
+pub struct Derived {
+    pub rules: Vec<(Rule, String)>,
+}
+
+struct Out {
+    rules: Vec<(Rule, String)>,
+}
+
+impl Out {
+    fn push(&mut self, rule: Rule, why: impl Into<String>) {
+        self.rules.push((rule, why.into()));
+    }
+
+    fn file(&mut self, path: AaPath, perms: FilePerms, why: impl Into<String>) {
+        self.push(Rule::file(path, perms), why);
+    }
+
+    fn deny(&mut self, path: AaPath, perms: FilePerms, why: impl Into<String>) {
+        self.push(Rule::deny_file(path, perms), why);
+    }
+}
+
+fn bad(e: BadPath) -> ProfileError {
+    ProfileError::BadPath(e)
+}
+
+pub fn derive(plan: &SandboxPlan) -> Result<Derived, ProfileError> {
+    let mut out = Out { rules: Vec::new() };
+    let caps = capabilities(plan, &mut out)?;
+    let has = |name: &str| caps.iter().any(|c| c.name() == name);
+
+    network(has("net_raw"), &mut out);
+    ipc(has("sys_ptrace"), &mut out);
+    for op in ["mount", "umount", "pivot_root"] {
+        out.push(
+            Rule::DenyMount(op),
+            format!("{BASE}: no {op} (docker-default denies it too; SYS_ADMIN does not lift it)"),
+        );
+    }
+    image_files(&mut out);
+    proc_and_sys(plan, &mut out)?;
+    mounts(plan, &mut out)?;
+    devices(plan, has("sys_rawio"), &mut out)?;
+    host_sockets(plan, &mut out);
+    Ok(Derived { rules: out.rules })
+}
+
+fn capabilities(plan: &SandboxPlan, out: &mut Out) -> Result<Vec<Cap>, ProfileError> {
+    let mut caps = Vec::new();
+    for name in &plan.cap_add {
+        let cap = Cap::from_docker(name).ok_or_else(|| ProfileError::UnknownCapability(name.clone()))?;
+        let why = if BASELINE_CAPS.contains(&name.as_str()) {
+            format!("{BASE}: Docker default capability kept by protection mode ({name})")
+        } else {
+            format!("granted: {name}")
+        };
+        out.push(Rule::Capability(cap), why);
+        caps.push(cap);
+    }
+    Ok(caps)
+}
+
+fn network(net_raw: bool, out: &mut Out) {
+    for family in [Family::Inet, Family::Inet6] {
+        for kind in [SockType::Stream, SockType::Dgram] {
+            out.push(
+                Rule::Network {
+                    deny: false,
+                    family,
+                    kind: Some(kind),
+                },
+                format!("{BASE}: TCP, UDP and ping sockets"),
+            );
+        }
+    }
+    for kind in [SockType::Raw, SockType::Dgram] {
+        out.push(
+            Rule::Network {
+                deny: false,
+                family: Family::Netlink,
+                kind: Some(kind),
+            },
+            format!("{BASE}: netlink for interface and route queries"),
+        );
+    }
+    if net_raw {
+        for family in [Family::Inet, Family::Inet6, Family::Packet] {
+            out.push(
+                Rule::Network {
+                    deny: false,
+                    family,
+                    kind: Some(SockType::Raw),
+                },
+                "granted: NET_RAW",
+            );
+        }
+        out.push(
+            Rule::Network {
+                deny: false,
+                family: Family::Packet,
+                kind: Some(SockType::Dgram),
+            },
+            "granted: NET_RAW",
+        );
+    } else {
+        // Never `deny network raw`: that would also deny netlink raw.
+        for (family, kind) in [
+            (Family::Inet, Some(SockType::Raw)),
+            (Family::Inet6, Some(SockType::Raw)),
+            (Family::Packet, None),
+        ] {
+            out.push(
+                Rule::Network {
+                    deny: true,
+                    family,
+                    kind,
+                },
+                format!("{BASE}: no raw or packet sockets without NET_RAW"),
+            );
+        }
+    }
+}
+
+fn ipc(sys_ptrace: bool, out: &mut Out) {
+    out.push(
+        Rule::Unix {
+            perms: "create, bind, listen, getattr, setattr, getopt, setopt, shutdown",
+            kind: None,
+            peer: None,
+        },
+        format!("{BASE}: unix sockets of its own (s6-overlay supervises through them)"),
+    );
+    out.push(
+        Rule::Unix {
+            perms: "accept, connect, send, receive",
+            kind: None,
+            peer: Some(Peer::ItSelf),
+        },
+        format!("{BASE}: unix sockets only between the add-on's own processes"),
+    );
+    out.push(
+        Rule::Unix {
+            perms: "send, receive",
+            kind: None,
+            peer: Some(Peer::Label("unconfined")),
+        },
+        format!("{BASE}: the container engine's stdio and exec sockets"),
+    );
+    out.push(
+        Rule::Signal {
+            perms: "send, receive",
+            peer: Peer::ItSelf,
+        },
+        format!("{BASE}: signals between the add-on's own processes"),
+    );
+    out.push(
+        Rule::Signal {
+            perms: "receive",
+            peer: Peer::Label("{unconfined,runc,crun}"),
+        },
+        format!("{BASE}: docker stop and kill (the engine, runc or crun sends them)"),
+    );
+    out.push(
+        Rule::Ptrace {
+            perms: "read, readby",
+            peer: Peer::ItSelf,
+        },
+        format!("{BASE}: /proc of its own processes (ps, top)"),
+    );
+    out.push(
+        Rule::Ptrace {
+            perms: "readby",
+            peer: Peer::Label("unconfined"),
+        },
+        format!("{BASE}: the host may inspect the add-on's processes"),
+    );
+    if sys_ptrace {
+        out.push(
+            Rule::Ptrace {
+                perms: "trace, tracedby",
+                peer: Peer::ItSelf,
+            },
+            "granted: SYS_PTRACE (its own processes only)",
+        );
+    }
+}
+
+fn image_files(out: &mut Out) {
+    out.file(
+        AaPath::pattern("/{,**}"),
+        FilePerms::R,
+        format!("{BASE}: the image is readable"),
+    );
+    out.file(
+        AaPath::pattern(CODE_DIRS),
+        FilePerms::RMIX,
+        format!("{BASE}: image code runs from its code directories only"),
+    );
+    out.file(
+        AaPath::pattern("/init"),
+        FilePerms::RMIX,
+        format!("{BASE}: s6-overlay init"),
+    );
+    for dir in S6_ETC {
+        out.file(
+            AaPath::pattern(dir),
+            FilePerms::RIX,
+            format!("{BASE}: s6-overlay service scripts"),
+        );
+        out.deny(
+            AaPath::pattern(dir),
+            FilePerms::WL,
+            format!("{BASE}: s6-overlay scripts are code: never writable"),
+        );
+    }
+    out.file(
+        AaPath::pattern("/run/{s6,s6-rc*,service}/**"),
+        FilePerms::RIX,
+        format!("{BASE}: s6-overlay run directories (written and executed by s6 itself)"),
+    );
+    for dir in PRIVATE_WRITABLE {
+        out.file(
+            AaPath::pattern(dir),
+            FilePerms::RWLK,
+            format!("{BASE}: the container's private writable filesystem (not executable)"),
+        );
+    }
+    for (path, why) in [
+        ("/dev/{null,zero,full,random,urandom,tty,ptmx,console}", "standard devices"),
+        ("/dev/pts/*", "terminals"),
+        ("@{PROC}/@{pid}/{comm,oom_score_adj,task/@{tid}/comm}", "naming its own threads"),
+    ] {
+        out.file(AaPath::pattern(path), FilePerms::RW, format!("{BASE}: {why}"));
+    }
+}
+
+/// docker-default's `/proc` and `/sys` denies, with `/sys` exemptions for writable mounts the
+/// plan puts there (gpio).
+fn proc_and_sys(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
+    let why = format!("{BASE}: docker-default's /proc protections");
+    for (path, perms) in [
+        ("@{PROC}/*", FilePerms::WRITE),
+        (
+            "@{PROC}/{[^1-9],[^1-9][^0-9],[^1-9s][^0-9y][^0-9s],[^1-9][^0-9][^0-9][^0-9/]*}/**",
+            FilePerms::WRITE,
+        ),
+        ("@{PROC}/sys/[^k]**", FilePerms::WRITE),
+        ("@{PROC}/sys/kernel/{?,??,[^s][^h][^m]**}", FilePerms::WRITE),
+        ("@{PROC}/sysrq-trigger", FilePerms::ALL),
+        ("@{PROC}/kcore", FilePerms::ALL),
+    ] {
+        out.deny(AaPath::pattern(path), perms, why.clone());
+    }
+    let exempt: Vec<&str> = plan
+        .mounts
+        .iter()
+        .filter(|m| !m.read_only && m.target.starts_with("/sys/"))
+        .map(|m| &m.target["/sys/".len()..])
+        .collect();
+    let sys_why = format!("{BASE}: no writes to /sys (docker-default)");
+    if exempt.is_empty() {
+        out.deny(
+            AaPath::pattern("/sys/**"),
+            FilePerms::WRITE
+                .union(FilePerms::LINK)
+                .union(FilePerms::LOCK)
+                .union(FilePerms::EXEC),
+            sys_why,
+        );
+    } else {
+        for (literal, pattern) in deny_all_except("/sys/", &exempt) {
+            let path = AaPath::literal("/sys path", literal.trim_end_matches('/'))
+                .map_err(bad)?;
+            // The literal was trimmed of a trailing '/' for validation; put it back.
+            let path = if literal.ends_with('/') {
+                path.with_pattern(format!("/{pattern}"))
+            } else {
+                path.with_pattern(pattern)
+            };
+            out.deny(
+                path,
+                FilePerms::WRITE
+                    .union(FilePerms::LINK)
+                    .union(FilePerms::LOCK)
+                    .union(FilePerms::EXEC),
+                format!("{sys_why}, except the writable gpio paths"),
+            );
+        }
+    }
+    for path in [
+        "/sys/firmware/**",
+        "/sys/kernel/security/**",
+        "/sys/devices/virtual/powercap/**",
+    ] {
+        out.deny(
+            AaPath::pattern(path),
+            FilePerms::ALL,
+            format!("{BASE}: docker-default's /sys protections"),
+        );
+    }
+    Ok(())
+}
+
+fn mounts(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
+    for m in &plan.mounts {
+        if m.kind == MountKind::Devices {
+            continue;
+        }
+        let target = AaPath::literal("mount target", &m.target).map_err(bad)?;
+        let why = if m.origin.is_empty() {
+            format!("mount {}", m.target)
+        } else {
+            m.origin.clone()
+        };
+        let subtree = |p: &AaPath| p.clone().with_pattern("{,/**}");
+        match (m.kind, m.read_only) {
+            (MountKind::Directory, true) => {
+                out.file(subtree(&target), FilePerms::R, format!("{why} (read-only)"));
+                out.deny(
+                    subtree(&target),
+                    FilePerms::WL,
+                    format!("{why} (read-only)"),
+                );
+            }
+            (MountKind::Directory, false) => {
+                out.file(
+                    subtree(&target),
+                    FilePerms::RWLK,
+                    format!("{why} (read-write, not executable)"),
+                );
+                if under_code_dir(&m.target) {
+                    out.deny(
+                        subtree(&target),
+                        FilePerms::MX,
+                        format!("{why}: writable, so never executable"),
+                    );
+                }
+            }
+            (MountKind::File, true) => {
+                out.file(target.clone(), FilePerms::R, format!("{why} (read-only)"));
+                out.deny(target, FilePerms::WL, format!("{why} (read-only)"));
+            }
+            (MountKind::File, false) => {
+                out.file(target, FilePerms::RWLK, format!("{why} (read-write)"));
+            }
+            (MountKind::Socket, _) => {
+                out.file(target, FilePerms::RW, format!("{why} (connect to the socket)"));
+            }
+            (MountKind::SocketDirectory, _) => {
+                out.file(
+                    subtree(&target),
+                    FilePerms::RW,
+                    format!("{why} (connect to its sockets)"),
+                );
+            }
+            (MountKind::Devices, _) => {}
+        }
+    }
+    Ok(())
+}
+
+fn under_code_dir(path: &str) -> bool {
+    CODE_ROOTS
+        .iter()
+        .any(|root| path == *root || path.starts_with(&format!("{root}/")))
+}
+
+fn devices(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) -> Result<(), ProfileError> {
+    let classes = &plan.device_classes;
+    let has = |c: DeviceClass| classes.contains(&c);
+    for dev in &plan.devices {
+        let path = AaPath::literal("device", &dev.path_in_container).map_err(bad)?;
+        out.file(path, FilePerms::RWK, format!("devices: {}", dev.path_in_container));
+        if dev.path_in_container.starts_with("/dev/serial/") {
+            out.file(
+                AaPath::pattern("/dev/serial/{,**}"),
+                FilePerms::R,
+                format!("devices: {} (serial links)", dev.path_in_container),
+            );
+        }
+    }
+    let table: [(DeviceClass, &[(&str, FilePerms)]); 4] = [
+        (
+            DeviceClass::Uart,
+            &[
+                ("/dev/tty{S,USB,ACM,AMA,SAC}[0-9]*", FilePerms::RWK),
+                ("/dev/serial/{,**}", FilePerms::R),
+            ],
+        ),
+        (
+            DeviceClass::Usb,
+            &[
+                ("/dev/bus/usb/{,**}", FilePerms::RW),
+                ("/dev/hidraw[0-9]*", FilePerms::RW),
+            ],
+        ),
+        (
+            DeviceClass::Gpio,
+            &[
+                ("/dev/gpiochip[0-9]*", FilePerms::RW),
+                ("/dev/gpiomem", FilePerms::RW),
+            ],
+        ),
+        (
+            DeviceClass::Video,
+            &[
+                ("/dev/{video,fb,media,cec}[0-9]*", FilePerms::RW),
+                ("/dev/{vchiq,vcsm-cma,rpivid-*}", FilePerms::RW),
+                ("/dev/dri/{,**}", FilePerms::RW),
+            ],
+        ),
+    ];
+    for (class, rules) in table {
+        if has(class) {
+            for (path, perms) in rules {
+                out.file(AaPath::pattern(path), *perms, class.name());
+            }
+        }
+    }
+    if has(DeviceClass::FullAccess) {
+        out.file(
+            AaPath::pattern("/dev/**"),
+            FilePerms::RWK,
+            "full_access: every device node",
+        );
+    }
+    let raw_memory = sys_rawio && (has(DeviceClass::Gpio) || has(DeviceClass::FullAccess));
+    if raw_memory {
+        if has(DeviceClass::Gpio) {
+            out.file(
+                AaPath::pattern("/dev/mem"),
+                FilePerms::RW,
+                "gpio with SYS_RAWIO: /dev/mem",
+            );
+        }
+    } else {
+        out.deny(
+            AaPath::pattern("/dev/{mem,kmem,port}"),
+            FilePerms::ALL,
+            format!("{BASE}: no raw memory or I/O ports"),
+        );
+    }
+    Ok(())
+}
+
+/// Host sockets stay out unless the plan mounts them.
+fn host_sockets(plan: &SandboxPlan, out: &mut Out) {
+    let mounted = |target: &str| plan.mounts.iter().any(|m| m.target == target);
+    if !mounted("/run/docker.sock") {
+        out.deny(
+            AaPath::pattern("/{,var/}run/docker.sock"),
+            FilePerms::RW,
+            format!("{BASE}: no Docker socket (docker_api not granted)"),
+        );
+    } else {
+        out.push(
+            Rule::Unix {
+                perms: "connect, send, receive",
+                kind: Some(SockType::Stream),
+                peer: Some(Peer::Label("unconfined")),
+            },
+            "docker_api: true (the Docker engine)",
+        );
+    }
+    if !mounted("/run/dbus") {
+        out.deny(
+            AaPath::pattern("/{,var/}run/dbus/{,**}"),
+            FilePerms::RW,
+            format!("{BASE}: no host D-Bus (host_dbus not granted)"),
+        );
+    } else {
+        out.push(
+            Rule::Unix {
+                perms: "connect, send, receive",
+                kind: Some(SockType::Stream),
+                peer: Some(Peer::Label("unconfined")),
+            },
+            "host_dbus: true (the host's D-Bus daemon)",
+        );
+    }
+    if mounted("/run/audio") {
+        out.push(
+            Rule::Unix {
+                perms: "connect, send, receive",
+                kind: Some(SockType::Stream),
+                peer: Some(Peer::Label("{unconfined,hassio-audio{,//**}}")),
+            },
+            "audio: true (the audio server's socket)",
+        );
+    }
+}
