@@ -22,6 +22,7 @@
 //! ```
 
 pub mod addon;
+pub mod apparmor;
 pub mod config;
 pub mod diag;
 pub mod plan;

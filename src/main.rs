@@ -12,7 +12,7 @@ use addon_sandbox::addon::{self, Addon};
 use addon_sandbox::diag::Diagnostic;
 use addon_sandbox::plan::{PolicyMode, SandboxPlan};
 use addon_sandbox::policy::{self, PlanOptions, Right};
-use addon_sandbox::{profile, report};
+use addon_sandbox::{apparmor, profile, report};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +64,17 @@ enum Command {
         /// Write one profile per add-on into DIR, each named by the add-on's full slug.
         #[arg(long = "out", value_name = "DIR")]
         out_dir: Option<PathBuf>,
+        #[command(flatten)]
+        plan: PlanFlags,
+    },
+    /// Compare the generated profile with the add-on's own apparmor.txt: what each allows
+    /// that the other does not, and the attacker probes each lets through.
+    Compare {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// One JSON object per add-on per line.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         plan: PlanFlags,
     },
@@ -254,6 +265,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out_dir.as_deref(),
             &plan,
         ),
+        Command::Compare { paths, json, plan } => compare_command(&mut out, &paths, json, &plan),
         Command::Plan { paths, json, plan } => {
             let options = plan.options()?;
             let (addons, problems) = collect(&paths);
@@ -357,6 +369,54 @@ fn profile_command(
         match target {
             Some(file) => write_atomically(&file, text.as_bytes())?,
             None => out.write_all(text.as_bytes())?,
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn compare_command(
+    out: &mut impl Write,
+    paths: &[PathBuf],
+    json: bool,
+    flags: &PlanFlags,
+) -> Result<ExitCode> {
+    let options = flags.options()?;
+    let parser = apparmor::Parser::find()?;
+    let (plans, mut ok) = plans(paths, &options);
+    let mut items = Vec::new();
+    for (a, plan) in &plans {
+        let theirs_path = a.dir.join("apparmor.txt");
+        let theirs = match std::fs::read_to_string(&theirs_path) {
+            Ok(t) => t,
+            Err(err) => {
+                ok = false;
+                eprintln!(
+                    "error: {}: nothing to compare with: {err}",
+                    theirs_path.display()
+                );
+                continue;
+            }
+        };
+        let ours = match profile::generate(plan).and_then(|p| p.render(false)) {
+            Ok(t) => t,
+            Err(err) => {
+                ok = false;
+                eprintln!("error: {}: {err}", a.dir.display());
+                continue;
+            }
+        };
+        items.push((plan, ours, theirs));
+    }
+    let comparisons = apparmor::compare::compare_many(&parser, &items)?;
+    for c in &comparisons {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(c)?)?;
+        } else {
+            write!(out, "{}", apparmor::compare::render(c))?;
         }
     }
     Ok(if ok {

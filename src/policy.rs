@@ -769,13 +769,16 @@ impl<'a> Decision<'a> {
         for path in &config.devices {
             self.granted.push(format!("device:{path}"));
             if self.strict() {
+                // A trailing '/' names a directory of devices (`/dev/dvb/`): Docker passes
+                // every node under it. One is dropped so the path is normalised.
+                let path = path.strip_suffix('/').unwrap_or(path);
                 check_device_path(path).map_err(|why| PolicyError::BadDevicePath {
-                    path: path.clone(),
+                    path: path.to_owned(),
                     why,
                 })?;
                 self.devices.push(Device {
-                    path_on_host: path.clone(),
-                    path_in_container: path.clone(),
+                    path_on_host: path.to_owned(),
+                    path_in_container: path.to_owned(),
                     cgroup_permissions: "rwm".into(),
                 });
             }

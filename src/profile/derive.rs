@@ -11,11 +11,9 @@ use super::ProfileError;
 
 /// Image code directories: readable, mappable and executable, never writable.
 pub const CODE_DIRS: &str = "/{bin,sbin,usr,lib,lib32,lib64,libx32,opt,app,command,package}/**";
-/// Directories whose subtree is executable code (for the W^X check of custom map targets).
-const CODE_ROOTS: [&str; 11] = [
-    "/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/app", "/command",
-    "/package",
-];
+/// Private writable trees with no code in them: explicitly never executable. (`/etc`, `/run`
+/// and `/var` hold s6-overlay's scripts and run directories, so they are only implicitly so.)
+const NEVER_EXEC: [&str; 5] = ["/tmp/{,**}", "/dev/shm/{,**}", "/root/{,**}", "/home/{,**}", "/srv/{,**}"];
 /// s6-overlay scripts that live under the writable `/etc`.
 const S6_ETC: [&str; 3] = [
     "/etc/s6-overlay/**",
@@ -265,9 +263,17 @@ fn image_files(out: &mut Out) {
             format!("{BASE}: the container's private writable filesystem (not executable)"),
         );
     }
+    for dir in NEVER_EXEC {
+        out.deny(
+            AaPath::pattern(dir),
+            FilePerms::MX,
+            format!("{BASE}: writable, so never executable"),
+        );
+    }
     for (path, why) in [
         ("/dev/{null,zero,full,random,urandom,tty,ptmx,console}", "standard devices"),
         ("/dev/pts/*", "terminals"),
+        ("/dev/log", "syslog"),
         ("@{PROC}/@{pid}/{comm,oom_score_adj,task/@{tid}/comm}", "naming its own threads"),
     ] {
         out.file(AaPath::pattern(path), FilePerms::RW, format!("{BASE}: {why}"));
@@ -368,13 +374,13 @@ fn mounts(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
                     FilePerms::RWLK,
                     format!("{why} (read-write, not executable)"),
                 );
-                if under_code_dir(&m.target) {
-                    out.deny(
-                        subtree(&target),
-                        FilePerms::MX,
-                        format!("{why}: writable, so never executable"),
-                    );
-                }
+                // W^X made explicit: no other rule (a code directory around a custom
+                // target, an abstraction) can make this tree executable.
+                out.deny(
+                    subtree(&target),
+                    FilePerms::MX,
+                    format!("{why}: writable, so never executable"),
+                );
             }
             (MountKind::File, true) => {
                 out.file(target.clone(), FilePerms::R, format!("{why} (read-only)"));
@@ -399,17 +405,15 @@ fn mounts(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
     Ok(())
 }
 
-fn under_code_dir(path: &str) -> bool {
-    CODE_ROOTS
-        .iter()
-        .any(|root| path == *root || path.starts_with(&format!("{root}/")))
-}
-
 fn devices(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) -> Result<(), ProfileError> {
     let classes = &plan.device_classes;
     let has = |c: DeviceClass| classes.contains(&c);
     for dev in &plan.devices {
-        let path = AaPath::literal("device", &dev.path_in_container).map_err(bad)?;
+        // `{,/**}`: a device path may name a directory of nodes (`/dev/dvb`); under a single
+        // node the pattern matches nothing more.
+        let path = AaPath::literal("device", &dev.path_in_container)
+            .map_err(bad)?
+            .with_pattern("{,/**}");
         out.file(path, FilePerms::RWK, format!("devices: {}", dev.path_in_container));
         if dev.path_in_container.starts_with("/dev/serial/") {
             out.file(
@@ -464,21 +468,30 @@ fn devices(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) -> Result<(), Pro
             "full_access: every device node",
         );
     }
-    let raw_memory = sys_rawio && (has(DeviceClass::Gpio) || has(DeviceClass::FullAccess));
-    if raw_memory {
-        if has(DeviceClass::Gpio) {
-            out.file(
-                AaPath::pattern("/dev/mem"),
-                FilePerms::RW,
-                "gpio with SYS_RAWIO: /dev/mem",
+    // Raw memory and I/O ports stay denied unless the plan hands the node in (a `devices`
+    // entry) or gpio needs /dev/mem with SYS_RAWIO.
+    let gpio_mem = sys_rawio && has(DeviceClass::Gpio);
+    if gpio_mem {
+        out.file(
+            AaPath::pattern("/dev/mem"),
+            FilePerms::RW,
+            "gpio with SYS_RAWIO: /dev/mem",
+        );
+    }
+    for (node, pattern) in [
+        ("/dev/mem", "/dev/mem"),
+        ("/dev/kmem", "/dev/kmem"),
+        ("/dev/port", "/dev/port"),
+    ] {
+        let granted = plan.devices.iter().any(|d| d.path_in_container == node)
+            || (node == "/dev/mem" && gpio_mem);
+        if !granted {
+            out.deny(
+                AaPath::pattern(pattern),
+                FilePerms::ALL,
+                format!("{BASE}: no raw memory or I/O ports"),
             );
         }
-    } else {
-        out.deny(
-            AaPath::pattern("/dev/{mem,kmem,port}"),
-            FilePerms::ALL,
-            format!("{BASE}: no raw memory or I/O ports"),
-        );
     }
     Ok(())
 }

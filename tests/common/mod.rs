@@ -55,3 +55,41 @@ pub fn minimal(extra: &str) -> String {
         "name: Test\nversion: \"1.0.0\"\nslug: test\ndescription: A test add-on\narch: [amd64, aarch64]\n{extra}"
     )
 }
+
+/// The real `apparmor_parser` with the pinned ABI. None, with a printed reason, when it is
+/// missing and not required; a panic when `REQUIRE_APPARMOR=1`.
+pub fn parser() -> Option<addon_sandbox::apparmor::Parser> {
+    match addon_sandbox::apparmor::Parser::find() {
+        Ok(p) => Some(p),
+        Err(err) => {
+            if std::env::var("REQUIRE_APPARMOR").as_deref() == Ok("1") {
+                panic!("REQUIRE_APPARMOR=1 but {err}");
+            }
+            eprintln!("skipped: {err} (set REQUIRE_APPARMOR=1 to fail instead)");
+            None
+        }
+    }
+}
+
+/// Every add-on folder of the corpus, loaded, in path order.
+pub fn corpus_addons(corpus: &std::path::Path) -> Vec<addon_sandbox::addon::Addon> {
+    let mut dirs = Vec::new();
+    for part in ["official", "community"] {
+        dirs.extend(addon_sandbox::addon::discover(&corpus.join(part)));
+    }
+    dirs.sort();
+    dirs.iter().map(|d| addon_sandbox::addon::load(d)).collect()
+}
+
+/// The repository's own example add-ons.
+pub fn example_dirs() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("examples/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}

@@ -1,0 +1,403 @@
+//! The profile generator on hand-made add-ons: template injection, `--explain`, byte
+//! stability, the committed example profiles, the `/sys` exemption chain and the escaper,
+//! with the real parser wherever a question is about what AppArmor allows.
+
+mod common;
+
+use std::path::PathBuf;
+
+use addon_sandbox::addon;
+use addon_sandbox::apparmor::probe::{check, Probe};
+use addon_sandbox::plan::SandboxPlan;
+use addon_sandbox::policy::{self, HostFacts, PlanOptions, PolicyError};
+use addon_sandbox::profile::{self, escape::escape, ProfileError};
+
+fn plan(yaml: &str, options: &PlanOptions) -> Result<SandboxPlan, PolicyError> {
+    let dir = common::addon_dir(yaml);
+    let a = addon::load(dir.path());
+    assert!(a.valid(), "test config invalid: {:?}", a.diagnostics);
+    policy::decide(a.config.as_ref().unwrap(), false, options)
+}
+
+fn unprotected() -> PlanOptions {
+    PlanOptions {
+        protected: false,
+        ..PlanOptions::default()
+    }
+}
+
+const INJECTIONS: [&str; 14] = [
+    "/share/x/** rw, /** rwix, #",
+    "/share/x\n/** rwix,",
+    "/share/\"x\"",
+    "/share/{x,y}",
+    "/share/x,y",
+    "/share/#x",
+    "/share/@{HOME}",
+    "/share/*",
+    "/share/../etc",
+    "/share/x ",
+    "/share/x\t",
+    "/share/x\u{1}",
+    "/share/[ab]",
+    "/share/x\\y",
+];
+
+#[test]
+fn map_paths_that_could_inject_rules_are_rejected_with_a_clear_error() {
+    for bad in INJECTIONS {
+        let yaml = common::minimal(&format!(
+            "map:\n  - type: share\n    read_only: false\n    path: {}\n",
+            serde_json::to_string(bad).unwrap()
+        ));
+        let err = plan(&yaml, &PlanOptions::default()).expect_err(bad);
+        let msg = err.to_string();
+        assert!(
+            matches!(err, PolicyError::BadMapPath { .. }) && msg.starts_with("map entry 'share': target path"),
+            "{bad:?}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn device_paths_that_could_inject_rules_are_rejected() {
+    for bad in INJECTIONS {
+        let dev = bad.replacen("/share", "/dev", 1);
+        let yaml = common::minimal(&format!(
+            "devices:\n  - {}\n",
+            serde_json::to_string(&dev).unwrap()
+        ));
+        let dir = common::addon_dir(&yaml);
+        let a = addon::load(dir.path());
+        if !a.valid() {
+            continue; // the schema already refuses it
+        }
+        let err = policy::decide(a.config.as_ref().unwrap(), false, &PlanOptions::default())
+            .expect_err(&dev);
+        assert!(
+            matches!(err, PolicyError::BadDevicePath { .. }),
+            "{dev:?}: {err}"
+        );
+        assert!(err.to_string().starts_with("device '"), "{err}");
+    }
+}
+
+#[test]
+fn the_generator_rejects_injected_paths_even_if_a_plan_carries_them() {
+    // A plan built by other code (or edited JSON) is checked again when rendering.
+    let base = plan(
+        &common::minimal("map: [share:rw]\ndevices: [/dev/ttyUSB0]\n"),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    for bad in INJECTIONS {
+        let mut p = base.clone();
+        p.mounts.iter_mut().find(|m| m.target == "/share").unwrap().target = bad.to_owned();
+        let err = profile::generate(&p).expect_err(bad);
+        assert!(matches!(err, ProfileError::BadPath(_)), "{bad:?}: {err}");
+        assert!(err.to_string().contains("cannot go into an AppArmor profile"));
+
+        let mut p = base.clone();
+        p.devices[0].path_in_container = bad.replacen("/share", "/dev", 1);
+        assert!(matches!(profile::generate(&p), Err(ProfileError::BadPath(_))), "{bad:?}");
+    }
+    for bad_name in ["local_x\n/** rwix,", "local_x\"", "local_{x}", "_x", "", "a b"] {
+        let mut p = base.clone();
+        p.apparmor_profile = Some(bad_name.to_owned());
+        assert!(
+            matches!(profile::generate(&p), Err(ProfileError::BadName(_))),
+            "{bad_name:?}"
+        );
+    }
+}
+
+#[test]
+fn slugs_and_repositories_that_could_inject_are_rejected() {
+    let yaml = common::minimal("");
+    for repo in ["local\n", "lo\"cal", "a,b", "a{b}", "a b", "#x", "@{x}", "a*"] {
+        let options = PlanOptions {
+            repository: repo.to_owned(),
+            ..PlanOptions::default()
+        };
+        let err = plan(&yaml, &options).expect_err(repo);
+        assert!(matches!(err, PolicyError::BadRepository(_)), "{repo:?}: {err}");
+    }
+    // The schema's slug pattern lets a final line break through (Python's `$`).
+    let dir = common::addon_dir(
+        "name: T\nversion: \"1\"\nslug: \"evil\\n\"\ndescription: d\narch: [amd64]\n",
+    );
+    let a = addon::load(dir.path());
+    if a.valid() {
+        let err = policy::decide(a.config.as_ref().unwrap(), false, &PlanOptions::default())
+            .expect_err("slug with a line break");
+        assert!(matches!(err, PolicyError::BadSlug(_)), "{err}");
+    }
+}
+
+#[test]
+fn an_injected_path_would_have_granted_everything_had_it_not_been_quoted_and_checked() {
+    // The golden negative of reference/apparmor.md §5.4: written raw, the map path turns into
+    // `/** rwix`. The parser oracle confirms the danger, so the rejection above matters.
+    let Some(parser) = common::parser() else { return };
+    let raw = "abi <abi/3.0>,\ninclude <tunables/global>\nprofile \"t\" {\n  /share/x/** rw, /** rwix, # rw,\n}\n";
+    let allowed = check(&parser, raw, &[Probe::exec("/data/evil")]).unwrap();
+    assert_eq!(allowed, [true], "raw injection should grant exec everywhere");
+    // Escaped and quoted, the same text is one odd literal path that grants nothing else.
+    let safe = format!(
+        "abi <abi/3.0>,\ninclude <tunables/global>\nprofile \"t\" {{\n  \"{}\" rw,\n}}\n",
+        escape("/share/x/** rw, /** rwix, #")
+    );
+    let allowed = check(
+        &parser,
+        &safe,
+        &[
+            Probe::exec("/data/evil"),
+            Probe::write("/share/x/y"),
+            Probe::write("/share/x/** rw, /** rwix, #"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(allowed, [false, false, true]);
+}
+
+#[test]
+fn escaped_pattern_characters_match_only_themselves() {
+    let Some(parser) = common::parser() else { return };
+    let text = format!(
+        "abi <abi/3.0>,\nprofile \"t\" {{\n  \"{}\" w,\n  \"{}\" w,\n}}\n",
+        escape("/data/a*b"),
+        escape("/data/@{HOME}[x]")
+    );
+    let allowed = check(
+        &parser,
+        &text,
+        &[
+            Probe::write("/data/a*b"),
+            Probe::write("/data/axyzb"),
+            Probe::write("/data/@{HOME}[x]"),
+            Probe::write("/data/@{HOME}x"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(allowed, [true, false, true, false]);
+}
+
+#[test]
+fn explain_annotates_every_rule_and_changes_nothing_else() {
+    let yaml = common::minimal(
+        "map: [share:rw, ssl]\nprivileged: [NET_RAW]\nuart: true\ndevices: [/dev/ttyACM0]\n",
+    );
+    let options = PlanOptions {
+        grants: [policy::Right::parse("NET_RAW").unwrap()].into(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&yaml, &options).unwrap();
+    let prof = profile::generate(&p).unwrap();
+    let plain = prof.render(false).unwrap();
+    let explained = prof.render(true).unwrap();
+    let mut rules = 0;
+    for line in explained.lines() {
+        let t = line.trim_start();
+        if t.ends_with('}') || t.starts_with('#') || t.is_empty() || !line.starts_with("  ") {
+            continue;
+        }
+        if t.starts_with("include ") {
+            continue;
+        }
+        rules += 1;
+        assert!(line.contains(",  # "), "rule without a reason: {line}");
+    }
+    assert!(rules > 40, "{rules}");
+    let stripped: Vec<&str> = explained
+        .lines()
+        .map(|l| l.split(",  # ").next().unwrap())
+        .collect();
+    let plain_lines: Vec<String> = plain
+        .lines()
+        .map(|l| l.strip_suffix(',').unwrap_or(l).to_owned())
+        .collect();
+    assert_eq!(stripped.len(), plain_lines.len());
+    for (a, b) in stripped.iter().zip(&plain_lines) {
+        assert_eq!(a.strip_suffix(',').unwrap_or(a), b);
+    }
+    for (needle, reason) in [
+        ("\"/share{,/**}\" rwlk", "map: share"),
+        ("\"/ssl{,/**}\" wl", "map: ssl"),
+        ("capability net_raw", "granted: NET_RAW"),
+        ("network packet raw", "granted: NET_RAW"),
+        ("\"/dev/ttyACM0{,/**}\" rwk", "devices: /dev/ttyACM0"),
+        ("/dev/tty{S,USB,ACM,AMA,SAC}[0-9]*", "uart"),
+        ("deny mount", "base"),
+    ] {
+        let line = explained
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no rule {needle}"));
+        assert!(line.contains(&format!("# {reason}")), "{line}");
+    }
+}
+
+#[test]
+fn output_is_byte_stable_and_independent_of_map_order() {
+    let a = common::minimal("map: [share:rw, ssl, media, backup:rw]\nusb: true\n");
+    let b = common::minimal("map: [backup:rw, media, ssl, share:rw]\nusb: true\n");
+    let pa = plan(&a, &PlanOptions::default()).unwrap();
+    let pb = plan(&b, &PlanOptions::default()).unwrap();
+    let ta = profile::generate(&pa).unwrap().render(true).unwrap();
+    assert_eq!(ta, profile::generate(&pa).unwrap().render(true).unwrap());
+    assert_eq!(ta, profile::generate(&pb).unwrap().render(true).unwrap());
+}
+
+#[test]
+fn withheld_rights_leave_no_trace_in_the_profile() {
+    let yaml = common::minimal(
+        "docker_api: true\nhost_dbus: true\nfull_access: true\nprivileged: [SYS_ADMIN, NET_RAW]\n",
+    );
+    let strict = profile::generate(&plan(&yaml, &PlanOptions::default()).unwrap())
+        .unwrap()
+        .render(false)
+        .unwrap();
+    for absent in [
+        "capability sys_admin",
+        "capability net_raw",
+        "network packet raw",
+        "\"/dev/**\" rwk",
+        "\"/run/docker.sock\" rw",
+    ] {
+        assert!(!strict.contains(absent), "{absent} in the protected profile");
+    }
+    let open = profile::generate(&plan(&yaml, &unprotected()).unwrap())
+        .unwrap()
+        .render(false)
+        .unwrap();
+    for present in ["capability sys_admin", "\"/dev/**\" rwk", "\"/run/docker.sock\" rw"] {
+        assert!(open.contains(present), "{present} missing with protection off");
+    }
+}
+
+#[test]
+fn granted_host_rights_are_allowed_and_only_those() {
+    let Some(parser) = common::parser() else { return };
+    let yaml = common::minimal("docker_api: true\nhost_dbus: true\n");
+    let on = profile::generate(&plan(&yaml, &PlanOptions::default()).unwrap())
+        .unwrap()
+        .render(false)
+        .unwrap();
+    let off = profile::generate(&plan(&yaml, &unprotected()).unwrap())
+        .unwrap()
+        .render(false)
+        .unwrap();
+    let probes = [
+        Probe::write("/run/docker.sock"),
+        Probe::write("/run/dbus/system_bus_socket"),
+        Probe::UnixConnectHost,
+        Probe::write("/run/other.sock"),
+    ];
+    assert_eq!(check(&parser, &on, &probes).unwrap(), [false, false, false, true]);
+    assert_eq!(check(&parser, &off, &probes).unwrap(), [true, true, true, true]);
+}
+
+#[test]
+fn gpio_sysfs_is_writable_and_the_rest_of_sys_is_not() {
+    let Some(parser) = common::parser() else { return };
+    let options = PlanOptions {
+        host: HostFacts {
+            gpio_sysfs: true,
+            ..HostFacts::default()
+        },
+        ..PlanOptions::default()
+    };
+    let p = plan(&common::minimal("gpio: true\n"), &options).unwrap();
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    assert!(!text.contains("deny \"/sys/**\" wlkx"), "the blanket deny would block gpio");
+    let probes = [
+        Probe::write("/sys/class/gpio/export"),
+        Probe::write("/sys/class/gpio/gpio17/value"),
+        Probe::write("/sys/devices/platform/soc/3f200000.gpio/gpio/gpio17/value"),
+        Probe::write("/sys/kernel/uevent_helper"),
+        Probe::write("/sys/class/gpiox"),
+        Probe::write("/sys/class/net/eth0/mtu"),
+        Probe::write("/sys/devices/platform/socx/y"),
+        Probe::write("/sys/c"),
+        Probe::write("/sys/kernel/security/apparmor/.load"),
+        Probe::write("/sys/fs/cgroup/x"),
+        Probe::write("/dev/gpiochip0"),
+        Probe::write("/dev/mem"),
+    ];
+    let got = check(&parser, &text, &probes).unwrap();
+    let want = [
+        true, true, true, false, false, false, false, false, false, false, true, false,
+    ];
+    for ((p, g), w) in probes.iter().zip(&got).zip(want) {
+        assert_eq!(*g, w, "{p}");
+    }
+}
+
+fn profiles_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles")
+}
+
+/// Every right `--grant` knows except running unconfined: the profiles that show each config
+/// key's rules.
+fn all_granted() -> PlanOptions {
+    PlanOptions {
+        grants: policy::Right::all()
+            .into_iter()
+            .filter(|r| *r != policy::Right::Unconfined)
+            .collect(),
+        ..PlanOptions::default()
+    }
+}
+
+/// `profiles/` holds the generated profiles of the examples: protection on (the default), and
+/// in `profiles/granted/` with every right granted but `unconfined`, so that every config key
+/// shows its rules. `UPDATE_SNAPSHOTS=1` rewrites them.
+#[test]
+fn committed_example_profiles_are_current() {
+    let update = std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1");
+    let mut checked = 0;
+    for (sub, options) in [("", PlanOptions::default()), ("granted", all_granted())] {
+        let dir = profiles_dir().join(sub);
+        for example in common::example_dirs() {
+            let a = addon::load(&example);
+            let p = policy::decide(
+                a.config.as_ref().unwrap(),
+                a.apparmor_profile.is_some(),
+                &options,
+            )
+            .unwrap();
+            let Ok(prof) = profile::generate(&p) else {
+                continue; // unconfined by a grant: no profile
+            };
+            let text = prof.render(true).unwrap();
+            let file = dir.join(&p.full_slug);
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&file, &text).unwrap();
+            }
+            let committed = std::fs::read_to_string(&file)
+                .unwrap_or_else(|_| panic!("{} missing (UPDATE_SNAPSHOTS=1)", file.display()));
+            assert_eq!(committed, text, "{} is stale (UPDATE_SNAPSHOTS=1)", file.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "{checked}");
+}
+
+#[test]
+fn committed_example_profiles_compile_and_name_one_profile() {
+    let Some(parser) = common::parser() else { return };
+    for sub in ["", "granted"] {
+        for entry in std::fs::read_dir(profiles_dir().join(sub)).unwrap().flatten() {
+            let path = entry.path();
+            if !path.is_file() || path.extension().is_some() {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let r = parser.check(&text).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(r.names, [name], "{}", path.display());
+            assert!(r.warnings.is_empty(), "{}: {:?}", path.display(), r.warnings);
+        }
+    }
+}
