@@ -27,7 +27,7 @@ pub mod config;
 pub mod diag;
 pub mod plan;
 pub mod policy;
+pub mod profile;
 pub mod rating;
 pub mod report;
 pub mod source;
-pub mod profile;

@@ -59,7 +59,12 @@ enum Command {
         #[arg(long)]
         explain: bool,
         /// Write the profile to FILE instead of standard output (one add-on only).
-        #[arg(short = 'o', long = "output", value_name = "FILE", conflicts_with = "out_dir")]
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "FILE",
+            conflicts_with = "out_dir"
+        )]
         output: Option<PathBuf>,
         /// Write one profile per add-on into DIR, each named by the add-on's full slug.
         #[arg(long = "out", value_name = "DIR")]
@@ -75,6 +80,9 @@ enum Command {
         /// One JSON object per add-on per line.
         #[arg(long)]
         json: bool,
+        /// Ask only the attacker probes (faster; for surveys of many add-ons).
+        #[arg(long)]
+        attacks_only: bool,
         #[command(flatten)]
         plan: PlanFlags,
     },
@@ -265,7 +273,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out_dir.as_deref(),
             &plan,
         ),
-        Command::Compare { paths, json, plan } => compare_command(&mut out, &paths, json, &plan),
+        Command::Compare {
+            paths,
+            json,
+            attacks_only,
+            plan,
+        } => compare_command(&mut out, &paths, json, attacks_only, &plan),
         Command::Plan { paths, json, plan } => {
             let options = plan.options()?;
             let (addons, problems) = collect(&paths);
@@ -349,8 +362,7 @@ fn profile_command(
         );
     }
     if let Some(dir) = out_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     for (a, plan) in &plans {
         let text = match profile::generate(plan).and_then(|p| p.render(explain)) {
@@ -382,6 +394,7 @@ fn compare_command(
     out: &mut impl Write,
     paths: &[PathBuf],
     json: bool,
+    attacks_only: bool,
     flags: &PlanFlags,
 ) -> Result<ExitCode> {
     let options = flags.options()?;
@@ -411,7 +424,7 @@ fn compare_command(
         };
         items.push((plan, ours, theirs));
     }
-    let comparisons = apparmor::compare::compare_many(&parser, &items)?;
+    let comparisons = apparmor::compare::compare_many(&parser, &items, attacks_only)?;
     for c in &comparisons {
         if json {
             writeln!(out, "{}", serde_json::to_string(c)?)?;
@@ -428,7 +441,10 @@ fn compare_command(
 
 /// Write through a temporary file in the same directory, so a reader never sees half a file.
 fn write_atomically(file: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)?;

@@ -11,7 +11,8 @@ use std::fmt;
 
 use crate::config::{AddonConfig, Capability, IngressPort, MapType, Role};
 use crate::plan::{
-    Confinement, DeviceClass, MountKind, Device, Mount, PolicyMode, PortBinding, SandboxPlan, UlimitSpec, Withheld,
+    Confinement, Device, DeviceClass, Mount, MountKind, PolicyMode, PortBinding, SandboxPlan,
+    UlimitSpec, Withheld,
 };
 use crate::rating::{self, ApparmorMode};
 
@@ -751,7 +752,11 @@ impl<'a> Decision<'a> {
                 DeviceClass::Uart,
                 &["c 166:* rwm", "c 188:* rwm", "c 204:* rwm"],
             ),
-            (config.usb, DeviceClass::Usb, &["c 180:* rwm", "c 189:* rwm"]),
+            (
+                config.usb,
+                DeviceClass::Usb,
+                &["c 180:* rwm", "c 189:* rwm"],
+            ),
         ];
         for (wanted, class, rules) in classes {
             if wanted {

@@ -355,3 +355,138 @@ fn slug_with_a_trailing_line_break_is_valid_but_cannot_be_planned() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn profile_prints_one_profile_and_writes_files_on_request() {
+    let out = run(&["profile", "examples/mqtt-bridge"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "profile \"local_mqtt_bridge\" flags=(attach_disconnected,mediate_deleted) {"
+        )
+    );
+    assert!(!text.contains("  # base"), "no reasons without --explain");
+
+    let explained = run(&["profile", "--explain", "examples/mqtt-bridge"]);
+    assert!(String::from_utf8_lossy(&explained.stdout).contains("# map: share"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p");
+    let out = run(&[
+        "profile",
+        "examples/mqtt-bridge",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    // Several add-ons need --out DIR; each file is named by the full slug.
+    let many = run(&["profile", "examples"]);
+    assert_eq!(many.status.code(), Some(2), "several add-ons without --out");
+    assert!(String::from_utf8_lossy(&many.stderr).contains("--out DIR"));
+    let out_dir = dir.path().join("all");
+    let out = run(&[
+        "profile",
+        "examples",
+        "--repository",
+        "a0d7b954",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "a0d7b954_media_server",
+            "a0d7b954_mqtt_bridge",
+            "a0d7b954_network_monitor"
+        ]
+    );
+}
+
+#[test]
+fn profile_refuses_plans_without_a_generated_profile() {
+    let out = run(&["profile", "--policy", "supervisor", "examples/mqtt-bridge"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not use a generated profile"), "{err}");
+    assert!(out.stdout.is_empty());
+
+    let dir = common::addon_dir(&common::minimal(
+        "map:\n  - type: share\n    path: \"/share/x/** rw, /** rwix, #\"\n",
+    ));
+    let out = run(&["profile", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must not contain '*'"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing printed for a rejected path");
+}
+
+#[test]
+fn compare_reports_both_directions_and_the_attacks() {
+    if common::parser().is_none() {
+        return;
+    }
+    let out = run(&["compare", "--json", "examples/media-server"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    let c = &lines[0];
+    assert_eq!(c["slug"], "local_media_server");
+    let outcomes = c["outcomes"].as_array().unwrap();
+    let find = |probe: &str| {
+        outcomes
+            .iter()
+            .find(|o| o["probe"] == probe)
+            .unwrap_or_else(|| panic!("no probe {probe}"))
+    };
+    // The example's apparmor.txt is `file,` plus a few rules: it lets everything through.
+    for attack in [
+        "write /proc/sysrq-trigger",
+        "exec /data/x",
+        "write /usr/bin/x",
+    ] {
+        assert_eq!(find(attack)["theirs"], true, "{attack}");
+        assert_eq!(find(attack)["ours"], false, "{attack}");
+    }
+    assert_eq!(find("write /media/x")["ours"], true, "media is mapped rw");
+    assert_eq!(
+        find("write /share/x")["ours"],
+        false,
+        "share is mapped read-only"
+    );
+    assert!(c["ours_compile_ms"].as_f64().unwrap() > 0.0);
+
+    let human = run(&["compare", "examples/media-server"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("theirs allows, ours does not:"), "{text}");
+    assert!(text.contains("attacker probes allowed: theirs"), "{text}");
+
+    let none = run(&["compare", "examples/mqtt-bridge"]);
+    assert_eq!(
+        none.status.code(),
+        Some(1),
+        "no apparmor.txt to compare with"
+    );
+}

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use addon_sandbox::addon::Addon;
-use addon_sandbox::apparmor::probe::{verify_many, Expectation, Probe};
+use addon_sandbox::apparmor::probe::{Expectation, Probe, verify_many};
 use addon_sandbox::plan::{MountKind, SandboxPlan};
 use addon_sandbox::policy::{self, PlanOptions};
 use addon_sandbox::profile::{self, rule::FilePerms, rule::Rule};
@@ -24,7 +24,11 @@ fn valid_corpus() -> Option<Vec<Addon>> {
         .into_iter()
         .filter(|a| a.valid())
         .collect();
-    assert!(addons.len() > 200, "only {} valid corpus add-ons", addons.len());
+    assert!(
+        addons.len() > 200,
+        "only {} valid corpus add-ons",
+        addons.len()
+    );
     Some(addons)
 }
 
@@ -68,7 +72,10 @@ fn check_static(plan: &SandboxPlan, text: &str, rules: &[Rule]) {
     // No allow rule both writes and executes, but the s6 run directories.
     for r in rules {
         if let Rule::File {
-            deny: false, path, perms, ..
+            deny: false,
+            path,
+            perms,
+            ..
         } = r
         {
             let wx = perms.contains(FilePerms::WRITE)
@@ -81,7 +88,8 @@ fn check_static(plan: &SandboxPlan, text: &str, rules: &[Rule]) {
         if matches!(m.kind, MountKind::Directory | MountKind::File) {
             let quoted = format!("deny \"{}", m.target);
             assert!(
-                text.lines().any(|l| l.trim_start().starts_with(&quoted) && l.contains(" wl,")),
+                text.lines()
+                    .any(|l| l.trim_start().starts_with(&quoted) && l.contains(" wl,")),
                 "{slug}: read-only {} has no deny wl",
                 m.target
             );
@@ -101,7 +109,11 @@ fn probes(plan: &SandboxPlan, full: bool) -> (Vec<Probe>, Vec<Probe>) {
         .map(|m| m.target.clone())
         .expect("a data mount");
     let has_cap = |c: &str| plan.cap_add.iter().any(|x| x == c);
-    let cap = |c: &str| addon_sandbox::profile::rule::Cap::from_docker(c).unwrap().name();
+    let cap = |c: &str| {
+        addon_sandbox::profile::rule::Cap::from_docker(c)
+            .unwrap()
+            .name()
+    };
     let mut attacks = vec![
         Probe::write("/proc/sys/kernel/core_pattern"),
         Probe::write("/proc/sysrq-trigger"),
@@ -110,7 +122,7 @@ fn probes(plan: &SandboxPlan, full: bool) -> (Vec<Probe>, Vec<Probe>) {
         Probe::exec(&format!("{data}/x")),
         Probe::exec("/tmp/x"),
     ];
-    if !mounted("/homeassistant").is_some_and(|m| !m.read_only) {
+    if mounted("/homeassistant").is_none_or(|m| m.read_only) {
         attacks.push(Probe::write("/homeassistant/configuration.yaml"));
     }
     if mounted("/run/docker.sock").is_none() {
@@ -252,8 +264,16 @@ fn run_probes(parser: &addon_sandbox::apparmor::Parser, cases: &[Case]) -> (Vec<
         decided += probes.len();
         for j in wrong {
             let who: Vec<&str> = members.iter().map(|i| cases[*i].label.as_str()).collect();
-            let what = if *j < *n_attacks { "attack allowed" } else { "need denied" };
-            failures.push(format!("{what}: {} (add-ons: {})", probes[*j], who.join(", ")));
+            let what = if *j < *n_attacks {
+                "attack allowed"
+            } else {
+                "need denied"
+            };
+            failures.push(format!(
+                "{what}: {} (add-ons: {})",
+                probes[*j],
+                who.join(", ")
+            ));
         }
     }
     eprintln!("{} distinct profiles", unique.len());
@@ -276,7 +296,9 @@ fn case(plan: &SandboxPlan, full: bool) -> Case {
 
 #[test]
 fn every_corpus_profile_compiles_cleanly_with_one_name() {
-    let Some(parser) = common::parser() else { return };
+    let Some(parser) = common::parser() else {
+        return;
+    };
     let Some(addons) = valid_corpus() else { return };
     let options = PlanOptions::default();
     let texts: Vec<(String, String)> = addons
@@ -316,7 +338,10 @@ fn every_corpus_profile_compiles_cleanly_with_one_name() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     eprintln!("{} corpus profiles compiled with no warnings", texts.len());
@@ -324,7 +349,9 @@ fn every_corpus_profile_compiles_cleanly_with_one_name() {
 
 #[test]
 fn every_corpus_profile_denies_the_attacks_and_allows_the_needs() {
-    let Some(parser) = common::parser() else { return };
+    let Some(parser) = common::parser() else {
+        return;
+    };
     let Some(addons) = valid_corpus() else { return };
     let options = PlanOptions::default();
     // The wide probe set on every 6th add-on (44 of them), the issue's set on all.
@@ -343,7 +370,9 @@ fn every_corpus_profile_denies_the_attacks_and_allows_the_needs() {
 
 #[test]
 fn example_profiles_deny_the_attacks_and_allow_the_needs_in_every_mode() {
-    let Some(parser) = common::parser() else { return };
+    let Some(parser) = common::parser() else {
+        return;
+    };
     let mut cases = Vec::new();
     for dir in common::example_dirs() {
         let a = addon_sandbox::addon::load(&dir);

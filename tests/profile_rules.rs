@@ -7,10 +7,10 @@ mod common;
 use std::path::PathBuf;
 
 use addon_sandbox::addon;
-use addon_sandbox::apparmor::probe::{check, Probe};
+use addon_sandbox::apparmor::probe::{Probe, check};
 use addon_sandbox::plan::SandboxPlan;
 use addon_sandbox::policy::{self, HostFacts, PlanOptions, PolicyError};
-use addon_sandbox::profile::{self, escape::escape, ProfileError};
+use addon_sandbox::profile::{self, ProfileError, escape::escape};
 
 fn plan(yaml: &str, options: &PlanOptions) -> Result<SandboxPlan, PolicyError> {
     let dir = common::addon_dir(yaml);
@@ -53,7 +53,8 @@ fn map_paths_that_could_inject_rules_are_rejected_with_a_clear_error() {
         let err = plan(&yaml, &PlanOptions::default()).expect_err(bad);
         let msg = err.to_string();
         assert!(
-            matches!(err, PolicyError::BadMapPath { .. }) && msg.starts_with("map entry 'share': target path"),
+            matches!(err, PolicyError::BadMapPath { .. })
+                && msg.starts_with("map entry 'share': target path"),
             "{bad:?}: {msg}"
         );
     }
@@ -92,16 +93,33 @@ fn the_generator_rejects_injected_paths_even_if_a_plan_carries_them() {
     .unwrap();
     for bad in INJECTIONS {
         let mut p = base.clone();
-        p.mounts.iter_mut().find(|m| m.target == "/share").unwrap().target = bad.to_owned();
+        p.mounts
+            .iter_mut()
+            .find(|m| m.target == "/share")
+            .unwrap()
+            .target = bad.to_owned();
         let err = profile::generate(&p).expect_err(bad);
         assert!(matches!(err, ProfileError::BadPath(_)), "{bad:?}: {err}");
-        assert!(err.to_string().contains("cannot go into an AppArmor profile"));
+        assert!(
+            err.to_string()
+                .contains("cannot go into an AppArmor profile")
+        );
 
         let mut p = base.clone();
         p.devices[0].path_in_container = bad.replacen("/share", "/dev", 1);
-        assert!(matches!(profile::generate(&p), Err(ProfileError::BadPath(_))), "{bad:?}");
+        assert!(
+            matches!(profile::generate(&p), Err(ProfileError::BadPath(_))),
+            "{bad:?}"
+        );
     }
-    for bad_name in ["local_x\n/** rwix,", "local_x\"", "local_{x}", "_x", "", "a b"] {
+    for bad_name in [
+        "local_x\n/** rwix,",
+        "local_x\"",
+        "local_{x}",
+        "_x",
+        "",
+        "a b",
+    ] {
         let mut p = base.clone();
         p.apparmor_profile = Some(bad_name.to_owned());
         assert!(
@@ -114,13 +132,18 @@ fn the_generator_rejects_injected_paths_even_if_a_plan_carries_them() {
 #[test]
 fn slugs_and_repositories_that_could_inject_are_rejected() {
     let yaml = common::minimal("");
-    for repo in ["local\n", "lo\"cal", "a,b", "a{b}", "a b", "#x", "@{x}", "a*"] {
+    for repo in [
+        "local\n", "lo\"cal", "a,b", "a{b}", "a b", "#x", "@{x}", "a*",
+    ] {
         let options = PlanOptions {
             repository: repo.to_owned(),
             ..PlanOptions::default()
         };
         let err = plan(&yaml, &options).expect_err(repo);
-        assert!(matches!(err, PolicyError::BadRepository(_)), "{repo:?}: {err}");
+        assert!(
+            matches!(err, PolicyError::BadRepository(_)),
+            "{repo:?}: {err}"
+        );
     }
     // The schema's slug pattern lets a final line break through (Python's `$`).
     let dir = common::addon_dir(
@@ -138,10 +161,16 @@ fn slugs_and_repositories_that_could_inject_are_rejected() {
 fn an_injected_path_would_have_granted_everything_had_it_not_been_quoted_and_checked() {
     // The golden negative of reference/apparmor.md §5.4: written raw, the map path turns into
     // `/** rwix`. The parser oracle confirms the danger, so the rejection above matters.
-    let Some(parser) = common::parser() else { return };
+    let Some(parser) = common::parser() else {
+        return;
+    };
     let raw = "abi <abi/3.0>,\ninclude <tunables/global>\nprofile \"t\" {\n  /share/x/** rw, /** rwix, # rw,\n}\n";
     let allowed = check(&parser, raw, &[Probe::exec("/data/evil")]).unwrap();
-    assert_eq!(allowed, [true], "raw injection should grant exec everywhere");
+    assert_eq!(
+        allowed,
+        [true],
+        "raw injection should grant exec everywhere"
+    );
     // Escaped and quoted, the same text is one odd literal path that grants nothing else.
     let safe = format!(
         "abi <abi/3.0>,\ninclude <tunables/global>\nprofile \"t\" {{\n  \"{}\" rw,\n}}\n",
@@ -162,7 +191,9 @@ fn an_injected_path_would_have_granted_everything_had_it_not_been_quoted_and_che
 
 #[test]
 fn escaped_pattern_characters_match_only_themselves() {
-    let Some(parser) = common::parser() else { return };
+    let Some(parser) = common::parser() else {
+        return;
+    };
     let text = format!(
         "abi <abi/3.0>,\nprofile \"t\" {{\n  \"{}\" w,\n  \"{}\" w,\n}}\n",
         escape("/data/a*b"),
@@ -264,20 +295,32 @@ fn withheld_rights_leave_no_trace_in_the_profile() {
         "\"/dev/**\" rwk",
         "\"/run/docker.sock\" rw",
     ] {
-        assert!(!strict.contains(absent), "{absent} in the protected profile");
+        assert!(
+            !strict.contains(absent),
+            "{absent} in the protected profile"
+        );
     }
     let open = profile::generate(&plan(&yaml, &unprotected()).unwrap())
         .unwrap()
         .render(false)
         .unwrap();
-    for present in ["capability sys_admin", "\"/dev/**\" rwk", "\"/run/docker.sock\" rw"] {
-        assert!(open.contains(present), "{present} missing with protection off");
+    for present in [
+        "capability sys_admin",
+        "\"/dev/**\" rwk",
+        "\"/run/docker.sock\" rw",
+    ] {
+        assert!(
+            open.contains(present),
+            "{present} missing with protection off"
+        );
     }
 }
 
 #[test]
 fn granted_host_rights_are_allowed_and_only_those() {
-    let Some(parser) = common::parser() else { return };
+    let Some(parser) = common::parser() else {
+        return;
+    };
     let yaml = common::minimal("docker_api: true\nhost_dbus: true\n");
     let on = profile::generate(&plan(&yaml, &PlanOptions::default()).unwrap())
         .unwrap()
@@ -293,13 +336,21 @@ fn granted_host_rights_are_allowed_and_only_those() {
         Probe::UnixConnectHost,
         Probe::write("/run/other.sock"),
     ];
-    assert_eq!(check(&parser, &on, &probes).unwrap(), [false, false, false, true]);
-    assert_eq!(check(&parser, &off, &probes).unwrap(), [true, true, true, true]);
+    assert_eq!(
+        check(&parser, &on, &probes).unwrap(),
+        [false, false, false, true]
+    );
+    assert_eq!(
+        check(&parser, &off, &probes).unwrap(),
+        [true, true, true, true]
+    );
 }
 
 #[test]
 fn gpio_sysfs_is_writable_and_the_rest_of_sys_is_not() {
-    let Some(parser) = common::parser() else { return };
+    let Some(parser) = common::parser() else {
+        return;
+    };
     let options = PlanOptions {
         host: HostFacts {
             gpio_sysfs: true,
@@ -309,7 +360,10 @@ fn gpio_sysfs_is_writable_and_the_rest_of_sys_is_not() {
     };
     let p = plan(&common::minimal("gpio: true\n"), &options).unwrap();
     let text = profile::generate(&p).unwrap().render(false).unwrap();
-    assert!(!text.contains("deny \"/sys/**\" wlkx"), "the blanket deny would block gpio");
+    assert!(
+        !text.contains("deny \"/sys/**\" wlkx"),
+        "the blanket deny would block gpio"
+    );
     let probes = [
         Probe::write("/sys/class/gpio/export"),
         Probe::write("/sys/class/gpio/gpio17/value"),
@@ -377,7 +431,12 @@ fn committed_example_profiles_are_current() {
             }
             let committed = std::fs::read_to_string(&file)
                 .unwrap_or_else(|_| panic!("{} missing (UPDATE_SNAPSHOTS=1)", file.display()));
-            assert_eq!(committed, text, "{} is stale (UPDATE_SNAPSHOTS=1)", file.display());
+            assert_eq!(
+                committed,
+                text,
+                "{} is stale (UPDATE_SNAPSHOTS=1)",
+                file.display()
+            );
             checked += 1;
         }
     }
@@ -386,9 +445,14 @@ fn committed_example_profiles_are_current() {
 
 #[test]
 fn committed_example_profiles_compile_and_name_one_profile() {
-    let Some(parser) = common::parser() else { return };
+    let Some(parser) = common::parser() else {
+        return;
+    };
     for sub in ["", "granted"] {
-        for entry in std::fs::read_dir(profiles_dir().join(sub)).unwrap().flatten() {
+        for entry in std::fs::read_dir(profiles_dir().join(sub))
+            .unwrap()
+            .flatten()
+        {
             let path = entry.path();
             if !path.is_file() || path.extension().is_some() {
                 continue;
@@ -397,7 +461,12 @@ fn committed_example_profiles_compile_and_name_one_profile() {
             let r = parser.check(&text).unwrap();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             assert_eq!(r.names, [name], "{}", path.display());
-            assert!(r.warnings.is_empty(), "{}: {:?}", path.display(), r.warnings);
+            assert!(
+                r.warnings.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                r.warnings
+            );
         }
     }
 }

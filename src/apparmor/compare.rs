@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::parser::Parser;
-use super::probe::{check_many, Probe, ProbeError};
+use super::probe::{Probe, ProbeError, check_many};
 use crate::plan::SandboxPlan;
-use crate::profile::rule::{FilePerms, CAPABILITIES};
+use crate::policy::BASELINE_CAPS;
+use crate::profile::rule::{CAPABILITIES, FilePerms};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,7 +79,11 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         ("/media/x".into(), true, rw("/media")),
         ("/ssl/privkey.pem".into(), true, rw("/ssl")),
         ("/backup/x.tar".into(), true, rw("/backup")),
-        ("/homeassistant/configuration.yaml".into(), true, rw("/homeassistant")),
+        (
+            "/homeassistant/configuration.yaml".into(),
+            true,
+            rw("/homeassistant"),
+        ),
         ("/config/x".into(), true, rw("/config")),
         ("/addon_configs/x".into(), true, rw("/addon_configs")),
         ("/addons/x".into(), true, rw("/addons")),
@@ -93,10 +98,26 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         ("/sys/kernel/security/apparmor/.load".into(), true, false),
         ("/sys/kernel/uevent_helper".into(), true, false),
         ("/sys/firmware/efi/efivars/x".into(), true, false),
-        ("/dev/sda".into(), true, plan.device_classes.iter().any(|c| c.name() == "full_access")),
-        ("/dev/mem".into(), true, false),
+        (
+            "/dev/sda".into(),
+            true,
+            plan.device_classes
+                .iter()
+                .any(|c| c.name() == "full_access"),
+        ),
+        (
+            "/dev/mem".into(),
+            true,
+            plan.devices
+                .iter()
+                .any(|d| d.path_in_container == "/dev/mem"),
+        ),
         ("/run/docker.sock".into(), true, mounted("/run/docker.sock")),
-        ("/run/dbus/system_bus_socket".into(), true, mounted("/run/dbus")),
+        (
+            "/run/dbus/system_bus_socket".into(),
+            true,
+            mounted("/run/dbus"),
+        ),
     ] {
         add(Category::Write, Probe::write(&path), attack, granted);
     }
@@ -116,7 +137,11 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         ("/share/x", true, false),
         ("/config/x", true, false),
     ] {
-        let path = if path == data { format!("{data}/x") } else { path.to_owned() };
+        let path = if path == data {
+            format!("{data}/x")
+        } else {
+            path.to_owned()
+        };
         add(Category::Execute, Probe::exec(&path), attack, granted);
     }
     add(
@@ -125,22 +150,39 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         true,
         false,
     );
-    for (path, attack) in [
-        ("/proc/kcore", true),
-        ("/dev/mem", true),
-        ("/sys/firmware/efi/efivars/x", true),
-        ("/etc/os-release", false),
+    let mem = plan
+        .devices
+        .iter()
+        .any(|d| d.path_in_container == "/dev/mem");
+    for (path, attack, granted) in [
+        ("/proc/kcore", true, false),
+        ("/dev/mem", true, mem),
+        ("/sys/firmware/efi/efivars/x", true, false),
+        ("/etc/os-release", false, true),
     ] {
-        add(Category::Read, Probe::read(path), attack, !attack);
+        add(Category::Read, Probe::read(path), attack, granted);
     }
+    // Docker's defaults, the capabilities that reach beyond the container, and the plan's.
     for c in CAPABILITIES {
         let granted = cap(c);
         let attack = matches!(
             c,
-            "sys_admin" | "sys_module" | "sys_rawio" | "sys_ptrace" | "sys_boot" | "mac_admin"
-                | "mac_override" | "bpf" | "sys_time" | "net_admin" | "dac_read_search"
+            "sys_admin"
+                | "sys_module"
+                | "sys_rawio"
+                | "sys_ptrace"
+                | "sys_boot"
+                | "mac_admin"
+                | "mac_override"
+                | "bpf"
+                | "sys_time"
+                | "net_admin"
+                | "dac_read_search"
         );
-        add(Category::Capability, Probe::Capability(c), attack, granted);
+        let default = BASELINE_CAPS.iter().any(|b| b.eq_ignore_ascii_case(c));
+        if attack || granted || default {
+            add(Category::Capability, Probe::Capability(c), attack, granted);
+        }
     }
     for (family, kind) in [
         ("inet", "stream"),
@@ -156,7 +198,11 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         ("alg", "seqpacket"),
     ] {
         let raw = kind == "raw" && family != "netlink" || family == "packet";
-        let granted = if raw { cap("NET_RAW") } else { family != "bluetooth" && family != "alg" };
+        let granted = if raw {
+            cap("NET_RAW")
+        } else {
+            family != "bluetooth" && family != "alg"
+        };
         add(
             Category::Network,
             Probe::Network { family, kind },
@@ -171,7 +217,7 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         Category::Other,
         Probe::UnixConnectHost,
         true,
-        mounted("/run/docker.sock") || mounted("/run/dbus"),
+        mounted("/run/docker.sock") || mounted("/run/dbus") || mounted("/run/audio"),
     );
     out
 }
@@ -198,7 +244,9 @@ impl Comparison {
     /// Attack probes allowed by (ours, theirs).
     pub fn attacks_allowed(&self) -> (usize, usize) {
         let attacks = self.outcomes.iter().filter(|o| o.attack);
-        attacks.fold((0, 0), |(a, b), o| (a + o.ours as usize, b + o.theirs as usize))
+        attacks.fold((0, 0), |(a, b), o| {
+            (a + o.ours as usize, b + o.theirs as usize)
+        })
     }
 
     /// Attack probes our profile allows that the plan does not grant (target: none).
@@ -222,16 +270,25 @@ pub fn compare(
     ours: &str,
     theirs: &str,
 ) -> Result<Comparison, ProbeError> {
-    compare_many(parser, &[(plan, ours.to_owned(), theirs.to_owned())])
+    compare_many(parser, &[(plan, ours.to_owned(), theirs.to_owned())], false)
         .map(|mut v| v.pop().expect("one comparison"))
 }
 
-/// Many comparisons in two parser runs.
+/// Many comparisons in two parser runs. `attacks_only` asks only the attacker probes (about
+/// half the catalogue, for surveys of many add-ons).
 pub fn compare_many(
     parser: &Parser,
     items: &[(&SandboxPlan, String, String)],
+    attacks_only: bool,
 ) -> Result<Vec<Comparison>, ProbeError> {
-    let catalogues: Vec<Vec<CatalogueEntry>> = items.iter().map(|(p, _, _)| catalogue(p)).collect();
+    let catalogues: Vec<Vec<CatalogueEntry>> = items
+        .iter()
+        .map(|(p, _, _)| {
+            let mut c = catalogue(p);
+            c.retain(|e| e.attack || !attacks_only);
+            c
+        })
+        .collect();
     let mut work = Vec::new();
     for ((_, ours, theirs), cat) in items.iter().zip(&catalogues) {
         let probes: Vec<Probe> = cat.iter().map(|e| e.probe.clone()).collect();
@@ -277,7 +334,11 @@ fn compile_ms(parser: &Parser, text: &str) -> f64 {
 pub fn render(c: &Comparison) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "{}: our generated profile against the add-on's apparmor.txt", c.slug);
+    let _ = writeln!(
+        s,
+        "{}: our generated profile against the add-on's apparmor.txt",
+        c.slug
+    );
     for (title, pick) in [
         ("theirs allows, ours does not", true),
         ("ours allows, theirs does not", false),
@@ -290,7 +351,9 @@ pub fn render(c: &Comparison) -> String {
             let items: Vec<&str> = c
                 .outcomes
                 .iter()
-                .filter(|o| o.category == cat && (o.theirs && !o.ours) == pick && o.theirs != o.ours)
+                .filter(|o| {
+                    o.category == cat && (o.theirs && !o.ours) == pick && o.theirs != o.ours
+                })
                 .map(|o| o.probe.as_str())
                 .collect();
             if !items.is_empty() {
@@ -304,10 +367,21 @@ pub fn render(c: &Comparison) -> String {
     }
     let (ours, theirs) = c.attacks_allowed();
     let n = c.attack_count();
-    let _ = writeln!(s, "  attacker probes allowed: theirs {theirs}/{n}, ours {ours}/{n}");
-    for o in c.outcomes.iter().filter(|o| o.attack && (o.ours || o.theirs)) {
+    let _ = writeln!(
+        s,
+        "  attacker probes allowed: theirs {theirs}/{n}, ours {ours}/{n}"
+    );
+    for o in c
+        .outcomes
+        .iter()
+        .filter(|o| o.attack && (o.ours || o.theirs))
+    {
         let word = |b: bool| if b { "allowed" } else { "denied" };
-        let note = if o.ours && o.granted { "  (granted by the plan)" } else { "" };
+        let note = if o.ours && o.granted {
+            "  (granted by the plan)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
             "    {:<44} theirs {:<8} ours {}{note}",

@@ -20,7 +20,9 @@ pub enum ParserError {
         "apparmor_parser not found (looked at $APPARMOR_PARSER, $PATH, /sbin, /usr/sbin); install the apparmor package"
     )]
     NotFound,
-    #[error("feature file {0} not found; install the apparmor package or set ADDON_SANDBOX_AA_FEATURES")]
+    #[error(
+        "feature file {0} not found; install the apparmor package or set ADDON_SANDBOX_AA_FEATURES"
+    )]
     NoFeatures(PathBuf),
     #[error("running {program}: {source}")]
     Spawn {

@@ -20,7 +20,10 @@ use crate::profile::rule::FilePerms;
 /// One access an add-on could attempt.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Probe {
-    File { path: String, perms: FilePerms },
+    File {
+        path: String,
+        perms: FilePerms,
+    },
     Capability(&'static str),
     /// `family` and `kind` as AppArmor writes them (`inet`, `raw`).
     Network {
@@ -112,7 +115,9 @@ pub fn with_rule(profile: &str, rule: &str) -> Result<String, ProbeError> {
     let mut end = profile.len();
     for line in profile.lines().rev() {
         let trimmed = line.trim();
-        let line_start = profile[..end].rfind(line).ok_or(ProbeError::NoClosingBrace)?;
+        let line_start = profile[..end]
+            .rfind(line)
+            .ok_or(ProbeError::NoClosingBrace)?;
         if trimmed.is_empty() || trimmed.starts_with('#') {
             end = line_start;
             continue;
@@ -314,8 +319,7 @@ pub fn verify_many(parser: &Parser, items: &[Expectation]) -> Result<Vec<Vec<usi
         .map(|i| {
             (0..items[i].probes.len())
                 .filter(|&j| {
-                    let allowed =
-                        allow_same[i][j] == Some(true) && deny_same[i][j] == Some(false);
+                    let allowed = allow_same[i][j] == Some(true) && deny_same[i][j] == Some(false);
                     allowed != items[i].expected[j]
                 })
                 .collect()

@@ -5,15 +5,21 @@
 use crate::plan::{DeviceClass, MountKind, SandboxPlan};
 use crate::policy::BASELINE_CAPS;
 
-use super::exclusion::deny_all_except;
-use super::rule::{AaPath, BadPath, Cap, FilePerms, Family, Peer, Rule, SockType};
 use super::ProfileError;
+use super::exclusion::deny_all_except;
+use super::rule::{AaPath, BadPath, Cap, Family, FilePerms, Peer, Rule, SockType};
 
 /// Image code directories: readable, mappable and executable, never writable.
 pub const CODE_DIRS: &str = "/{bin,sbin,usr,lib,lib32,lib64,libx32,opt,app,command,package}/**";
 /// Private writable trees with no code in them: explicitly never executable. (`/etc`, `/run`
 /// and `/var` hold s6-overlay's scripts and run directories, so they are only implicitly so.)
-const NEVER_EXEC: [&str; 5] = ["/tmp/{,**}", "/dev/shm/{,**}", "/root/{,**}", "/home/{,**}", "/srv/{,**}"];
+const NEVER_EXEC: [&str; 5] = [
+    "/tmp/{,**}",
+    "/dev/shm/{,**}",
+    "/root/{,**}",
+    "/home/{,**}",
+    "/srv/{,**}",
+];
 /// s6-overlay scripts that live under the writable `/etc`.
 const S6_ETC: [&str; 3] = [
     "/etc/s6-overlay/**",
@@ -86,7 +92,8 @@ pub fn derive(plan: &SandboxPlan) -> Result<Derived, ProfileError> {
 fn capabilities(plan: &SandboxPlan, out: &mut Out) -> Result<Vec<Cap>, ProfileError> {
     let mut caps = Vec::new();
     for name in &plan.cap_add {
-        let cap = Cap::from_docker(name).ok_or_else(|| ProfileError::UnknownCapability(name.clone()))?;
+        let cap =
+            Cap::from_docker(name).ok_or_else(|| ProfileError::UnknownCapability(name.clone()))?;
         let why = if BASELINE_CAPS.contains(&name.as_str()) {
             format!("{BASE}: Docker default capability kept by protection mode ({name})")
         } else {
@@ -271,12 +278,22 @@ fn image_files(out: &mut Out) {
         );
     }
     for (path, why) in [
-        ("/dev/{null,zero,full,random,urandom,tty,ptmx,console}", "standard devices"),
+        (
+            "/dev/{null,zero,full,random,urandom,tty,ptmx,console}",
+            "standard devices",
+        ),
         ("/dev/pts/*", "terminals"),
         ("/dev/log", "syslog"),
-        ("@{PROC}/@{pid}/{comm,oom_score_adj,task/@{tid}/comm}", "naming its own threads"),
+        (
+            "@{PROC}/@{pid}/{comm,oom_score_adj,task/@{tid}/comm}",
+            "naming its own threads",
+        ),
     ] {
-        out.file(AaPath::pattern(path), FilePerms::RW, format!("{BASE}: {why}"));
+        out.file(
+            AaPath::pattern(path),
+            FilePerms::RW,
+            format!("{BASE}: {why}"),
+        );
     }
 }
 
@@ -315,8 +332,7 @@ fn proc_and_sys(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
         );
     } else {
         for (literal, pattern) in deny_all_except("/sys/", &exempt) {
-            let path = AaPath::literal("/sys path", literal.trim_end_matches('/'))
-                .map_err(bad)?;
+            let path = AaPath::literal("/sys path", literal.trim_end_matches('/')).map_err(bad)?;
             // The literal was trimmed of a trailing '/' for validation; put it back.
             let path = if literal.ends_with('/') {
                 path.with_pattern(format!("/{pattern}"))
@@ -390,7 +406,11 @@ fn mounts(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
                 out.file(target, FilePerms::RWLK, format!("{why} (read-write)"));
             }
             (MountKind::Socket, _) => {
-                out.file(target, FilePerms::RW, format!("{why} (connect to the socket)"));
+                out.file(
+                    target,
+                    FilePerms::RW,
+                    format!("{why} (connect to the socket)"),
+                );
             }
             (MountKind::SocketDirectory, _) => {
                 out.file(
@@ -414,7 +434,11 @@ fn devices(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) -> Result<(), Pro
         let path = AaPath::literal("device", &dev.path_in_container)
             .map_err(bad)?
             .with_pattern("{,/**}");
-        out.file(path, FilePerms::RWK, format!("devices: {}", dev.path_in_container));
+        out.file(
+            path,
+            FilePerms::RWK,
+            format!("devices: {}", dev.path_in_container),
+        );
         if dev.path_in_container.starts_with("/dev/serial/") {
             out.file(
                 AaPath::pattern("/dev/serial/{,**}"),

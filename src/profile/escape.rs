@@ -64,7 +64,12 @@ mod tests {
 
     #[test]
     fn plain_paths_are_unchanged() {
-        for p in ["/share/my files/x.conf", "/dev/ttyUSB0", "local_my-addon.v2", "/é"] {
+        for p in [
+            "/share/my files/x.conf",
+            "/dev/ttyUSB0",
+            "local_my-addon.v2",
+            "/é",
+        ] {
             assert_eq!(escape(p), p);
         }
     }

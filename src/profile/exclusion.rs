@@ -19,7 +19,11 @@ use std::collections::BTreeSet;
 pub fn deny_all_except(base: &str, exempt: &[&str]) -> Vec<(String, String)> {
     let suffixes: BTreeSet<String> = exempt.iter().map(|e| format!("{e}/")).collect();
     let mut out = Vec::new();
-    walk(base, &suffixes.iter().map(String::as_str).collect::<Vec<_>>(), &mut out);
+    walk(
+        base,
+        &suffixes.iter().map(String::as_str).collect::<Vec<_>>(),
+        &mut out,
+    );
     out
 }
 
@@ -34,10 +38,7 @@ fn walk(prefix: &str, suffixes: &[&str], out: &mut Vec<(String, String)>) {
     out.push((prefix.to_owned(), format!("[^{class}]**")));
     for c in firsts {
         let next = format!("{prefix}{c}");
-        let rest: Vec<&str> = suffixes
-            .iter()
-            .filter_map(|s| s.strip_prefix(c))
-            .collect();
+        let rest: Vec<&str> = suffixes.iter().filter_map(|s| s.strip_prefix(c)).collect();
         // The proper prefix itself (`/sys/cl`) is a path too; the exempt directory's own name
         // (`/sys/class/gpio` before its `/`) stays open.
         if c != '/' && !rest.contains(&"/") {

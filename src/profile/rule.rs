@@ -217,10 +217,7 @@ impl Cap {
     /// From Docker's spelling (`SYS_ADMIN`, optionally `CAP_SYS_ADMIN`).
     pub fn from_docker(name: &str) -> Option<Cap> {
         let lower = name.trim_start_matches("CAP_").to_ascii_lowercase();
-        CAPABILITIES
-            .iter()
-            .find(|c| **c == lower)
-            .map(|c| Cap(c))
+        CAPABILITIES.iter().find(|c| **c == lower).map(|c| Cap(c))
     }
 
     pub fn name(self) -> &'static str {
