@@ -12,7 +12,7 @@ use addon_sandbox::addon::{self, Addon};
 use addon_sandbox::diag::Diagnostic;
 use addon_sandbox::plan::{PolicyMode, SandboxPlan};
 use addon_sandbox::policy::{self, PlanOptions, Right};
-use addon_sandbox::{apparmor, profile, report};
+use addon_sandbox::{apparmor, launch, profile, report};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +72,52 @@ enum Command {
         #[command(flatten)]
         plan: PlanFlags,
     },
+    /// Validate, plan, load the profile, create and start the container, attest it.
+    Run {
+        path: PathBuf,
+        /// Image to run instead of the config's `image` and version.
+        #[arg(long, value_name = "IMAGE[:TAG]")]
+        image: Option<String>,
+        /// Command to run instead of the image's (give it last: it takes the rest).
+        #[arg(long = "command", value_name = "CMD", num_args = 1.., allow_hyphen_values = true)]
+        command: Vec<String>,
+        /// Run without AppArmor when this host cannot enforce the plan's profile (warned).
+        #[arg(long)]
+        allow_unconfined: bool,
+        #[command(flatten)]
+        engine: EngineFlags,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        plan: PlanFlags,
+    },
+    /// Stop a started add-on (its container stays, so `logs` still works).
+    Stop {
+        slug: String,
+        #[command(flatten)]
+        engine: EngineFlags,
+    },
+    /// Remove a started add-on: container, loaded profile, token. Its data stays.
+    Rm {
+        slug: String,
+        #[command(flatten)]
+        engine: EngineFlags,
+    },
+    /// The add-ons started by addon-sandbox, with their state and confinement.
+    Ps {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        engine: EngineFlags,
+    },
+    /// The output of a started add-on.
+    Logs {
+        slug: String,
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[command(flatten)]
+        engine: EngineFlags,
+    },
     /// Compare the generated profile with the add-on's own apparmor.txt: what each allows
     /// that the other does not, and the attacker probes each lets through.
     Compare {
@@ -118,6 +164,52 @@ struct PlanFlags {
     /// $XDG_DATA_HOME/addon-sandbox (~/.local/share/addon-sandbox) otherwise].
     #[arg(long, value_name = "DIR")]
     data_root: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EngineFlags {
+    /// Tokens, records and loaded profiles [default: /var/lib/addon-sandbox/state as root,
+    /// $XDG_STATE_HOME/addon-sandbox (~/.local/state/addon-sandbox) otherwise].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Seconds to wait for any one answer of the Docker engine.
+    #[arg(long, value_name = "SECONDS", default_value = "30")]
+    timeout: u64,
+}
+
+impl EngineFlags {
+    fn state_dir(&self) -> Result<PathBuf> {
+        match &self.state_dir {
+            Some(d) => absolute(d),
+            None => Ok(default_state_dir()),
+        }
+    }
+
+    async fn launcher(&self) -> Result<launch::Launcher, launch::LaunchError> {
+        let dir = self
+            .state_dir()
+            .map_err(|e| launch::LaunchError::State(std::io::Error::other(e.to_string())))?;
+        launch::Launcher::connect(&dir, std::time::Duration::from_secs(self.timeout.max(1))).await
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+fn default_state_dir() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/var/lib/addon-sandbox/state");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("addon-sandbox");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/addon-sandbox"),
+        None => PathBuf::from("/var/lib/addon-sandbox/state"),
+    }
 }
 
 impl PlanFlags {
@@ -169,10 +261,7 @@ fn absolute(dir: &Path) -> Result<PathBuf> {
 
 fn default_data_root() -> PathBuf {
     // /proc/self belongs to the effective uid: root may write /var/lib, others may not.
-    let is_root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    if is_root {
+    if is_root() {
         return PathBuf::from("/var/lib/addon-sandbox");
     }
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -273,6 +362,66 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out_dir.as_deref(),
             &plan,
         ),
+        Command::Run {
+            path,
+            image,
+            command,
+            allow_unconfined,
+            engine,
+            json,
+            plan,
+        } => run_command(
+            &mut out,
+            &path,
+            image,
+            command,
+            allow_unconfined,
+            &engine,
+            json,
+            &plan,
+        ),
+        Command::Stop { slug, engine } => engine_command(&engine, |l| async move {
+            l.stop(&slug).await?;
+            println!("stopped {slug}");
+            Ok(())
+        }),
+        Command::Rm { slug, engine } => engine_command(&engine, |l| async move {
+            l.rm(&slug).await?;
+            println!("removed {slug} (its data is kept)");
+            Ok(())
+        }),
+        Command::Ps { json, engine } => engine_command(&engine, |l| async move {
+            let list = l.ps().await?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            if json {
+                for e in &list {
+                    let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
+                }
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{:<32} {:<10} {:<28} {:<30} IMAGE",
+                    "ADD-ON", "STATE", "STATUS", "CONFINEMENT"
+                );
+                for e in &list {
+                    let _ = writeln!(
+                        out,
+                        "{:<32} {:<10} {:<28} {:<30} {}",
+                        e.full_slug, e.state, e.status, e.confinement, e.image
+                    );
+                }
+            }
+            Ok(())
+        }),
+        Command::Logs {
+            slug,
+            follow,
+            engine,
+        } => engine_command(&engine, |l| async move {
+            let mut out = std::io::stdout();
+            l.logs(&slug, follow, &mut out).await
+        }),
         Command::Compare {
             paths,
             json,
@@ -388,6 +537,101 @@ fn profile_command(
     } else {
         ExitCode::from(1)
     })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Run one engine command; a launch error is printed and becomes its exit status.
+fn engine_command<F, Fut>(engine: &EngineFlags, f: F) -> Result<ExitCode>
+where
+    F: FnOnce(launch::Launcher) -> Fut,
+    Fut: std::future::Future<Output = Result<(), launch::LaunchError>>,
+{
+    let result = runtime()?.block_on(async {
+        let launcher = engine.launcher().await?;
+        f(launcher).await
+    });
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_command(
+    out: &mut impl Write,
+    path: &Path,
+    image: Option<String>,
+    command: Vec<String>,
+    allow_unconfined: bool,
+    engine: &EngineFlags,
+    json: bool,
+    flags: &PlanFlags,
+) -> Result<ExitCode> {
+    let options = flags.options()?;
+    let (mut plans, ok) = plans(std::slice::from_ref(&path.to_path_buf()), &options);
+    if !ok || plans.len() != 1 {
+        if ok {
+            anyhow::bail!(
+                "{} names {} add-ons; run takes one",
+                path.display(),
+                plans.len()
+            );
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let (addon, plan) = plans.remove(0);
+    let run_options = launch::RunOptions {
+        image,
+        command: (!command.is_empty()).then_some(command),
+        allow_unconfined,
+        data_root: PathBuf::from(&options.data_root),
+        addon_profile: std::fs::read_to_string(addon.dir.join("apparmor.txt")).ok(),
+        timezone: std::env::var("TZ").ok().filter(|t| !t.is_empty()),
+    };
+    let result = runtime()?.block_on(async {
+        let launcher = engine.launcher().await?;
+        let interrupt = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        launcher.run(&plan, &run_options, interrupt).await
+    });
+    match result {
+        Ok(report) => {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "started {} as {} ({}), confinement: {}",
+                    report.full_slug, report.container_name, report.image, report.confinement
+                )?;
+                writeln!(out, "  granted: {}", report.granted.join(", "))?;
+                for w in &report.withheld {
+                    writeln!(
+                        out,
+                        "  withheld: {} ({}; {})",
+                        w.right, w.reason, w.grant_with
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("error: {}: {err}", path.display());
+            Ok(ExitCode::from(err.exit_code()))
+        }
+    }
 }
 
 fn compare_command(

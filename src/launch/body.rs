@@ -1,0 +1,163 @@
+//! Plan → Docker create body. Pure: the same plan, image, command and environment give the
+//! same body. Every right in the body comes from the plan; nothing is read from the config.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, HostConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountType, PortBinding, ResourcesUlimits,
+};
+
+use crate::plan::SandboxPlan;
+
+/// Labels that mark a container as ours and say how it is confined.
+pub const LABEL_SLUG: &str = "io.addon-sandbox.slug";
+pub const LABEL_CONFINEMENT: &str = "io.addon-sandbox.confinement";
+
+/// How the container is confined by AppArmor, as the launcher decided it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppArmorMode {
+    /// Loaded and enforced profile of this name.
+    Profile(String),
+    /// No profile: the plan is unconfined, or the operator allowed running unconfined on a host
+    /// without AppArmor.
+    Unconfined,
+    /// Docker's own `docker-default` (supervisor policy without an `apparmor.txt`).
+    DockerDefault,
+}
+
+impl AppArmorMode {
+    pub fn label(&self) -> String {
+        match self {
+            AppArmorMode::Profile(name) => format!("apparmor:{name}"),
+            AppArmorMode::Unconfined => "unconfined".into(),
+            AppArmorMode::DockerDefault => "docker-default".into(),
+        }
+    }
+}
+
+/// What the launcher adds to a plan for one start.
+#[derive(Clone, Debug)]
+pub struct StartSpec {
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    /// The per-start token, given as `SUPERVISOR_TOKEN` and `HASSIO_TOKEN`.
+    pub token: String,
+    pub timezone: String,
+    pub apparmor: AppArmorMode,
+}
+
+pub fn create_body(plan: &SandboxPlan, spec: &StartSpec) -> ContainerCreateBody {
+    let mut env: Vec<String> = plan
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.push(format!("TZ={}", spec.timezone));
+    env.push(format!("SUPERVISOR_TOKEN={}", spec.token));
+    env.push(format!("HASSIO_TOKEN={}", spec.token));
+
+    let mounts: Vec<Mount> = plan
+        .mounts
+        .iter()
+        .map(|m| Mount {
+            typ: Some(MountType::BIND),
+            source: Some(m.source.clone()),
+            target: Some(m.target.clone()),
+            read_only: Some(m.read_only),
+            bind_options: m.propagation.as_deref().map(|p| MountBindOptions {
+                propagation: Some(match p {
+                    "rslave" => MountBindOptionsPropagationEnum::RSLAVE,
+                    "slave" => MountBindOptionsPropagationEnum::SLAVE,
+                    "rshared" => MountBindOptionsPropagationEnum::RSHARED,
+                    "shared" => MountBindOptionsPropagationEnum::SHARED,
+                    "rprivate" => MountBindOptionsPropagationEnum::RPRIVATE,
+                    _ => MountBindOptionsPropagationEnum::PRIVATE,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+
+    // The security options of the plan, with the AppArmor entry the launcher settled on.
+    let mut security_opt: Vec<String> = plan
+        .security_opt
+        .iter()
+        .filter(|o| !o.starts_with("apparmor="))
+        .cloned()
+        .collect();
+    match &spec.apparmor {
+        AppArmorMode::Profile(name) => security_opt.push(format!("apparmor={name}")),
+        AppArmorMode::Unconfined => security_opt.push("apparmor=unconfined".into()),
+        AppArmorMode::DockerDefault => {}
+    }
+
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut exposed = Vec::new();
+    for p in &plan.ports {
+        exposed.push(p.container.clone());
+        port_bindings.insert(
+            p.container.clone(),
+            p.host.map(|h| {
+                vec![PortBinding {
+                    host_ip: None,
+                    host_port: Some(h.to_string()),
+                }]
+            }),
+        );
+    }
+
+    let host_config = HostConfig {
+        mounts: Some(mounts),
+        cap_add: Some(plan.cap_add.clone()),
+        cap_drop: Some(plan.cap_drop.clone()),
+        network_mode: Some(plan.network_mode.clone()),
+        pid_mode: plan.pid_mode.clone(),
+        uts_mode: plan.uts_mode.clone(),
+        ipc_mode: plan.ipc_mode.clone(),
+        security_opt: Some(security_opt),
+        device_cgroup_rules: Some(plan.device_cgroup_rules.clone()),
+        devices: Some(
+            plan.devices
+                .iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.path_on_host.clone()),
+                    path_in_container: Some(d.path_in_container.clone()),
+                    cgroup_permissions: Some(d.cgroup_permissions.clone()),
+                })
+                .collect(),
+        ),
+        tmpfs: Some(plan.tmpfs.clone().into_iter().collect()),
+        ulimits: Some(
+            plan.ulimits
+                .iter()
+                .map(|u| ResourcesUlimits {
+                    name: Some(u.name.clone()),
+                    soft: Some(u.soft),
+                    hard: Some(u.hard),
+                })
+                .collect(),
+        ),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        init: Some(plan.init),
+        ..Default::default()
+    };
+
+    let labels = HashMap::from([
+        (LABEL_SLUG.to_owned(), plan.full_slug.clone()),
+        (LABEL_CONFINEMENT.to_owned(), spec.apparmor.label()),
+    ]);
+
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        env: Some(env),
+        hostname: plan.hostname.clone(),
+        open_stdin: Some(plan.stdin),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        labels: Some(labels),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,160 @@
+//! The state directory: per add-on, the token of its current start (0600), a record of what was
+//! started, and a lock so two commands never work on one add-on at once; the generated profiles
+//! and the parser's cache. The API gateway reads the records to map a token to its add-on.
+//!
+//! ```text
+//! <state>/addons/<full slug>/token        the SUPERVISOR_TOKEN of the running start (0600)
+//! <state>/addons/<full slug>/record.json  container, image, confinement, role
+//! <state>/addons/<full slug>/lock         held while a command changes this add-on
+//! <state>/apparmor/<profile name>         the profile loaded for it
+//! <state>/apparmor/cache/                 apparmor_parser's cache
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub full_slug: String,
+    pub container_name: String,
+    pub container_id: String,
+    pub image: String,
+    /// `apparmor:<name>`, `unconfined` or `docker-default`.
+    pub confinement: String,
+    /// The Supervisor API role the token works with.
+    pub role: String,
+    pub hassio_api: bool,
+    pub homeassistant_api: bool,
+    pub auth_api: bool,
+    pub ingress_port: Option<u16>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// Held while a command changes one add-on; released on drop.
+pub struct AddonLock {
+    _file: File,
+}
+
+fn mkdir_private(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Write through a temporary file in the same directory and rename, with `mode`.
+pub fn write_atomically(file: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, file).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+impl StateDir {
+    pub fn open(root: &Path) -> io::Result<StateDir> {
+        mkdir_private(&root.join("addons"))?;
+        mkdir_private(&root.join("apparmor").join("cache"))?;
+        Ok(StateDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn addon_dir(&self, slug: &str) -> PathBuf {
+        self.root.join("addons").join(slug)
+    }
+
+    /// Wait for and take the lock of one add-on.
+    pub fn lock(&self, slug: &str) -> io::Result<AddonLock> {
+        let dir = self.addon_dir(slug);
+        mkdir_private(&dir)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join("lock"))?;
+        file.lock()?;
+        Ok(AddonLock { _file: file })
+    }
+
+    pub fn token_path(&self, slug: &str) -> PathBuf {
+        self.addon_dir(slug).join("token")
+    }
+
+    pub fn write_token(&self, slug: &str, token: &str) -> io::Result<()> {
+        mkdir_private(&self.addon_dir(slug))?;
+        write_atomically(&self.token_path(slug), token.as_bytes(), 0o600)
+    }
+
+    pub fn read_token(&self, slug: &str) -> Option<String> {
+        fs::read_to_string(self.token_path(slug)).ok()
+    }
+
+    pub fn write_record(&self, record: &Record) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        write_atomically(
+            &self.addon_dir(&record.full_slug).join("record.json"),
+            &json,
+            0o600,
+        )
+    }
+
+    pub fn read_record(&self, slug: &str) -> Option<Record> {
+        let text = fs::read(self.addon_dir(slug).join("record.json")).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Every add-on with a record, sorted.
+    pub fn records(&self) -> Vec<Record> {
+        let mut out: Vec<Record> = fs::read_dir(self.root.join("addons"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| self.read_record(&e.file_name().to_string_lossy()))
+            .collect();
+        out.sort_by(|a, b| a.full_slug.cmp(&b.full_slug));
+        out
+    }
+
+    /// Forget a start: token and record (the add-on's data stays where it is).
+    pub fn forget(&self, slug: &str) {
+        let dir = self.addon_dir(slug);
+        let _ = fs::remove_file(dir.join("token"));
+        let _ = fs::remove_file(dir.join("record.json"));
+    }
+
+    pub fn profile_path(&self, name: &str) -> PathBuf {
+        self.root.join("apparmor").join(name)
+    }
+
+    pub fn parser_cache(&self) -> PathBuf {
+        self.root.join("apparmor").join("cache")
+    }
+}
