@@ -596,13 +596,16 @@ fn run_command(
         addon_profile: std::fs::read_to_string(addon.dir.join("apparmor.txt")).ok(),
         timezone: std::env::var("TZ").ok().filter(|t| !t.is_empty()),
     };
-    let result = runtime()?.block_on(async {
+    let rt = runtime()?;
+    let result = rt.block_on(async {
         let launcher = engine.launcher().await?;
         let interrupt = async {
             let _ = tokio::signal::ctrl_c().await;
         };
         launcher.run(&plan, &run_options, interrupt).await
     });
+    // An interrupted launch may leave a parser call running on a blocking thread: do not wait.
+    rt.shutdown_background();
     match result {
         Ok(report) => {
             for w in &report.warnings {

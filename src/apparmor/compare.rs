@@ -103,7 +103,11 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
             true,
             plan.device_classes
                 .iter()
-                .any(|c| c.name() == "full_access"),
+                .any(|c| c.name() == "full_access")
+                || plan
+                    .devices
+                    .iter()
+                    .any(|d| d.path_in_container == "/dev/sda"),
         ),
         (
             "/dev/mem".into(),

@@ -375,7 +375,11 @@ impl Launcher {
             let file = self.state.profile_path(name);
             state::write_atomically(&file, text.as_bytes(), 0o644)?;
             created.profile_loaded = Some(file.clone());
-            host::load_profile(&file, &self.state.parser_cache())?;
+            // The parser may take a while: off the runtime's thread, so an interrupt is seen.
+            let cache = self.state.parser_cache();
+            tokio::task::spawn_blocking(move || host::load_profile(&file, &cache))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
         }
 
         // Slave propagation needs a shared or slave source mount; without one, bind privately.
@@ -614,5 +618,30 @@ impl Launcher {
                 Some(Err(e)) => return Err(docker_err("logs", e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{new_token, rename_addon_profile};
+
+    #[test]
+    fn the_authors_profile_gets_the_installed_name() {
+        let text = "#include <tunables/global>\nprofile example flags=(attach_disconnected) {\n  profile child {\n  }\n}\n";
+        let renamed = rename_addon_profile(text, "local_example");
+        assert!(renamed.contains("\nprofile local_example flags=(attach_disconnected) {\n"));
+        assert!(
+            renamed.contains("  profile child {"),
+            "children keep their names"
+        );
+    }
+
+    #[test]
+    fn tokens_are_fresh_hex() {
+        let a = new_token().unwrap();
+        let b = new_token().unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 }

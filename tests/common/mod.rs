@@ -93,3 +93,77 @@ pub fn example_dirs() -> Vec<PathBuf> {
     dirs.sort();
     dirs
 }
+
+/// Whether a Docker engine answers. False, with a printed reason, when none does and it is not
+/// required; a panic when `REQUIRE_DOCKER=1`.
+pub fn docker_available() -> bool {
+    let ok = std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("REQUIRE_DOCKER=1 but no Docker engine answers");
+        }
+        eprintln!("skipped: no Docker engine answers (set REQUIRE_DOCKER=1 to fail instead)");
+    }
+    ok
+}
+
+/// The test image: Debian's static busybox in an otherwise empty root filesystem, imported
+/// into the local engine (no registry). Built once per engine.
+pub const TEST_IMAGE: &str = "addon-sandbox-test/busybox:1";
+
+pub fn ensure_test_image() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let exists = std::process::Command::new("docker")
+            .args(["image", "inspect", TEST_IMAGE])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if exists {
+            return;
+        }
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .expect("busybox-static is installed (Debian package busybox-static)");
+        let mut builder = tar::Builder::new(Vec::new());
+        let add_dir = |b: &mut tar::Builder<Vec<u8>>, path: &str| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            b.append_data(&mut h, path, std::io::empty()).unwrap();
+        };
+        for d in ["bin", "data", "tmp", "etc", "run", "proc", "sys", "dev"] {
+            add_dir(&mut builder, d);
+        }
+        let bytes = std::fs::read(busybox).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o755);
+        h.set_size(bytes.len() as u64);
+        builder
+            .append_data(&mut h, "bin/busybox", bytes.as_slice())
+            .unwrap();
+        for applet in ["sh", "sleep", "cat", "echo", "grep", "readlink", "ls"] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_mode(0o777);
+            h.set_size(0);
+            builder
+                .append_link(&mut h, format!("bin/{applet}"), "busybox")
+                .unwrap();
+        }
+        let tar = builder.into_inner().unwrap();
+        let mut child = std::process::Command::new("docker")
+            .args(["import", "-", TEST_IMAGE])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("docker import");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&tar).unwrap();
+        assert!(child.wait().unwrap().success(), "docker import failed");
+    });
+}

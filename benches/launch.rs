@@ -1,0 +1,225 @@
+//! `addon-sandbox run` end to end against the raw engine: in one run, interleaved, N times:
+//!
+//! * ours: the `addon-sandbox run` process (parse, plan, connect, checks, create, start,
+//!   attest, record);
+//! * raw: `create` + `start` of the identical body through the engine API in this process;
+//! * cli: `docker run -d` of the same container.
+//!
+//! Prints medians and the ratios ours/raw and ours/cli. Needs a Docker engine and busybox.
+//! Run with `scripts/bench-launch [N]`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use addon_sandbox::launch::body::{AppArmorMode, StartSpec, create_body};
+use addon_sandbox::{addon, policy};
+
+const IMAGE: &str = "addon-sandbox-test/busybox:1";
+
+fn ensure_image() {
+    if Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("busybox-static");
+    let mut b = tar::Builder::new(Vec::new());
+    for d in ["bin", "data", "tmp", "etc", "run", "proc", "sys", "dev"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, d, std::io::empty()).unwrap();
+    }
+    let bytes = std::fs::read(busybox).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(bytes.len() as u64);
+    b.append_data(&mut h, "bin/busybox", bytes.as_slice())
+        .unwrap();
+    for a in ["sh", "sleep"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        b.append_link(&mut h, format!("bin/{a}"), "busybox")
+            .unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let mut child = Command::new("docker")
+        .args(["import", "-", IMAGE])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+fn rm(name: &str) {
+    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    ensure_image();
+    let dir = tempfile::tempdir().unwrap();
+    let addon_dir = dir.path().join("addon");
+    std::fs::create_dir(&addon_dir).unwrap();
+    std::fs::write(
+        addon_dir.join("config.yaml"),
+        "name: Bench\nversion: \"1\"\nslug: bench\ndescription: d\narch: [amd64, aarch64]\nmap: [share, \"media:rw\"]\nports:\n  8080/tcp: null\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let state = dir.path().join("state");
+    let a = addon::load(&addon_dir);
+    let options = policy::PlanOptions {
+        data_root: data.to_string_lossy().into_owned(),
+        ..policy::PlanOptions::default()
+    };
+    let plan = policy::decide(a.config.as_ref().unwrap(), false, &options).unwrap();
+    for m in &plan.mounts {
+        std::fs::create_dir_all(&m.source).unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let docker = rt.block_on(async {
+        bollard::Docker::connect_with_local_defaults()
+            .unwrap()
+            .negotiate_version()
+            .await
+            .unwrap()
+    });
+    let bin = env!("CARGO_BIN_EXE_addon-sandbox");
+    let (mut ours, mut raw, mut cli) = (Vec::new(), Vec::new(), Vec::new());
+    let name = plan.container_name.clone();
+    for i in 0..=n {
+        // ours
+        rm(&name);
+        let t = Instant::now();
+        let out = Command::new(bin)
+            .args([
+                "run",
+                addon_dir.to_str().unwrap(),
+                "--allow-unconfined",
+                "--image",
+                IMAGE,
+                "--data-root",
+                data.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--command",
+                "/bin/sleep",
+                "600",
+            ])
+            .output()
+            .unwrap();
+        let d_ours = t.elapsed();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rm(&name);
+
+        // raw engine: the identical body, create + start
+        let spec = StartSpec {
+            image: IMAGE.into(),
+            command: Some(vec!["/bin/sleep".into(), "600".into()]),
+            token: "0".repeat(64),
+            timezone: "UTC".into(),
+            apparmor: AppArmorMode::Unconfined,
+        };
+        let mut body = create_body(&plan, &spec);
+        // The launcher binds without propagation where the host mount is private.
+        if let Some(ms) = body.host_config.as_mut().and_then(|h| h.mounts.as_mut()) {
+            for m in ms {
+                m.bind_options = None;
+            }
+        }
+        let t = Instant::now();
+        rt.block_on(async {
+            let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                .name(&name)
+                .build();
+            let r = docker.create_container(Some(opts), body).await.unwrap();
+            docker.start_container(&r.id, None).await.unwrap();
+        });
+        let d_raw = t.elapsed();
+        rm(&name);
+
+        // docker run -d of the same container
+        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+        args.push("--cap-drop=ALL".into());
+        for c in &plan.cap_add {
+            args.push(format!("--cap-add={c}"));
+        }
+        args.push("--security-opt=no-new-privileges:true".into());
+        args.push("--security-opt=apparmor=unconfined".into());
+        args.push("--ipc=private".into());
+        args.push("--init".into());
+        args.push("--tmpfs=/dev/shm:rw,nosuid,nodev,noexec".into());
+        for m in &plan.mounts {
+            let ro = if m.read_only { ":ro" } else { "" };
+            args.push(format!("-v={}:{}{ro}", m.source, m.target));
+        }
+        args.push(IMAGE.into());
+        args.push("/bin/sleep".into());
+        args.push("600".into());
+        let t = Instant::now();
+        let out = Command::new("docker").args(&args).output().unwrap();
+        let d_cli = t.elapsed();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rm(&name);
+        if i > 0 {
+            // The first round warms caches and is not counted.
+            ours.push(d_ours);
+            raw.push(d_raw);
+            cli.push(d_cli);
+        }
+    }
+    let (o, r, c) = (median(&mut ours), median(&mut raw), median(&mut cli));
+    println!("launch of one add-on, median of {n} (interleaved, first round not counted):");
+    println!(
+        "  addon-sandbox run (end to end, new process)  {:>8.1} ms",
+        o.as_secs_f64() * 1e3
+    );
+    println!(
+        "  raw engine create + start (same body)        {:>8.1} ms",
+        r.as_secs_f64() * 1e3
+    );
+    println!(
+        "  docker run -d (same container)               {:>8.1} ms",
+        c.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ratio ours / raw engine: {:.2}x",
+        o.as_secs_f64() / r.as_secs_f64()
+    );
+    println!(
+        "  ratio ours / docker run: {:.2}x",
+        o.as_secs_f64() / c.as_secs_f64()
+    );
+}

@@ -1,0 +1,851 @@
+//! The launcher against the real Docker engine (DESIGN §6): the created container equals the
+//! plan, and a container of the test image proves from inside what it may and may not do.
+//! Every test uses its own add-on slug, state directory and data root, and removes what it
+//! started. This host has no AppArmor, so runs pass `--allow-unconfined` unless a test is about
+//! the refusal.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const CAPS: [&str; 41] = addon_sandbox::profile::rule::CAPABILITIES;
+
+struct Env {
+    dir: tempfile::TempDir,
+    slug: String,
+}
+
+impl Env {
+    /// A temporary add-on `slug` with the given extra config lines.
+    fn new(slug: &str, extra: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let addon = dir.path().join("addon");
+        std::fs::create_dir(&addon).unwrap();
+        std::fs::write(
+            addon.join("config.yaml"),
+            format!(
+                "name: T\nversion: \"1.0\"\nslug: {slug}\ndescription: d\narch: [amd64, aarch64]\n{extra}"
+            ),
+        )
+        .unwrap();
+        Env {
+            dir,
+            slug: slug.to_owned(),
+        }
+    }
+
+    fn full_slug(&self) -> String {
+        format!("local_{}", self.slug)
+    }
+
+    fn addon(&self) -> PathBuf {
+        self.dir.path().join("addon")
+    }
+
+    fn data_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"));
+        c.args(args);
+        c
+    }
+
+    /// `addon-sandbox run` of this add-on with the test image and `script` as its command.
+    fn run(&self, extra: &[&str], script: &str) -> Output {
+        let addon = self.addon();
+        let data = self.data_root();
+        let state = self.state();
+        let mut args = vec![
+            "run",
+            addon.to_str().unwrap(),
+            "--image",
+            common::TEST_IMAGE,
+            "--data-root",
+            data.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--command", "/bin/sh", "-c", script]);
+        self.cmd(&args).output().unwrap()
+    }
+
+    fn sub(&self, verb: &str) -> Output {
+        let state = self.state();
+        let slug = self.full_slug();
+        self.cmd(&[verb, &slug, "--state-dir", state.to_str().unwrap()])
+            .output()
+            .unwrap()
+    }
+
+    fn plan(&self, extra: &[&str]) -> Value {
+        let addon = self.addon();
+        let data = self.data_root();
+        let mut args = vec![
+            "plan",
+            "--json",
+            addon.to_str().unwrap(),
+            "--data-root",
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = self.cmd(&args).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn container(&self) -> String {
+        format!("app_{}", self.full_slug())
+    }
+
+    fn inspect(&self) -> Option<Value> {
+        let out = Command::new("docker")
+            .args(["inspect", &self.container()])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone())
+    }
+
+    /// Wait for the container's proof file under the data root.
+    fn proof(&self) -> String {
+        let file = self
+            .data_root()
+            .join("apps/data")
+            .join(self.full_slug())
+            .join("proof");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(text) = std::fs::read_to_string(&file)
+                && text.contains("END\n")
+            {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no proof from {} in 30 s", self.container());
+    }
+
+    fn token(&self) -> Option<String> {
+        std::fs::read_to_string(
+            self.state()
+                .join("addons")
+                .join(self.full_slug())
+                .join("token"),
+        )
+        .ok()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.container()])
+            .output();
+    }
+}
+
+fn ok(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn setup() -> bool {
+    if !common::docker_available() {
+        return false;
+    }
+    common::ensure_test_image();
+    true
+}
+
+fn host_has_apparmor() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
+}
+
+/// The script that proves the sandbox from inside, into /data/proof.
+const PROOF: &str = r#"p=/data/proof.tmp
+grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status > $p
+echo "net=$(readlink /proc/self/ns/net)" >> $p
+echo "pid=$(readlink /proc/self/ns/pid)" >> $p
+echo "pid1=$(cat /proc/1/comm)" >> $p
+if (echo x > /share/x) 2>/tmp/err; then echo share=written >> $p; else echo "share=$(cat /tmp/err)" >> $p; fi
+if (echo hello > /media/from-inside) 2>/tmp/err; then echo media=written >> $p; else echo "media=$(cat /tmp/err)" >> $p; fi
+if [ -e /run/docker.sock ]; then echo docker_sock=yes >> $p; else echo docker_sock=no >> $p; fi
+echo "token=$SUPERVISOR_TOKEN" >> $p
+echo "hassio=$HASSIO_TOKEN" >> $p
+echo END >> $p
+mv $p /data/proof
+exec sleep 600"#;
+
+fn field<'a>(proof: &'a str, key: &str) -> &'a str {
+    proof
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)
+                .and_then(|r| r.strip_prefix(':').or_else(|| r.strip_prefix('=')))
+        })
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in proof:\n{proof}"))
+}
+
+fn cap_mask(caps: &[Value]) -> u64 {
+    caps.iter()
+        .map(|c| {
+            let name = c.as_str().unwrap().to_ascii_lowercase();
+            1u64 << CAPS.iter().position(|x| *x == name).unwrap()
+        })
+        .fold(0, |a, b| a | b)
+}
+
+fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+const MAPS: &str = "map: [share, \"media:rw\"]\nports:\n  8080/tcp: null\nulimits:\n  nofile: 4096\nenvironment:\n  MODE: test\n";
+const DEVICES: &str = "devices: [/dev/zero]\nvideo: true\n";
+
+#[test]
+fn without_apparmor_run_refuses_and_leaves_nothing() {
+    if !setup() || host_has_apparmor() {
+        return;
+    }
+    let env = Env::new("refuse", MAPS);
+    let out = env.run(&[], "sleep 600");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot enforce it") && err.contains("--allow-unconfined"),
+        "{err}"
+    );
+    assert!(env.inspect().is_none(), "a container was left behind");
+    assert!(env.token().is_none(), "a token was left behind");
+}
+
+#[test]
+fn the_container_equals_the_plan_and_proves_it_from_inside() {
+    if !setup() {
+        return;
+    }
+    let env = Env::new("proof", &format!("{MAPS}{DEVICES}"));
+    let plan = env.plan(&[]);
+    let report = ok(&env.run(&["--allow-unconfined"], PROOF));
+    assert_eq!(report["confinement"], "unconfined");
+    let c = env.inspect().expect("container");
+    let hc = &c["HostConfig"];
+    let sorted = |v: &Value| {
+        let mut v: Vec<String> = v
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&hc["CapAdd"]), sorted(&plan["cap_add"]));
+    assert_eq!(sorted(&hc["CapDrop"]), ["ALL"]);
+    assert_eq!(hc["NetworkMode"], plan["network_mode"]);
+    assert_eq!(hc["IpcMode"], "private");
+    assert_eq!(hc["PidMode"], "");
+    let mut want_sec: Vec<String> = sorted(&plan["security_opt"])
+        .into_iter()
+        .map(|o| {
+            if o.starts_with("apparmor=") {
+                "apparmor=unconfined".into()
+            } else {
+                o
+            }
+        })
+        .collect();
+    want_sec.sort();
+    assert_eq!(sorted(&hc["SecurityOpt"]), want_sec);
+    assert!(want_sec.contains(&"no-new-privileges:true".to_string()));
+    for m in plan["mounts"].as_array().unwrap() {
+        let got = hc["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["Target"] == m["target"])
+            .unwrap_or_else(|| panic!("mount {} missing", m["target"]));
+        assert_eq!(got["Source"], m["source"]);
+        assert_eq!(
+            got["ReadOnly"].as_bool().unwrap_or(false),
+            m["read_only"].as_bool().unwrap()
+        );
+    }
+    let devices: Vec<(String, String, String)> = hc["Devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap().to_owned();
+            (
+                s("PathOnHost"),
+                s("PathInContainer"),
+                s("CgroupPermissions"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        devices,
+        [("/dev/zero".into(), "/dev/zero".into(), "rwm".into())]
+    );
+    assert_eq!(
+        sorted(&hc["DeviceCgroupRules"]),
+        sorted(&plan["device_cgroup_rules"])
+    );
+    assert!(!sorted(&plan["device_cgroup_rules"]).is_empty());
+    assert_eq!(
+        hc["Tmpfs"],
+        serde_json::json!({"/dev/shm": "rw,nosuid,nodev,noexec"})
+    );
+    assert_eq!(hc["Ulimits"][0]["Name"], "nofile");
+    let env_keys: Vec<String> = c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().split('=').next().unwrap().to_owned())
+        .filter(|k| k != "PATH")
+        .collect();
+    let mut env_keys = env_keys;
+    env_keys.sort();
+    assert_eq!(env_keys, sorted(&plan["env_keys"]));
+
+    let proof = env.proof();
+    let cap_eff = u64::from_str_radix(field(&proof, "CapEff"), 16).unwrap();
+    assert_eq!(
+        cap_eff,
+        cap_mask(plan["cap_add"].as_array().unwrap()),
+        "CapEff"
+    );
+    assert_eq!(field(&proof, "NoNewPrivs"), "1");
+    assert_eq!(field(&proof, "Seccomp"), "2");
+    assert!(
+        field(&proof, "share").contains("Read-only file system"),
+        "{proof}"
+    );
+    assert_eq!(field(&proof, "media"), "written");
+    let on_host = env.data_root().join("media/from-inside");
+    assert_eq!(std::fs::read_to_string(on_host).unwrap(), "hello\n");
+    assert_ne!(
+        field(&proof, "net"),
+        host_ns("net"),
+        "shares the host's network namespace"
+    );
+    assert_ne!(
+        field(&proof, "pid"),
+        host_ns("pid"),
+        "shares the host's PID namespace"
+    );
+    assert_eq!(plan["init"], true);
+    assert_eq!(
+        field(&proof, "pid1"),
+        "docker-init",
+        "its own PID 1: the init the plan asks for"
+    );
+    assert_eq!(field(&proof, "docker_sock"), "no");
+    let token = env.token().expect("token in the state directory");
+    assert_eq!(token.len(), 64);
+    assert_eq!(field(&proof, "token"), token);
+    assert_eq!(field(&proof, "hassio"), token);
+    let mode = std::fs::metadata(
+        env.state()
+            .join("addons")
+            .join(env.full_slug())
+            .join("token"),
+    )
+    .unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
+    // A second run replaces the first with a fresh token.
+    std::fs::remove_file(
+        env.data_root()
+            .join("apps/data")
+            .join(env.full_slug())
+            .join("proof"),
+    )
+    .unwrap();
+    ok(&env.run(&["--allow-unconfined"], PROOF));
+    let again = env.proof();
+    assert_ne!(
+        field(&again, "token"),
+        token,
+        "the token must change on every start"
+    );
+    assert_eq!(field(&again, "token"), env.token().unwrap());
+
+    // ps shows it unconfined; rm removes container and token and keeps the data.
+    let ps = env
+        .cmd(&["ps", "--json", "--state-dir", env.state().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .find(|l| l.contains(&env.full_slug()))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .expect("in ps");
+    assert_eq!(line["confinement"], "unconfined");
+    assert_eq!(line["state"], "running");
+    assert!(env.sub("rm").status.success());
+    assert!(env.inspect().is_none());
+    assert!(env.token().is_none());
+    assert!(
+        env.data_root().join("media/from-inside").exists(),
+        "data is kept"
+    );
+}
+
+#[test]
+fn protection_off_and_grants_give_exactly_the_granted_rights() {
+    if !setup() {
+        return;
+    }
+    let extra = "host_network: true\nhost_pid: true\nprivileged: [SYS_ADMIN, SYS_NICE]\n";
+    let sys_admin = 1u64 << 21;
+    let sys_nice = 1u64 << 23;
+
+    let env = Env::new("grants", extra);
+    ok(&env.run(&["--allow-unconfined", "--grant", "host_network"], PROOF));
+    let p = env.proof();
+    assert_eq!(field(&p, "net"), host_ns("net"), "host_network granted");
+    assert_ne!(field(&p, "pid"), host_ns("pid"), "host_pid not granted");
+    let caps = u64::from_str_radix(field(&p, "CapEff"), 16).unwrap();
+    assert_eq!(caps & sys_admin, 0, "SYS_ADMIN not granted");
+    assert_ne!(caps & sys_nice, 0, "SYS_NICE is not high-risk: granted");
+    drop(env);
+
+    let env = Env::new("unprotected", extra);
+    ok(&env.run(&["--allow-unconfined", "--protection", "off"], PROOF));
+    let p = env.proof();
+    assert_eq!(field(&p, "net"), host_ns("net"));
+    assert_eq!(field(&p, "pid"), host_ns("pid"));
+    let caps = u64::from_str_radix(field(&p, "CapEff"), 16).unwrap();
+    assert_ne!(caps & sys_admin, 0, "SYS_ADMIN with protection off");
+    assert_eq!(
+        field(&p, "NoNewPrivs"),
+        "1",
+        "strict keeps no-new-privileges"
+    );
+    assert_eq!(field(&p, "Seccomp"), "2", "strict keeps seccomp");
+}
+
+#[test]
+fn failures_say_what_happened_and_leave_nothing() {
+    if !setup() {
+        return;
+    }
+    // Image missing.
+    let env = Env::new("noimage", "");
+    let addon = env.addon();
+    let state = env.state();
+    let data = env.data_root();
+    let out = env
+        .cmd(&[
+            "run",
+            addon.to_str().unwrap(),
+            "--allow-unconfined",
+            "--image",
+            "addon-sandbox-test/none:0",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--data-root",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not on this host"));
+    assert!(env.inspect().is_none() && env.token().is_none());
+
+    // Bad command: start fails (without docker-init, the engine execs it directly), and the
+    // created container is removed.
+    let env2 = Env::new("badcmd", "init: false\n");
+    let addon = env2.addon();
+    let state = env2.state();
+    let data = env2.data_root();
+    let out = env2
+        .cmd(&[
+            "run",
+            addon.to_str().unwrap(),
+            "--allow-unconfined",
+            "--image",
+            common::TEST_IMAGE,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--data-root",
+            data.to_str().unwrap(),
+            "--command",
+            "/no/such/program",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("docker start failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        env2.inspect().is_none(),
+        "the failed container was left behind"
+    );
+    assert!(env2.token().is_none(), "the token was left behind");
+
+    // Name conflict with a container that is not ours: refused, theirs untouched.
+    let env = Env::new("conflict", "");
+    let made = Command::new("docker")
+        .args([
+            "create",
+            "--name",
+            &env.container(),
+            common::TEST_IMAGE,
+            "/bin/sleep",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let out = env.run(&["--allow-unconfined"], "sleep 600");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was not started by addon-sandbox"));
+    let theirs = env.inspect().expect("their container is still there");
+    assert!(theirs["Config"]["Labels"]["io.addon-sandbox.slug"].is_null());
+    assert!(env.token().is_none());
+}
+
+#[test]
+fn an_unreachable_or_silent_engine_is_a_clear_error() {
+    if !setup() {
+        return;
+    }
+    let env = Env::new("noengine", "");
+    let addon = env.addon();
+    let state = env.state();
+    let out = env
+        .cmd(&[
+            "run",
+            addon.to_str().unwrap(),
+            "--allow-unconfined",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the Docker engine"));
+
+    // An engine that accepts connections and never answers.
+    let sock = env.dir.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(2) {
+            held.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let start = Instant::now();
+    let out = env
+        .cmd(&[
+            "ps",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--timeout",
+            "1",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not answer"));
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "the timeout was not applied"
+    );
+    drop(holder);
+}
+
+/// A fake `apparmor_parser` that records its arguments (the load path up to the parser call;
+/// this host cannot load profiles). The kernel file says AppArmor is on; the engine ignores the
+/// profile, so the attestation after start must fail and undo everything, unloading included.
+#[test]
+fn the_profile_is_written_loaded_and_unloaded_when_attestation_fails() {
+    if !setup() || host_has_apparmor() {
+        return;
+    }
+    let env = Env::new("loadpath", "map: [share]\n");
+    let log = env.dir.path().join("parser.log");
+    let fake = env.dir.path().join("apparmor_parser");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let enabled = env.dir.path().join("enabled");
+    std::fs::write(&enabled, "Y\n").unwrap();
+    let addon = env.addon();
+    let state = env.state();
+    let data = env.data_root();
+    let out = env
+        .cmd(&[
+            "run",
+            addon.to_str().unwrap(),
+            "--image",
+            common::TEST_IMAGE,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--data-root",
+            data.to_str().unwrap(),
+            "--command",
+            "/bin/sleep",
+            "600",
+        ])
+        .env("APPARMOR_PARSER", &fake)
+        .env("ADDON_SANDBOX_APPARMOR_ENABLED", &enabled)
+        .env("ADDON_SANDBOX_TEST_ENGINE_APPARMOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not confined as planned"), "{err}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let profile = state.join("apparmor/local_loadpath");
+    let cache = state.join("apparmor/cache");
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            format!(
+                "--replace --write-cache --cache-loc {} {}",
+                cache.display(),
+                profile.display()
+            ),
+            format!("--remove {}", profile.display()),
+        ]
+    );
+    assert!(!profile.exists(), "the profile file was left behind");
+    assert!(env.inspect().is_none(), "the container was left behind");
+    assert!(env.token().is_none());
+}
+
+#[test]
+fn logs_stop_and_rm() {
+    if !setup() {
+        return;
+    }
+    let env = Env::new("lifecycle", "");
+    ok(&env.run(
+        &["--allow-unconfined"],
+        "echo hello from inside; exec sleep 600",
+    ));
+    let start = Instant::now();
+    loop {
+        let logs = env.sub("logs");
+        if String::from_utf8_lossy(&logs.stdout).contains("hello from inside") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no output in logs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(env.sub("stop").status.success());
+    assert_eq!(env.inspect().unwrap()["State"]["Running"], false);
+    assert!(env.sub("rm").status.success());
+    assert!(env.inspect().is_none());
+    let again = env.sub("rm");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("was started by addon-sandbox"));
+}
+
+#[test]
+fn twenty_addons_launched_at_once() {
+    if !setup() {
+        return;
+    }
+    let envs: Vec<Env> = (0..20)
+        .map(|i| Env::new(&format!("many{i}"), "map: [\"share:rw\"]\n"))
+        .collect();
+    // One shared state directory and data root, as on a real host.
+    let shared = tempfile::tempdir().unwrap();
+    let state = shared.path().join("state");
+    let data = shared.path().join("data");
+    let children: Vec<std::process::Child> = envs
+        .iter()
+        .map(|e| {
+            let addon = e.addon();
+            e.cmd(&[
+                "run",
+                addon.to_str().unwrap(),
+                "--allow-unconfined",
+                "--image",
+                common::TEST_IMAGE,
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--data-root",
+                data.to_str().unwrap(),
+                "--command",
+                "/bin/sleep",
+                "600",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ps = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args(["ps", "--json", "--state-dir", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let running = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains("local_many") && l.contains("\"running\""))
+        .count();
+    assert_eq!(running, 20);
+    for e in &envs {
+        let token = state.join("addons").join(e.full_slug()).join("token");
+        assert_eq!(std::fs::read_to_string(&token).unwrap().len(), 64);
+    }
+    let rms: Vec<std::process::Child> = envs
+        .iter()
+        .map(|e| {
+            Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+                .args(["rm", &e.full_slug(), "--state-dir", state.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in rms {
+        assert!(c.wait_with_output().unwrap().status.success());
+    }
+    let left = std::fs::read_dir(state.join("addons"))
+        .unwrap()
+        .flatten()
+        .filter(|d| d.path().join("token").exists() || d.path().join("record.json").exists())
+        .count();
+    assert_eq!(left, 0, "tokens or records left behind");
+}
+
+#[test]
+fn ctrl_c_mid_launch_undoes_the_launch() {
+    if !setup() || host_has_apparmor() {
+        return;
+    }
+    let env = Env::new("interrupt", "");
+    let log = env.dir.path().join("parser.log");
+    let fake = env.dir.path().join("apparmor_parser");
+    // Loading takes 5 s: long enough to be interrupted in the middle.
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}\n[ \"$1\" = --replace ] && sleep 5\nexit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let enabled = env.dir.path().join("enabled");
+    std::fs::write(&enabled, "Y\n").unwrap();
+    let addon = env.addon();
+    let state = env.state();
+    let data = env.data_root();
+    let child = env
+        .cmd(&[
+            "run",
+            addon.to_str().unwrap(),
+            "--image",
+            common::TEST_IMAGE,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--data-root",
+            data.to_str().unwrap(),
+        ])
+        .env("APPARMOR_PARSER", &fake)
+        .env("ADDON_SANDBOX_APPARMOR_ENABLED", &enabled)
+        .env("ADDON_SANDBOX_TEST_ENGINE_APPARMOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("--replace")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the load never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "did not stop at once"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.lines().any(|l| l == "--remove"),
+        "profile not unloaded: {calls}"
+    );
+    assert!(!state.join("apparmor/local_interrupt").exists());
+    assert!(env.token().is_none());
+    assert!(env.inspect().is_none());
+}
