@@ -156,6 +156,55 @@ impl Drop for Env {
     }
 }
 
+impl Env {
+    /// `addon-sandbox run` with a fake `apparmor_parser` running `script_tail` after it logs
+    /// its arguments, and the kernel file saying AppArmor is on. Returns the command (to run or
+    /// spawn) and the log path.
+    fn with_fake_parser(
+        &self,
+        log_line: &str,
+        script_tail: &str,
+        command: &[&str],
+    ) -> (Command, PathBuf) {
+        let log = self.dir.path().join("parser.log");
+        let fake = self.dir.path().join("apparmor_parser");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho \"{log_line}\" >> {}\n{script_tail}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let enabled = self.dir.path().join("enabled");
+        std::fs::write(&enabled, "Y\n").unwrap();
+        let addon = self.addon();
+        let state = self.state();
+        let data = self.data_root();
+        let mut args = vec![
+            "run",
+            addon.to_str().unwrap(),
+            "--image",
+            common::TEST_IMAGE,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--data-root",
+            data.to_str().unwrap(),
+        ];
+        if !command.is_empty() {
+            args.push("--command");
+            args.extend_from_slice(command);
+        }
+        let mut cmd = self.cmd(&args);
+        cmd.env("APPARMOR_PARSER", &fake)
+            .env("ADDON_SANDBOX_APPARMOR_ENABLED", &enabled)
+            .env("ADDON_SANDBOX_TEST_ENGINE_APPARMOR", "1");
+        (cmd, log)
+    }
+}
+
 fn ok(out: &Output) -> Value {
     assert!(
         out.status.success(),
@@ -612,38 +661,9 @@ fn the_profile_is_written_loaded_and_unloaded_when_attestation_fails() {
         return;
     }
     let env = Env::new("loadpath", "map: [share]\n");
-    let log = env.dir.path().join("parser.log");
-    let fake = env.dir.path().join("apparmor_parser");
-    std::fs::write(
-        &fake,
-        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let enabled = env.dir.path().join("enabled");
-    std::fs::write(&enabled, "Y\n").unwrap();
-    let addon = env.addon();
+    let (mut cmd, log) = env.with_fake_parser("$@", "", &["/bin/sleep", "600"]);
+    let out = cmd.output().unwrap();
     let state = env.state();
-    let data = env.data_root();
-    let out = env
-        .cmd(&[
-            "run",
-            addon.to_str().unwrap(),
-            "--image",
-            common::TEST_IMAGE,
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--data-root",
-            data.to_str().unwrap(),
-            "--command",
-            "/bin/sleep",
-            "600",
-        ])
-        .env("APPARMOR_PARSER", &fake)
-        .env("ADDON_SANDBOX_APPARMOR_ENABLED", &enabled)
-        .env("ADDON_SANDBOX_TEST_ENGINE_APPARMOR", "1")
-        .output()
-        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not confined as planned"), "{err}");
@@ -781,40 +801,11 @@ fn ctrl_c_mid_launch_undoes_the_launch() {
         return;
     }
     let env = Env::new("interrupt", "");
-    let log = env.dir.path().join("parser.log");
-    let fake = env.dir.path().join("apparmor_parser");
     // Loading takes 5 s: long enough to be interrupted in the middle.
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\necho \"$1\" >> {}\n[ \"$1\" = --replace ] && sleep 5\nexit 0\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let enabled = env.dir.path().join("enabled");
-    std::fs::write(&enabled, "Y\n").unwrap();
-    let addon = env.addon();
+    let (mut cmd, log) =
+        env.with_fake_parser("$1", "[ \"$1\" = --replace ] && sleep 5\nexit 0", &[]);
+    let child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
     let state = env.state();
-    let data = env.data_root();
-    let child = env
-        .cmd(&[
-            "run",
-            addon.to_str().unwrap(),
-            "--image",
-            common::TEST_IMAGE,
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--data-root",
-            data.to_str().unwrap(),
-        ])
-        .env("APPARMOR_PARSER", &fake)
-        .env("ADDON_SANDBOX_APPARMOR_ENABLED", &enabled)
-        .env("ADDON_SANDBOX_TEST_ENGINE_APPARMOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     let start = Instant::now();
     while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("--replace")) {
         assert!(
