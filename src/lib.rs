@@ -32,3 +32,4 @@ pub mod profile;
 pub mod rating;
 pub mod report;
 pub mod source;
+pub mod vm;

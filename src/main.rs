@@ -118,6 +118,17 @@ enum Command {
         #[command(flatten)]
         engine: EngineFlags,
     },
+    /// Boot a real AppArmor kernel (qemu) with the add-on's generated profile and show what it
+    /// is denied: the standard attacks and needs, plus your own probes.
+    Preview {
+        path: PathBuf,
+        /// An extra probe, "OP PATH" with OP one of read, write, create, exec, mmap, mount,
+        /// connect, device (repeatable), e.g. --probe "write /share/notes.txt".
+        #[arg(long = "probe", value_name = "OP PATH")]
+        probes: Vec<String>,
+        #[command(flatten)]
+        plan: PlanFlags,
+    },
     /// Compare the generated profile with the add-on's own apparmor.txt: what each allows
     /// that the other does not, and the attacker probes each lets through.
     Compare {
@@ -422,6 +433,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::stdout();
             l.logs(&slug, follow, &mut out).await
         }),
+        Command::Preview { path, probes, plan } => preview_command(&mut out, &path, &probes, &plan),
         Command::Compare {
             paths,
             json,
@@ -635,6 +647,103 @@ fn run_command(
             Ok(ExitCode::from(err.exit_code()))
         }
     }
+}
+
+fn preview_command(
+    out: &mut impl Write,
+    path: &Path,
+    extra: &[String],
+    flags: &PlanFlags,
+) -> Result<ExitCode> {
+    let options = flags.options()?;
+    let (mut plans, ok) = plans(std::slice::from_ref(&path.to_path_buf()), &options);
+    if !ok || plans.len() != 1 {
+        if ok {
+            anyhow::bail!(
+                "{} names {} add-ons; preview takes one",
+                path.display(),
+                plans.len()
+            );
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let (_, plan) = plans.remove(0);
+    let text = profile::generate(&plan)?.render(false)?;
+    let name = plan.full_slug.clone();
+    let mut probes = addon_sandbox::vm::standard_probes(&plan, &name);
+    let standard = probes.len();
+    for p in extra {
+        let (op, target) = p
+            .split_once(' ')
+            .with_context(|| format!("--probe {p:?}: expected \"OP PATH\""))?;
+        let op: &'static str = match op {
+            "read" => "read",
+            "write" => "write",
+            "create" => "create",
+            "exec" => "exec",
+            "mmap" => "mmap",
+            "mount" => "mount",
+            "connect" => "connect",
+            "device" => "device",
+            other => anyhow::bail!("--probe: unknown operation {other:?}"),
+        };
+        policy::check_literal_path(target)
+            .map_err(|why| anyhow::anyhow!("--probe path {target:?} {why}"))?;
+        probes.push(addon_sandbox::vm::VmProbe {
+            profile: name.clone(),
+            op,
+            path: target.to_owned(),
+            expect_allowed: true,
+        });
+    }
+    let kernel = addon_sandbox::vm::kernel()?;
+    eprintln!("booting the AppArmor VM (qemu, software emulation: about a minute)...");
+    let report = addon_sandbox::vm::run(&kernel, &[(name.clone(), text)], &probes, None)?;
+    if !report.load_failures.is_empty() {
+        anyhow::bail!(
+            "the profile did not load: {}",
+            report.load_failures.join("; ")
+        );
+    }
+    writeln!(out, "{name} in a real AppArmor kernel:")?;
+    let unix_mediated = report.extra.iter().any(|l| l == "UNIX yes");
+    let mut surprises = 0;
+    for (i, (p, outcome)) in probes.iter().zip(&report.outcomes).enumerate() {
+        let expected = if i >= standard {
+            "yours"
+        } else if p.expect_allowed {
+            "need"
+        } else {
+            "attack"
+        };
+        let allowed = outcome == "OK";
+        let surprise = i < standard && allowed != p.expect_allowed && p.op != "connect";
+        surprises += surprise as usize;
+        writeln!(
+            out,
+            "  {:<7} {:<8} {:<52} {}{}",
+            expected,
+            p.op,
+            p.path,
+            if allowed {
+                "allowed".to_owned()
+            } else {
+                format!("denied ({})", outcome.trim_start_matches("ERR "))
+            },
+            if surprise {
+                "   <-- unexpected"
+            } else if p.op == "connect" && !unix_mediated {
+                "   (this kernel does not mediate unix sockets; the plan does not mount it)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(if surprises == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn compare_command(

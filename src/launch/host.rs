@@ -25,25 +25,42 @@ pub fn apparmor_enabled_file() -> PathBuf {
 /// options (an engine in a container or rootless may not apply profiles even then).
 pub fn apparmor_support(engine_security_options: &[String]) -> AppArmorSupport {
     let file = apparmor_enabled_file();
-    match std::fs::read_to_string(&file) {
-        Ok(s) if s.trim() == "Y" => {}
-        Ok(s) => {
+    let enabled = std::fs::read_to_string(&file).ok();
+    // Tests that drive the load path on a host without AppArmor point the kernel file
+    // elsewhere and set this too; the attestation after start still fails closed there.
+    let engine_checked = std::env::var_os("ADDON_SANDBOX_TEST_ENGINE_APPARMOR").is_some();
+    decide_apparmor_support(
+        &file,
+        enabled.as_deref(),
+        engine_checked,
+        engine_security_options,
+    )
+}
+
+/// The decision itself, from what the kernel file says (None: missing) and the engine's
+/// security options.
+pub fn decide_apparmor_support(
+    file: &Path,
+    kernel_enabled: Option<&str>,
+    engine_checked: bool,
+    engine_security_options: &[String],
+) -> AppArmorSupport {
+    match kernel_enabled {
+        Some(s) if s.trim() == "Y" => {}
+        Some(s) => {
             return AppArmorSupport::Unavailable(format!(
                 "the kernel has AppArmor disabled ({} says {:?})",
                 file.display(),
                 s.trim()
             ));
         }
-        Err(_) => {
+        None => {
             return AppArmorSupport::Unavailable(format!(
                 "the kernel has no AppArmor ({} is missing)",
                 file.display()
             ));
         }
     }
-    // Tests that drive the load path on a host without AppArmor point the kernel file
-    // elsewhere and set this too; the attestation after start still fails closed there.
-    let engine_checked = std::env::var_os("ADDON_SANDBOX_TEST_ENGINE_APPARMOR").is_some();
     if engine_checked
         || engine_security_options
             .iter()

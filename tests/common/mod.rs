@@ -167,3 +167,18 @@ pub fn ensure_test_image() {
         assert!(child.wait().unwrap().success(), "docker import failed");
     });
 }
+
+/// The AppArmor VM's kernel. None, with a printed reason, when qemu, gcc, cpio or the kernel
+/// package cannot be had and it is not required; a panic when `REQUIRE_APPARMOR_VM=1`.
+pub fn vm_kernel() -> Option<std::path::PathBuf> {
+    match addon_sandbox::vm::kernel() {
+        Ok(k) => Some(k),
+        Err(err) => {
+            if std::env::var("REQUIRE_APPARMOR_VM").as_deref() == Ok("1") {
+                panic!("REQUIRE_APPARMOR_VM=1 but {err}");
+            }
+            eprintln!("skipped: {err} (set REQUIRE_APPARMOR_VM=1 to fail instead)");
+            None
+        }
+    }
+}
