@@ -58,6 +58,8 @@ pub enum Right {
     NewPrivileges,
     /// Run without Docker's seccomp profile.
     SeccompUnconfined,
+    /// `devices` entries for physical memory, I/O ports or whole disks and partitions.
+    RawDevices,
 }
 
 impl Right {
@@ -76,6 +78,7 @@ impl Right {
             Right::AdminRole => "admin_role".into(),
             Right::NewPrivileges => "new_privileges".into(),
             Right::SeccompUnconfined => "seccomp_unconfined".into(),
+            Right::RawDevices => "raw_devices".into(),
         }
     }
 
@@ -94,6 +97,7 @@ impl Right {
             Right::AdminRole,
             Right::NewPrivileges,
             Right::SeccompUnconfined,
+            Right::RawDevices,
         ];
         all.extend(
             Capability::ALL
@@ -254,6 +258,22 @@ pub fn check_target_path(path: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Device nodes that reach past every file permission of the host: physical memory and I/O
+/// ports, and block devices (a whole disk or partition, raw). The Supervisor passes them like
+/// any other device; strict protection withholds them.
+pub fn raw_device(path: &str) -> bool {
+    let Some(name) = path.strip_prefix("/dev/") else {
+        return false;
+    };
+    matches!(name, "mem" | "kmem" | "port")
+        || [
+            "sd", "hd", "vd", "xvd", "nvme", "mmcblk", "dm-", "md", "loop", "sr", "nbd", "zram",
+            "disk/", "mapper/",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// Check a device path from the config: a literal path under `/dev`.
@@ -567,6 +587,25 @@ impl<'a> Decision<'a> {
         Ok(())
     }
 
+    /// A raw device (memory, ports, disks) in strict mode: granted with protection off or by
+    /// `--grant raw_devices`, otherwise withheld and reported by path.
+    fn allow_device(&mut self, path: &str) -> bool {
+        let right = Right::RawDevices;
+        if self.options.grants.contains(&right) {
+            self.used_grants.insert(right);
+            return true;
+        }
+        if !self.options.protected {
+            return true;
+        }
+        self.withheld.push(Withheld {
+            right: format!("device:{path}"),
+            reason: "raw memory, I/O ports or a whole disk: access past every file permission of the host".into(),
+            grant_with: format!("--grant {}", right.name()),
+        });
+        false
+    }
+
     fn map_right(&mut self, kind: &str, read_only: bool) {
         self.grant(format!(
             "map:{kind}:{}",
@@ -772,21 +811,26 @@ impl<'a> Decision<'a> {
             self.device_classes.insert(DeviceClass::Gpio);
         }
         for path in &config.devices {
-            self.granted.push(format!("device:{path}"));
-            if self.strict() {
-                // A trailing '/' names a directory of devices (`/dev/dvb/`): Docker passes
-                // every node under it. One is dropped so the path is normalised.
-                let path = path.strip_suffix('/').unwrap_or(path);
-                check_device_path(path).map_err(|why| PolicyError::BadDevicePath {
-                    path: path.to_owned(),
-                    why,
-                })?;
-                self.devices.push(Device {
-                    path_on_host: path.to_owned(),
-                    path_in_container: path.to_owned(),
-                    cgroup_permissions: "rwm".into(),
-                });
+            if !self.strict() {
+                self.granted.push(format!("device:{path}"));
+                continue;
             }
+            // A trailing '/' names a directory of devices (`/dev/dvb/`): Docker passes every
+            // node under it. One is dropped so the path is normalised.
+            let path = path.strip_suffix('/').unwrap_or(path);
+            check_device_path(path).map_err(|why| PolicyError::BadDevicePath {
+                path: path.to_owned(),
+                why,
+            })?;
+            if raw_device(path) && !self.allow_device(path) {
+                continue;
+            }
+            self.granted.push(format!("device:{path}"));
+            self.devices.push(Device {
+                path_on_host: path.to_owned(),
+                path_in_container: path.to_owned(),
+                cgroup_permissions: "rwm".into(),
+            });
         }
         Ok(())
     }

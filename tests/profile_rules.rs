@@ -470,3 +470,47 @@ fn committed_example_profiles_compile_and_name_one_profile() {
         }
     }
 }
+
+#[test]
+fn raw_devices_are_withheld_unless_granted() {
+    let yaml = common::minimal("devices: [/dev/sda, /dev/ttyUSB0, /dev/mem, /dev/nvme0n1p2]\n");
+    let p = plan(&yaml, &PlanOptions::default()).unwrap();
+    let devices: Vec<&str> = p
+        .devices
+        .iter()
+        .map(|d| d.path_in_container.as_str())
+        .collect();
+    assert_eq!(devices, ["/dev/ttyUSB0"]);
+    for raw in ["/dev/sda", "/dev/mem", "/dev/nvme0n1p2"] {
+        let w = p
+            .withheld
+            .iter()
+            .find(|w| w.right == format!("device:{raw}"))
+            .unwrap_or_else(|| panic!("{raw} not withheld: {:?}", p.withheld));
+        assert_eq!(w.grant_with, "--grant raw_devices");
+        assert!(!p.granted.contains(&format!("device:{raw}")));
+    }
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    assert!(
+        !text.contains("\"/dev/sda"),
+        "a withheld disk in the profile"
+    );
+    assert!(text.contains("deny \"/dev/mem\""), "/dev/mem stays denied");
+
+    let granted = PlanOptions {
+        grants: [policy::Right::parse("raw_devices").unwrap()].into(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&yaml, &granted).unwrap();
+    assert_eq!(p.devices.len(), 4);
+    assert!(p.notes.is_empty(), "the grant was used: {:?}", p.notes);
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    assert!(text.contains("\"/dev/sda{,/**}\" rwk"));
+    assert!(
+        !text.contains("deny \"/dev/mem\""),
+        "a granted /dev/mem is not denied"
+    );
+    // Protection off grants them too; the supervisor policy passes them as the Supervisor does.
+    let p = plan(&yaml, &unprotected()).unwrap();
+    assert_eq!(p.devices.len(), 4);
+}
