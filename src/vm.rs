@@ -31,6 +31,8 @@ pub struct VmReport {
     pub load_failures: Vec<String>,
     /// The kernel's `apparmor="DENIED"` audit lines seen during the run.
     pub denied_lines: usize,
+    /// (profile, path) of every audited file denial: the kernel's own witness.
+    pub denied_records: std::collections::BTreeSet<(String, String)>,
     /// Lines the init printed about the launcher's path (`ATTR ...`, `AA ...`).
     pub extra: Vec<String>,
     pub boot_time: Duration,
@@ -296,6 +298,8 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t securityfs securityfs /sys/kernel/security
 mount -t devtmpfs dev /dev
+# Without auditd, audit records reach the kernel log through printk: no rate limit.
+echo 0 > /proc/sys/kernel/printk_ratelimit
 mkdir -p /tmp /run /data /etc /var/lib
 echo "AA $(cat /sys/module/apparmor/parameters/enabled)"
 # Compiled on the host against the pinned ABI (compiling under TCG emulation is slow);
@@ -324,6 +328,7 @@ for s in /p/*.sh; do
 done
 echo "T probed $(cut -d' ' -f1 /proc/uptime)"
 echo "DENIED $(dmesg | grep -c 'apparmor="DENIED"')"
+dmesg | grep 'apparmor="DENIED"' | sed -n 's/.*profile="\([^"]*\)" name="\([^"]*\)".*/AUDIT \1 \2/p' 
 echo END
 poweroff -f
 "#;
@@ -435,7 +440,8 @@ pub fn run(
         .arg(&initrd)
         .args([
             "-append",
-            "console=ttyS0 rdinit=/sbin/vminit apparmor=1 security=apparmor panic=-1 quiet loglevel=3",
+            // A large log buffer and audit backlog: every denial is kept as a witness.
+            "console=ttyS0 rdinit=/sbin/vminit apparmor=1 security=apparmor panic=-1 quiet loglevel=3 log_buf_len=8M audit_backlog_limit=65536 printk.devkmsg=on",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -479,6 +485,7 @@ pub fn run(
     let mut outcomes = vec![String::new(); probes.len()];
     let mut load_failures = Vec::new();
     let mut denied_lines = 0;
+    let mut denied_records = std::collections::BTreeSet::new();
     let mut extra = Vec::new();
     for line in console.lines() {
         if let Some(rest) = line.strip_prefix("R ") {
@@ -488,6 +495,10 @@ pub fn run(
             }
         } else if let Some(rest) = line.strip_prefix("LOADFAIL ") {
             load_failures.push(rest.to_owned());
+        } else if let Some(rest) = line.strip_prefix("AUDIT ") {
+            if let Some((profile, path)) = rest.split_once(' ') {
+                denied_records.insert((profile.to_owned(), path.to_owned()));
+            }
         } else if let Some(n) = line.strip_prefix("DENIED ") {
             denied_lines = n.trim().parse().unwrap_or(0);
         } else if ["ATTR ", "AA ", "REPLACED ", "T ", "UNIX "]
@@ -507,6 +518,7 @@ pub fn run(
         outcomes,
         load_failures,
         denied_lines,
+        denied_records,
         extra,
         boot_time,
     })
