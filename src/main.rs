@@ -326,11 +326,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     print_check(&mut out, a)?;
                 }
             }
-            Ok(if all_valid {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(status(all_valid))
         }
         Command::Rate { paths, json } => {
             let (addons, problems) = collect(&paths);
@@ -353,11 +349,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
             }
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(status(ok))
         }
         Command::Profile {
             paths,
@@ -442,42 +434,51 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => compare_command(&mut out, &paths, json, attacks_only, &plan),
         Command::Plan { paths, json, plan } => {
             let options = plan.options()?;
-            let (addons, problems) = collect(&paths);
-            let mut ok = problems.is_empty();
-            for p in &problems {
-                eprint!("{p}");
-            }
-            for a in &addons {
-                let Some(config) = a.config.as_ref().filter(|_| a.valid()) else {
-                    ok = false;
-                    print_invalid(a);
-                    continue;
-                };
-                let plan = match policy::decide(config, a.apparmor_profile.is_some(), &options) {
-                    Ok(plan) => plan,
-                    Err(err) => {
-                        ok = false;
-                        eprintln!("error: {}: {err}", a.dir.display());
-                        continue;
-                    }
-                };
+            let (plans, ok) = plans(&paths, &options);
+            for (a, plan) in &plans {
                 if json {
                     let r = report::PlanReport {
                         path: a.dir.display().to_string(),
-                        plan: &plan,
+                        plan,
                     };
                     writeln!(out, "{}", serde_json::to_string(&r)?)?;
                 } else {
-                    print_plan(&mut out, a, &plan)?;
+                    print_plan(&mut out, a, plan)?;
                 }
             }
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(status(ok))
         }
     }
+}
+
+/// Exit status 0 when everything went well, 1 otherwise.
+fn status(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// The one valid add-on `path` names, planned; None (after printing why) when it is invalid or
+/// cannot be planned, an error when it names several.
+fn one_plan(
+    path: &Path,
+    options: &PlanOptions,
+    command: &str,
+) -> Result<Option<(Addon, SandboxPlan)>> {
+    let (mut plans, ok) = plans(std::slice::from_ref(&path.to_path_buf()), options);
+    if !ok {
+        return Ok(None);
+    }
+    if plans.len() != 1 {
+        anyhow::bail!(
+            "{} names {} add-ons; {command} takes one",
+            path.display(),
+            plans.len()
+        );
+    }
+    Ok(Some(plans.remove(0)))
 }
 
 /// The plans of the valid add-ons under `paths`; problems are printed, and `ok` says whether
@@ -540,15 +541,12 @@ fn profile_command(
             (None, None) => None,
         };
         match target {
-            Some(file) => write_atomically(&file, text.as_bytes())?,
+            Some(file) => launch::state::write_atomically(&file, text.as_bytes(), 0o600)
+                .with_context(|| format!("writing {}", file.display()))?,
             None => out.write_all(text.as_bytes())?,
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(status(ok))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -588,18 +586,9 @@ fn run_command(
     flags: &PlanFlags,
 ) -> Result<ExitCode> {
     let options = flags.options()?;
-    let (mut plans, ok) = plans(std::slice::from_ref(&path.to_path_buf()), &options);
-    if !ok || plans.len() != 1 {
-        if ok {
-            anyhow::bail!(
-                "{} names {} add-ons; run takes one",
-                path.display(),
-                plans.len()
-            );
-        }
+    let Some((addon, plan)) = one_plan(path, &options, "run")? else {
         return Ok(ExitCode::from(1));
-    }
-    let (addon, plan) = plans.remove(0);
+    };
     let run_options = launch::RunOptions {
         image,
         command: (!command.is_empty()).then_some(command),
@@ -656,18 +645,9 @@ fn preview_command(
     flags: &PlanFlags,
 ) -> Result<ExitCode> {
     let options = flags.options()?;
-    let (mut plans, ok) = plans(std::slice::from_ref(&path.to_path_buf()), &options);
-    if !ok || plans.len() != 1 {
-        if ok {
-            anyhow::bail!(
-                "{} names {} add-ons; preview takes one",
-                path.display(),
-                plans.len()
-            );
-        }
+    let Some((_, plan)) = one_plan(path, &options, "preview")? else {
         return Ok(ExitCode::from(1));
-    }
-    let (_, plan) = plans.remove(0);
+    };
     let text = profile::generate(&plan)?.render(false)?;
     let name = plan.full_slug.clone();
     let mut probes = addon_sandbox::vm::standard_probes(&plan, &name);
@@ -739,11 +719,7 @@ fn preview_command(
             }
         )?;
     }
-    Ok(if surprises == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(status(surprises == 0))
 }
 
 fn compare_command(
@@ -788,25 +764,7 @@ fn compare_command(
             write!(out, "{}", apparmor::compare::render(c))?;
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-/// Write through a temporary file in the same directory, so a reader never sees half a file.
-fn write_atomically(file: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.persist(file)
-        .with_context(|| format!("writing {}", file.display()))?;
-    Ok(())
+    Ok(status(ok))
 }
 
 fn print_invalid(a: &Addon) {

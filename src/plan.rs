@@ -133,6 +133,9 @@ pub enum Confinement {
     Unconfined,
 }
 
+/// The origin of the mount of the add-on's own storage.
+pub const DATA_MOUNT_ORIGIN: &str = "base: /data is the add-on's own storage";
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SandboxPlan {
     pub full_slug: String,
@@ -184,4 +187,14 @@ pub struct SandboxPlan {
     /// The environment variables the config itself sets (the tokens and TZ are added at launch).
     #[serde(skip)]
     pub environment: Vec<(String, String)>,
+}
+
+impl SandboxPlan {
+    /// Where the add-on's own storage is mounted: `/data`, or a `data` map entry's path.
+    pub fn data_target(&self) -> &str {
+        self.mounts
+            .iter()
+            .find(|m| m.origin == DATA_MOUNT_ORIGIN)
+            .map_or("/data", |m| m.target.as_str())
+    }
 }

@@ -11,8 +11,8 @@ use std::fmt;
 
 use crate::config::{AddonConfig, Capability, IngressPort, MapType, Role};
 use crate::plan::{
-    Confinement, Device, DeviceClass, Mount, MountKind, PolicyMode, PortBinding, SandboxPlan,
-    UlimitSpec, Withheld,
+    Confinement, DATA_MOUNT_ORIGIN, Device, DeviceClass, Mount, MountKind, PolicyMode, PortBinding,
+    SandboxPlan, UlimitSpec, Withheld,
 };
 use crate::rating::{self, ApparmorMode};
 
@@ -483,12 +483,7 @@ impl<'a> Decision<'a> {
 
         let data_target = target(MapType::Data, "/data")?;
         let data_source = self.root(&format!("apps/data/{}", self.full_slug));
-        self.mount(
-            data_source,
-            &data_target,
-            false,
-            "base: /data is the add-on's own storage",
-        );
+        self.mount(data_source, &data_target, false, DATA_MOUNT_ORIGIN);
 
         if let Some(entry) = config.map_entry(MapType::Config) {
             let t = target(MapType::Config, "/config")?;

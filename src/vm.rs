@@ -185,12 +185,7 @@ pub fn standard_probes(plan: &SandboxPlan, profile_name: &str) -> Vec<VmProbe> {
             expect_allowed: allowed,
         })
     };
-    let data = plan
-        .mounts
-        .iter()
-        .find(|m| m.origin.starts_with("base: /data"))
-        .map(|m| m.target.clone())
-        .unwrap_or_else(|| "/data".into());
+    let data = plan.data_target().to_owned();
     let mounted = |t: &str| plan.mounts.iter().any(|m| m.target == t);
     // Attacks.
     add("write", "/proc/sys/kernel/core_pattern".into(), false);

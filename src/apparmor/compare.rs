@@ -62,12 +62,7 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
             granted,
         })
     };
-    let data = plan
-        .mounts
-        .iter()
-        .find(|m| m.origin.starts_with("base: /data"))
-        .map(|m| m.target.clone())
-        .unwrap_or_else(|| "/data".into());
+    let data = plan.data_target().to_owned();
     // Writes the add-on needs or that reach the host.
     for (path, attack, granted) in [
         (format!("{data}/x"), false, true),

@@ -69,10 +69,7 @@ impl Parser {
     /// `$APPARMOR_PARSER`, else `apparmor_parser` on `$PATH` or in `/sbin`, `/usr/sbin`; the
     /// feature file is `$ADDON_SANDBOX_AA_FEATURES` or [`DEFAULT_FEATURES`].
     pub fn find() -> Result<Parser, ParserError> {
-        let program = match std::env::var_os("APPARMOR_PARSER") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => find_program("apparmor_parser").ok_or(ParserError::NotFound)?,
-        };
+        let program = parser_program().ok_or(ParserError::NotFound)?;
         let features = std::env::var_os("ADDON_SANDBOX_AA_FEATURES")
             .filter(|f| !f.is_empty())
             .map(PathBuf::from)
@@ -205,6 +202,14 @@ fn clean(output: &str) -> Vec<String> {
         .filter(|l| !l.trim().is_empty() && !is_cache_notice(l))
         .map(String::from)
         .collect()
+}
+
+/// The parser to run: `$APPARMOR_PARSER`, else `apparmor_parser` found by [`find_program`].
+pub fn parser_program() -> Option<PathBuf> {
+    match std::env::var_os("APPARMOR_PARSER") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => find_program("apparmor_parser"),
+    }
 }
 
 /// A program on `$PATH`, or in the system directories root's `$PATH` has and a user's may not.

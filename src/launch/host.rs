@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::apparmor::parser::find_program;
+use crate::apparmor::parser::parser_program;
 
 /// Whether this host enforces AppArmor profiles for containers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,10 +88,7 @@ pub enum LoadError {
 }
 
 fn parser() -> Result<PathBuf, LoadError> {
-    match std::env::var_os("APPARMOR_PARSER") {
-        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ => find_program("apparmor_parser").ok_or(LoadError::NoParser),
-    }
+    parser_program().ok_or(LoadError::NoParser)
 }
 
 fn run(action: &'static str, args: &[&std::ffi::OsStr]) -> Result<(), LoadError> {

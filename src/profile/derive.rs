@@ -42,6 +42,12 @@ const PRIVATE_WRITABLE: [&str; 9] = [
 
 const BASE: &str = "base";
 
+/// What docker-default denies under `/sys`: write, link, lock, execute (`wlkx`).
+const SYS_DENIED: FilePerms = FilePerms::WRITE
+    .union(FilePerms::LINK)
+    .union(FilePerms::LOCK)
+    .union(FilePerms::EXEC);
+
 pub struct Derived {
     pub rules: Vec<(Rule, String)>,
 }
@@ -322,14 +328,7 @@ fn proc_and_sys(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
         .collect();
     let sys_why = format!("{BASE}: no writes to /sys (docker-default)");
     if exempt.is_empty() {
-        out.deny(
-            AaPath::pattern("/sys/**"),
-            FilePerms::WRITE
-                .union(FilePerms::LINK)
-                .union(FilePerms::LOCK)
-                .union(FilePerms::EXEC),
-            sys_why,
-        );
+        out.deny(AaPath::pattern("/sys/**"), SYS_DENIED, sys_why);
     } else {
         for (literal, pattern) in deny_all_except("/sys/", &exempt) {
             let path = AaPath::literal("/sys path", literal.trim_end_matches('/')).map_err(bad)?;
@@ -341,10 +340,7 @@ fn proc_and_sys(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
             };
             out.deny(
                 path,
-                FilePerms::WRITE
-                    .union(FilePerms::LINK)
-                    .union(FilePerms::LOCK)
-                    .union(FilePerms::EXEC),
+                SYS_DENIED,
                 format!("{sys_why}, except the writable gpio paths"),
             );
         }
