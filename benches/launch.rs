@@ -8,60 +8,18 @@
 //! Prints medians and the ratios ours/raw and ours/cli. Needs a Docker engine and busybox.
 //! Run with `scripts/bench-launch [N]`.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use addon_sandbox::launch::body::{AppArmorMode, StartSpec, create_body};
 use addon_sandbox::{addon, policy};
 
-const IMAGE: &str = "addon-sandbox-test/busybox:1";
+// The test image of the integration tests: one builder, so the bench and the tests never
+// leave each other an image under the same tag with different contents.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-fn ensure_image() {
-    if Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return;
-    }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("busybox-static");
-    let mut b = tar::Builder::new(Vec::new());
-    for d in ["bin", "data", "tmp", "etc", "run", "proc", "sys", "dev"] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_size(0);
-        b.append_data(&mut h, d, std::io::empty()).unwrap();
-    }
-    let bytes = std::fs::read(busybox).unwrap();
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o755);
-    h.set_size(bytes.len() as u64);
-    b.append_data(&mut h, "bin/busybox", bytes.as_slice())
-        .unwrap();
-    for a in ["sh", "sleep"] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_mode(0o777);
-        h.set_size(0);
-        b.append_link(&mut h, format!("bin/{a}"), "busybox")
-            .unwrap();
-    }
-    let tar = b.into_inner().unwrap();
-    let mut child = Command::new("docker")
-        .args(["import", "-", IMAGE])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(&tar).unwrap();
-    assert!(child.wait().unwrap().success());
-}
+const IMAGE: &str = common::TEST_IMAGE;
 
 fn rm(name: &str) {
     let _ = Command::new("docker").args(["rm", "-f", name]).output();
@@ -77,7 +35,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    ensure_image();
+    common::ensure_test_image();
     let dir = tempfile::tempdir().unwrap();
     let addon_dir = dir.path().join("addon");
     std::fs::create_dir(&addon_dir).unwrap();

@@ -60,8 +60,9 @@ impl Env {
         c
     }
 
-    /// `addon-sandbox run` of this add-on with the test image and `script` as its command.
-    fn run(&self, extra: &[&str], script: &str) -> Output {
+    /// `addon-sandbox run` of this add-on with `image`, its own data root and state directory,
+    /// the `extra` flags and, unless empty, `command`.
+    fn run_cmd(&self, image: &str, extra: &[&str], command: &[&str]) -> Command {
         let addon = self.addon();
         let data = self.data_root();
         let state = self.state();
@@ -69,16 +70,27 @@ impl Env {
             "run",
             addon.to_str().unwrap(),
             "--image",
-            common::TEST_IMAGE,
+            image,
             "--data-root",
             data.to_str().unwrap(),
             "--state-dir",
             state.to_str().unwrap(),
-            "--json",
         ];
         args.extend_from_slice(extra);
-        args.extend(["--command", "/bin/sh", "-c", script]);
-        self.cmd(&args).output().unwrap()
+        if !command.is_empty() {
+            args.push("--command");
+            args.extend_from_slice(command);
+        }
+        self.cmd(&args)
+    }
+
+    /// `addon-sandbox run --json` of this add-on with the test image and `script` as its command.
+    fn run(&self, extra: &[&str], script: &str) -> Output {
+        let mut flags = vec!["--json"];
+        flags.extend_from_slice(extra);
+        self.run_cmd(common::TEST_IMAGE, &flags, &["/bin/sh", "-c", script])
+            .output()
+            .unwrap()
     }
 
     fn sub(&self, verb: &str) -> Output {
@@ -180,24 +192,7 @@ impl Env {
             .unwrap();
         let enabled = self.dir.path().join("enabled");
         std::fs::write(&enabled, "Y\n").unwrap();
-        let addon = self.addon();
-        let state = self.state();
-        let data = self.data_root();
-        let mut args = vec![
-            "run",
-            addon.to_str().unwrap(),
-            "--image",
-            common::TEST_IMAGE,
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--data-root",
-            data.to_str().unwrap(),
-        ];
-        if !command.is_empty() {
-            args.push("--command");
-            args.extend_from_slice(command);
-        }
-        let mut cmd = self.cmd(&args);
+        let mut cmd = self.run_cmd(common::TEST_IMAGE, &[], command);
         cmd.env("APPARMOR_PARSER", &fake)
             .env("ADDON_SANDBOX_APPARMOR_ENABLED", &enabled)
             .env("ADDON_SANDBOX_TEST_ENGINE_APPARMOR", "1");
@@ -512,21 +507,8 @@ fn failures_say_what_happened_and_leave_nothing() {
     }
     // Image missing.
     let env = Env::new("noimage", "");
-    let addon = env.addon();
-    let state = env.state();
-    let data = env.data_root();
     let out = env
-        .cmd(&[
-            "run",
-            addon.to_str().unwrap(),
-            "--allow-unconfined",
-            "--image",
-            "addon-sandbox-test/none:0",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--data-root",
-            data.to_str().unwrap(),
-        ])
+        .run_cmd("addon-sandbox-test/none:0", &["--allow-unconfined"], &[])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -536,23 +518,12 @@ fn failures_say_what_happened_and_leave_nothing() {
     // Bad command: start fails (without docker-init, the engine execs it directly), and the
     // created container is removed.
     let env2 = Env::new("badcmd", "init: false\n");
-    let addon = env2.addon();
-    let state = env2.state();
-    let data = env2.data_root();
     let out = env2
-        .cmd(&[
-            "run",
-            addon.to_str().unwrap(),
-            "--allow-unconfined",
-            "--image",
+        .run_cmd(
             common::TEST_IMAGE,
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--data-root",
-            data.to_str().unwrap(),
-            "--command",
-            "/no/such/program",
-        ])
+            &["--allow-unconfined"],
+            &["/no/such/program"],
+        )
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -595,16 +566,9 @@ fn an_unreachable_or_silent_engine_is_a_clear_error() {
         return;
     }
     let env = Env::new("noengine", "");
-    let addon = env.addon();
     let state = env.state();
     let out = env
-        .cmd(&[
-            "run",
-            addon.to_str().unwrap(),
-            "--allow-unconfined",
-            "--state-dir",
-            state.to_str().unwrap(),
-        ])
+        .run_cmd(common::TEST_IMAGE, &["--allow-unconfined"], &[])
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .output()
         .unwrap();

@@ -102,12 +102,12 @@ fn check_static(plan: &SandboxPlan, text: &str, rules: &[Rule]) {
 /// without it, the set the issue names for every corpus add-on.
 fn probes(plan: &SandboxPlan, full: bool) -> (Vec<Probe>, Vec<Probe>) {
     let mounted = |t: &str| plan.mounts.iter().find(|m| m.target == t);
-    let data = plan
-        .mounts
-        .iter()
-        .find(|m| m.origin.starts_with("base: /data"))
-        .map(|m| m.target.clone())
-        .expect("a data mount");
+    let data = plan.data_target().to_owned();
+    assert!(
+        mounted(&data).is_some(),
+        "{}: no data mount",
+        plan.full_slug
+    );
     let has_cap = |c: &str| plan.cap_add.iter().any(|x| x == c);
     let cap = |c: &str| {
         addon_sandbox::profile::rule::Cap::from_docker(c)

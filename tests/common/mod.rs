@@ -13,13 +13,16 @@ pub fn corpus_dir() -> Option<PathBuf> {
     if dir.join("expected").is_dir() {
         return Some(dir);
     }
-    if std::env::var("REQUIRE_CORPUS").as_deref() == Ok("1") {
-        panic!("REQUIRE_CORPUS=1 but no corpus at {}", dir.display());
+    unavailable("REQUIRE_CORPUS", &format!("no corpus at {}", dir.display()))
+}
+
+/// A part a test needs is missing: with `<require>=1` (CI) that is a failure, otherwise the
+/// test skips with the printed reason.
+fn unavailable<T>(require: &str, why: &str) -> Option<T> {
+    if std::env::var(require).as_deref() == Ok("1") {
+        panic!("{require}=1 but {why}");
     }
-    eprintln!(
-        "skipped: no corpus at {} (set REQUIRE_CORPUS=1 to fail instead)",
-        dir.display()
-    );
+    eprintln!("skipped: {why} (set {require}=1 to fail instead)");
     None
 }
 
@@ -61,13 +64,7 @@ pub fn minimal(extra: &str) -> String {
 pub fn parser() -> Option<addon_sandbox::apparmor::Parser> {
     match addon_sandbox::apparmor::Parser::find() {
         Ok(p) => Some(p),
-        Err(err) => {
-            if std::env::var("REQUIRE_APPARMOR").as_deref() == Ok("1") {
-                panic!("REQUIRE_APPARMOR=1 but {err}");
-            }
-            eprintln!("skipped: {err} (set REQUIRE_APPARMOR=1 to fail instead)");
-            None
-        }
+        Err(err) => unavailable("REQUIRE_APPARMOR", &err.to_string()),
     }
 }
 
@@ -102,10 +99,7 @@ pub fn docker_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        if std::env::var("REQUIRE_DOCKER").as_deref() == Ok("1") {
-            panic!("REQUIRE_DOCKER=1 but no Docker engine answers");
-        }
-        eprintln!("skipped: no Docker engine answers (set REQUIRE_DOCKER=1 to fail instead)");
+        unavailable::<()>("REQUIRE_DOCKER", "no Docker engine answers");
     }
     ok
 }
@@ -173,12 +167,6 @@ pub fn ensure_test_image() {
 pub fn vm_kernel() -> Option<std::path::PathBuf> {
     match addon_sandbox::vm::kernel() {
         Ok(k) => Some(k),
-        Err(err) => {
-            if std::env::var("REQUIRE_APPARMOR_VM").as_deref() == Ok("1") {
-                panic!("REQUIRE_APPARMOR_VM=1 but {err}");
-            }
-            eprintln!("skipped: {err} (set REQUIRE_APPARMOR_VM=1 to fail instead)");
-            None
-        }
+        Err(err) => unavailable("REQUIRE_APPARMOR_VM", &err.to_string()),
     }
 }
