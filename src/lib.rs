@@ -25,6 +25,7 @@ pub mod addon;
 pub mod apparmor;
 pub mod config;
 pub mod diag;
+pub mod gateway;
 pub mod launch;
 pub mod plan;
 pub mod policy;

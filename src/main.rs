@@ -12,7 +12,7 @@ use addon_sandbox::addon::{self, Addon};
 use addon_sandbox::diag::Diagnostic;
 use addon_sandbox::plan::{PolicyMode, SandboxPlan};
 use addon_sandbox::policy::{self, PlanOptions, Right};
-use addon_sandbox::{apparmor, launch, profile, report};
+use addon_sandbox::{apparmor, gateway, launch, profile, report};
 
 #[derive(Parser)]
 #[command(
@@ -117,6 +117,34 @@ enum Command {
         follow: bool,
         #[command(flatten)]
         engine: EngineFlags,
+    },
+    /// The Supervisor API gateway (roles, `/auth`) and the ingress proxy, on one listener.
+    /// Prints {"listen": "ADDR"} once it accepts connections; runs until SIGINT or SIGTERM.
+    Serve {
+        /// Address to listen on; port 0 takes a free port (the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:8099")]
+        listen: std::net::SocketAddr,
+        /// Where allowed API requests go, e.g. http://172.30.32.2:80.
+        #[arg(long, value_name = "URL")]
+        upstream: String,
+        /// File holding the gateway's own upstream credential (sent as a Bearer token in
+        /// place of the add-on's token, which is never forwarded).
+        #[arg(long, value_name = "FILE")]
+        upstream_token_file: Option<PathBuf>,
+        /// File holding Home Assistant's token: unrestricted, and the only caller that may
+        /// create ingress sessions.
+        #[arg(long, value_name = "FILE")]
+        core_token_file: Option<PathBuf>,
+        /// Credential backend for `/auth`: an http URL with Home Assistant's hassio_auth
+        /// contract (POST {username, password, addon}; 200 = match). Without it `/auth` is 503.
+        #[arg(long, value_name = "URL")]
+        auth_backend: Option<String>,
+        /// Seconds an ingress session lives, fixed when it is created.
+        #[arg(long, value_name = "SECONDS", default_value = "900")]
+        session_ttl: u64,
+        /// Tokens and records of started add-ons [default: as for run].
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Boot a real AppArmor kernel (qemu) with the add-on's generated profile and show what it
     /// is denied: the standard attacks and needs, plus your own probes.
@@ -383,6 +411,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             &plan,
         ),
+        Command::Serve {
+            listen,
+            upstream,
+            upstream_token_file,
+            core_token_file,
+            auth_backend,
+            session_ttl,
+            state_dir,
+        } => {
+            let read_secret = |file: Option<PathBuf>| -> Result<Option<String>> {
+                file.map(|f| {
+                    std::fs::read_to_string(&f)
+                        .map(|t| t.trim().to_owned())
+                        .with_context(|| format!("reading {}", f.display()))
+                })
+                .transpose()
+            };
+            let config = gateway::GatewayConfig {
+                upstream,
+                upstream_token: read_secret(upstream_token_file)?,
+                core_token: read_secret(core_token_file)?,
+                state_dir: match state_dir {
+                    Some(d) => absolute(&d)?,
+                    None => default_state_dir(),
+                },
+                auth_backend,
+                session_ttl: std::time::Duration::from_secs(session_ttl.max(1)),
+                auth_limits: gateway::limit::AuthLimits::default(),
+            };
+            serve_command(listen, config)
+        }
         Command::Stop { slug, engine } => engine_command(&engine, |l| async move {
             l.stop(&slug).await?;
             println!("stopped {slug}");
@@ -547,6 +606,34 @@ fn profile_command(
         }
     }
     Ok(status(ok))
+}
+
+fn serve_command(listen: std::net::SocketAddr, config: gateway::GatewayConfig) -> Result<ExitCode> {
+    let gateway = std::sync::Arc::new(gateway::Gateway::new(config)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let bound = listener.local_addr()?;
+        println!("{}", serde_json::json!({"listen": bound.to_string()}));
+        std::io::stdout().flush()?;
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        gateway.serve(listener, shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -427,6 +427,15 @@ impl Launcher {
 
         self.attest(&resp.id, &mode).await?;
 
+        let (ingress_token, ingress_address) = match plan.ingress_port {
+            Some(port) => (
+                Some(new_token()?),
+                self.container_ip(&resp.id, &plan.network_mode)
+                    .await?
+                    .map(|ip| format!("{ip}:{port}")),
+            ),
+            None => (None, None),
+        };
         self.state.write_record(&Record {
             full_slug: slug.clone(),
             container_name: name.clone(),
@@ -438,6 +447,9 @@ impl Launcher {
             homeassistant_api: plan.homeassistant_api,
             auth_api: plan.auth_api,
             ingress_port: plan.ingress_port,
+            policy: plan.policy.name().to_owned(),
+            ingress_token,
+            ingress_address,
         })?;
         Ok(RunReport {
             full_slug: slug,
@@ -449,6 +461,33 @@ impl Launcher {
             withheld: plan.withheld.clone(),
             warnings,
         })
+    }
+
+    /// Where the gateway reaches the container: its address on its first network, or the
+    /// host's loopback when it shares the host's network.
+    async fn container_ip(&self, id: &str, network_mode: &str) -> Result<Option<String>, LaunchError> {
+        if network_mode == "host" {
+            return Ok(Some("127.0.0.1".into()));
+        }
+        let info = self
+            .call(
+                "inspect",
+                self.docker
+                    .inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await?
+            .map_err(|e| docker_err("inspect", e))?;
+        let ip = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|nets| {
+                let mut nets: Vec<_> = nets.into_iter().collect();
+                nets.sort_by(|a, b| a.0.cmp(&b.0));
+                nets.into_iter()
+                    .filter_map(|(_, n)| n.ip_address)
+                    .find(|ip| !ip.is_empty())
+            });
+        Ok(ip)
     }
 
     /// After start: the engine says the container runs under the planned profile, and so does

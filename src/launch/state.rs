@@ -31,6 +31,19 @@ pub struct Record {
     pub homeassistant_api: bool,
     pub auth_api: bool,
     pub ingress_port: Option<u16>,
+    /// `strict` or `supervisor`: in strict mode an add-on may never switch off its own protection.
+    #[serde(default = "strict")]
+    pub policy: String,
+    /// The path segment of `/ingress/<token>/`, fresh for each start.
+    #[serde(default)]
+    pub ingress_token: Option<String>,
+    /// `host:port` where the gateway reaches the add-on's ingress server.
+    #[serde(default)]
+    pub ingress_address: Option<String>,
+}
+
+fn strict() -> String {
+    "strict".to_owned()
 }
 
 #[derive(Clone, Debug)]
