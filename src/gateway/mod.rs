@@ -85,10 +85,34 @@ pub struct GatewayConfig {
 }
 
 /// Who a request comes from, once its token is known.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     HomeAssistant,
     Addon(Arc<AddonCaller>),
+    /// Nobody: a path the Supervisor serves without a token (ping, frontend files).
+    Open,
+}
+
+/// What the request's token says about its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    Missing,
+    Unknown,
+    Known(Caller),
+}
+
+/// What the gateway does with an API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward upstream on behalf of this caller.
+    Forward(Caller),
+    /// Forward without a caller (the Supervisor's `no_security_check` paths).
+    Open,
+    /// The Home Assistant proxy, which checks `homeassistant_api` itself.
+    CoreProxy,
+    /// Answer `/auth` here for this add-on.
+    Auth(Arc<AddonCaller>),
+    Deny(StatusCode, &'static str),
 }
 
 pub struct Gateway {
@@ -273,45 +297,71 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
         };
-        let lower = canonical.to_ascii_lowercase();
-        if self.tables.blacklist.matches(&canonical) || self.tables.blacklist.matches(&lower) {
-            return error(StatusCode::FORBIDDEN, "blocked for every caller");
+        let presented = match extract_token(request.headers()) {
+            None => Presented::Missing,
+            Some(t) => self.caller(&t).map_or(Presented::Unknown, Presented::Known),
+        };
+        match self.decide(&canonical, presented) {
+            Decision::Forward(caller) => self.forward_api(request, peer.ip(), &canonical, &caller).await,
+            Decision::Open => {
+                self.forward_api(request, peer.ip(), &canonical, &Caller::Open)
+                    .await
+            }
+            Decision::CoreProxy => self.core_proxy(request, peer.ip(), &canonical).await,
+            Decision::Auth(addon) => self.auth(request, &addon).await,
+            Decision::Deny(status, why) => error(status, why),
         }
-        if is_ingress_path(&lower) {
-            // Only the literal spelling routes to ingress; any other is a trick, not a client.
-            return error(StatusCode::BAD_REQUEST, "ingress path is not in canonical form");
-        }
-        let tables = self.tables.for_path(&canonical);
-        let token = extract_token(request.headers());
-        let caller = token.as_deref().map(|t| self.caller(t));
+    }
 
-        if matches!(canonical.as_str(), "/auth" | "/v2/auth") {
-            return match caller {
-                None => error(StatusCode::UNAUTHORIZED, "no token"),
-                Some(None) => error(StatusCode::FORBIDDEN, "unknown token"),
-                Some(Some(Caller::Addon(addon))) => self.auth(request, &addon).await,
-                Some(Some(Caller::HomeAssistant)) => {
-                    error(StatusCode::FORBIDDEN, "can't use home assistant auth")
+    /// What happens to an API request (ingress aside), from its canonical path and the caller
+    /// its token names. Pure: the tests hold it against the Supervisor's own regexes.
+    pub fn decide(&self, canonical: &str, presented: Presented) -> Decision {
+        let lower = canonical.to_ascii_lowercase();
+        if self.tables.blacklist.matches(canonical) || self.tables.blacklist.matches(&lower) {
+            return Decision::Deny(StatusCode::FORBIDDEN, "blocked for every caller");
+        }
+        let tables = self.tables.for_path(canonical);
+        if matches!(canonical, "/auth" | "/v2/auth") {
+            return match presented {
+                Presented::Missing => Decision::Deny(StatusCode::UNAUTHORIZED, "no token"),
+                Presented::Unknown => Decision::Deny(StatusCode::FORBIDDEN, "unknown token"),
+                Presented::Known(Caller::Addon(addon)) => Decision::Auth(addon),
+                Presented::Known(_) => {
+                    Decision::Deny(StatusCode::FORBIDDEN, "can't use home assistant auth")
                 }
             };
         }
-        if tables.no_security_check.matches(&canonical) {
-            return self.unchecked(request, peer.ip(), &canonical).await;
-        }
-        let caller = match caller {
-            None => return error(StatusCode::UNAUTHORIZED, "no token"),
-            Some(None) => return error(StatusCode::FORBIDDEN, "unknown token"),
-            Some(Some(caller)) => caller,
-        };
-        if let Caller::Addon(addon) = &caller {
-            if let Err(why) = self.addon_may(addon, &canonical, &lower) {
-                return error(StatusCode::FORBIDDEN, why);
+        if tables.no_security_check.matches(canonical) {
+            let core_proxy = ["/homeassistant/api/", "/core/api/"]
+                .iter()
+                .any(|p| canonical.starts_with(p))
+                || matches!(canonical, "/homeassistant/websocket" | "/core/websocket");
+            if core_proxy {
+                return Decision::CoreProxy;
             }
+            if is_ingress_path(canonical) {
+                // Only the literal spelling routes to ingress (before this point); another
+                // spelling of it is a trick, and forwarding it would reach the upstream's own
+                // ingress past our header rules.
+                return Decision::Deny(StatusCode::BAD_REQUEST, "ingress path is not in canonical form");
+            }
+            return Decision::Open;
         }
-        self.forward_api(request, peer.ip(), &canonical, &caller).await
+        let caller = match presented {
+            Presented::Missing => return Decision::Deny(StatusCode::UNAUTHORIZED, "no token"),
+            Presented::Unknown => return Decision::Deny(StatusCode::FORBIDDEN, "unknown token"),
+            Presented::Known(caller) => caller,
+        };
+        if let Caller::Addon(addon) = &caller
+            && let Err(why) = self.addon_may(addon, canonical, &lower)
+        {
+            return Decision::Deny(StatusCode::FORBIDDEN, why);
+        }
+        Decision::Forward(caller)
     }
 
-    fn caller(&self, token: &str) -> Option<Caller> {
+    /// The caller a token names, if any.
+    pub fn caller(&self, token: &str) -> Option<Caller> {
         if self
             .core_token
             .as_deref()
@@ -352,16 +402,10 @@ impl Gateway {
             .is_some_and(|slug| slug == "self" || slug == addon.full_slug.to_ascii_lowercase())
     }
 
-    /// Paths the Supervisor serves without a token: its Home Assistant proxy (which checks
-    /// `homeassistant_api` itself, so we check it here), the ping and static frontend files.
-    async fn unchecked(&self, request: Request<Incoming>, peer: IpAddr, canonical: &str) -> Response<ResBody> {
-        let core_proxy = ["/homeassistant/api/", "/core/api/"]
-            .iter()
-            .any(|p| canonical.starts_with(p))
-            || matches!(canonical, "/homeassistant/websocket" | "/core/websocket");
-        if !core_proxy {
-            return self.forward_api(request, peer, canonical, &Caller::HomeAssistant).await;
-        }
+    /// The Supervisor's Home Assistant proxy (`/core/api/…`, `/core/websocket`) skips its
+    /// token middleware and checks for itself that the token (`Authorization` or `X-Ha-Access`)
+    /// belongs to an add-on with `homeassistant_api`; so does this.
+    async fn core_proxy(&self, request: Request<Incoming>, peer: IpAddr, canonical: &str) -> Response<ResBody> {
         let token = extract_token(request.headers()).or_else(|| {
             request
                 .headers()
@@ -378,7 +422,7 @@ impl Gateway {
                     .await
             }
             Some(Caller::Addon(_)) => error(StatusCode::FORBIDDEN, "the add-on has no homeassistant_api"),
-            Some(Caller::HomeAssistant) => error(StatusCode::FORBIDDEN, "home assistant does not proxy to itself"),
+            Some(_) => error(StatusCode::FORBIDDEN, "home assistant does not proxy to itself"),
             None => error(StatusCode::FORBIDDEN, "unknown token"),
         }
     }
@@ -417,12 +461,14 @@ impl Gateway {
         {
             parts.headers.remove(name);
         }
-        if let Some(auth) = &self.upstream_auth {
+        // Paths anyone may fetch (ping, logos) go up without the gateway's credential.
+        if let Some(auth) = self.upstream_auth.as_ref().filter(|_| *caller != Caller::Open) {
             parts.headers.insert(header::AUTHORIZATION, auth.clone());
         }
         let who = match caller {
             Caller::HomeAssistant => "homeassistant".to_owned(),
             Caller::Addon(a) => format!("addon:{}", a.full_slug),
+            Caller::Open => "none".to_owned(),
         };
         if let Ok(v) = HeaderValue::from_str(&who) {
             parts.headers.insert(CALLER_HEADER, v);
