@@ -39,22 +39,56 @@ struct Version {
 
 fn pieces() -> Vec<(bool, &'static str, String)> {
     let s = |p: &str| p.replace("SLUG", SLUG);
-    let v1_manager = s(r"|/.+/info|/addons(?:/SLUG/(?!security).+|/reload)?|/audio/.+|/auth/cache|/available_updates|/backups.*|/cli/.+|/core/.+|/dns/.+|/docker/.+|/jobs/.+|/hardware/.+|/homeassistant/.+|/host/.+|/mounts.*|/multicast/.+|/network/.+|/observer/.+|/os/(?!datadisk/wipe).+|/refresh_updates|/resolution/.+|/security/.+|/snapshots.*|/store.*|/supervisor/.+");
-    let v2_manager = s(r"|/.+/info|/apps(?:/SLUG/(?!security).+)?|/audio/.+|/auth/cache|/backups.*|/cli/.+|/core/.+|/dns/.+|/docker/.+|/jobs/.+|/hardware/.+|/homeassistant/.+|/host/.+|/mounts.*|/multicast/.+|/network/.+|/observer/.+|/os/(?!datadisk/wipe).+|/reload_updates|/resolution/.+|/security/.+|/store.*|/supervisor/.+");
+    let v1_manager = s(
+        r"|/.+/info|/addons(?:/SLUG/(?!security).+|/reload)?|/audio/.+|/auth/cache|/available_updates|/backups.*|/cli/.+|/core/.+|/dns/.+|/docker/.+|/jobs/.+|/hardware/.+|/homeassistant/.+|/host/.+|/mounts.*|/multicast/.+|/network/.+|/observer/.+|/os/(?!datadisk/wipe).+|/refresh_updates|/resolution/.+|/security/.+|/snapshots.*|/store.*|/supervisor/.+",
+    );
+    let v2_manager = s(
+        r"|/.+/info|/apps(?:/SLUG/(?!security).+)?|/audio/.+|/auth/cache|/backups.*|/cli/.+|/core/.+|/dns/.+|/docker/.+|/jobs/.+|/hardware/.+|/homeassistant/.+|/host/.+|/mounts.*|/multicast/.+|/network/.+|/observer/.+|/os/(?!datadisk/wipe).+|/reload_updates|/resolution/.+|/security/.+|/store.*|/supervisor/.+",
+    );
     vec![
-        (false, "api_bypass", s(r"|/addons/self/(?!security|update)[^/]+|/addons/self/options/config|/info|/services.*|/discovery.*|/auth")),
+        (
+            false,
+            "api_bypass",
+            s(
+                r"|/addons/self/(?!security|update)[^/]+|/addons/self/options/config|/info|/services.*|/discovery.*|/auth",
+            ),
+        ),
         (false, "core_only", s("/addons/SLUG/sys_options")),
-        (false, "no_security_check", s(r"|/homeassistant/api/.*|/homeassistant/websocket|/core/api/.*|/core/websocket|/supervisor/ping|/ingress/[-_A-Za-z0-9]+/.*|/app/.*\.(?:js|gz|json|map|woff2)|/(store/)?addons/SLUG/(logo|icon)")),
+        (
+            false,
+            "no_security_check",
+            s(
+                r"|/homeassistant/api/.*|/homeassistant/websocket|/core/api/.*|/core/websocket|/supervisor/ping|/ingress/[-_A-Za-z0-9]+/.*|/app/.*\.(?:js|gz|json|map|woff2)|/(store/)?addons/SLUG/(logo|icon)",
+            ),
+        ),
         (false, "default", s(r"|/.+/info")),
-        (false, "homeassistant", s(r"|/.+/info|/core/.+|/homeassistant/.+")),
+        (
+            false,
+            "homeassistant",
+            s(r"|/.+/info|/core/.+|/homeassistant/.+"),
+        ),
         (false, "backup", s(r"|/.+/info|/backups.*")),
         (false, "manager", v1_manager),
         (false, "admin", s(".*")),
-        (true, "api_bypass", s(r"|/apps/self/(?!security|update)[^/]+|/apps/self/options/config|/info|/services.*|/discovery.*|/auth")),
+        (
+            true,
+            "api_bypass",
+            s(
+                r"|/apps/self/(?!security|update)[^/]+|/apps/self/options/config|/info|/services.*|/discovery.*|/auth",
+            ),
+        ),
         (true, "core_only", s("/apps/SLUG/sys_options")),
-        (true, "no_security_check", s(r"|/ingress/[-_A-Za-z0-9]+/.*|/store/apps/SLUG/(logo|icon)")),
+        (
+            true,
+            "no_security_check",
+            s(r"|/ingress/[-_A-Za-z0-9]+/.*|/store/apps/SLUG/(logo|icon)"),
+        ),
         (true, "default", s(r"|/.+/info")),
-        (true, "homeassistant", s(r"|/.+/info|/core/.+|/homeassistant/.+")),
+        (
+            true,
+            "homeassistant",
+            s(r"|/.+/info|/core/.+|/homeassistant/.+"),
+        ),
         (true, "backup", s(r"|/.+/info|/backups.*")),
         (true, "manager", v2_manager),
         (true, "admin", s(".*")),
@@ -66,7 +100,11 @@ impl Oracle {
         let all = pieces();
         let version = |is_v2: bool| {
             let get = |name: &str| {
-                let body = &all.iter().find(|(v, n, _)| *v == is_v2 && *n == name).unwrap().2;
+                let body = &all
+                    .iter()
+                    .find(|(v, n, _)| *v == is_v2 && *n == name)
+                    .unwrap()
+                    .2;
                 let full = if is_v2 { v2(body) } else { v1(body) };
                 Regex::new(&full).unwrap()
             };
@@ -88,7 +126,11 @@ impl Oracle {
     }
 
     fn version(&self, path: &str) -> &Version {
-        if path == "/v2" || path.starts_with("/v2/") { &self.v2 } else { &self.v1 }
+        if path == "/v2" || path.starts_with("/v2/") {
+            &self.v2
+        } else {
+            &self.v1
+        }
     }
 }
 
@@ -139,11 +181,48 @@ impl Rng {
 
 /// Fragments for `.`-runs: what the lookaheads, slugs and suffixes care about.
 const FRAGMENTS: &[&str] = &[
-    "", "x", "info", "/info", "info/", "security", "securityx", "/security", "update", "updates",
-    "self", "other", "core_ssh", "a.b", "-", "_", "/", "a/b", "datadisk/wipe", "datadisk/wipex",
-    "datadisk", "sys_options", "options/config", "options", "logs", "SeCuRiTy", "Info", "v2",
-    "addons", "apps", "api/hassio", "api/hassio_x", "hassio", "new/full", "reload", "logo",
-    "icon", "x.js", "x.map", "cache", "ping", "websocket",
+    "",
+    "x",
+    "info",
+    "/info",
+    "info/",
+    "security",
+    "securityx",
+    "/security",
+    "update",
+    "updates",
+    "self",
+    "other",
+    "core_ssh",
+    "a.b",
+    "-",
+    "_",
+    "/",
+    "a/b",
+    "datadisk/wipe",
+    "datadisk/wipex",
+    "datadisk",
+    "sys_options",
+    "options/config",
+    "options",
+    "logs",
+    "SeCuRiTy",
+    "Info",
+    "v2",
+    "addons",
+    "apps",
+    "api/hassio",
+    "api/hassio_x",
+    "hassio",
+    "new/full",
+    "reload",
+    "logo",
+    "icon",
+    "x.js",
+    "x.map",
+    "cache",
+    "ping",
+    "websocket",
 ];
 
 #[derive(Debug, Clone)]
@@ -198,12 +277,19 @@ fn parse_alternation(chars: &[char], i: &mut usize) -> Vec<Vec<Node>> {
                     *i += 2;
                 }
                 let inner = parse_alternation(chars, i);
-                if ahead { Node::Ahead } else { Node::Group(inner) }
+                if ahead {
+                    Node::Ahead
+                } else {
+                    Node::Group(inner)
+                }
             }
             '*' | '+' | '?' => {
                 let last = alts.last_mut().unwrap().pop().unwrap();
                 let min = usize::from(c == '+');
-                alts.last_mut().unwrap().push(Node::Repeat(Box::new(last), min + 10 * usize::from(c == '?')));
+                alts.last_mut().unwrap().push(Node::Repeat(
+                    Box::new(last),
+                    min + 10 * usize::from(c == '?'),
+                ));
                 continue;
             }
             c => Node::Lit(c),
@@ -216,10 +302,14 @@ fn parse_alternation(chars: &[char], i: &mut usize) -> Vec<Vec<Node>> {
 fn sample(node: &Node, rng: &mut Rng, out: &mut String) {
     match node {
         Node::Lit(c) => out.push(*c),
-        Node::Any => out.push_str(*rng.pick(FRAGMENTS)),
+        Node::Any => {
+            let fragment: &&str = rng.pick(FRAGMENTS);
+            out.push_str(fragment)
+        }
         Node::Class(ranges, negated) => {
             if *negated {
-                out.push_str(*rng.pick(&["x", "security", "update", "info", "s", "updatex"]));
+                let segment: &&str = rng.pick(&["x", "security", "update", "info", "s", "updatex"]);
+                out.push_str(segment);
             } else {
                 let (a, b) = *rng.pick(ranges);
                 let span = (b as u32 - a as u32 + 1) as usize;
@@ -273,13 +363,25 @@ fn generate(count: usize) -> Vec<String> {
             // Cross with another generated path: a prefix of this, the tail of that.
             0 if !paths.is_empty() => {
                 let other: &String = rng.pick(&paths);
-                let cut = p.char_indices().map(|(i, _)| i).nth(rng.below(p.len().max(1))).unwrap_or(0);
-                let ocut = other.char_indices().map(|(i, _)| i).nth(rng.below(other.len().max(1))).unwrap_or(0);
+                let cut = p
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .nth(rng.below(p.len().max(1)))
+                    .unwrap_or(0);
+                let ocut = other
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .nth(rng.below(other.len().max(1)))
+                    .unwrap_or(0);
                 p = format!("{}{}", &p[..cut], &other[ocut..]);
             }
             // Flip the case of one letter.
             1 => {
-                let letters: Vec<usize> = p.char_indices().filter(|(_, c)| c.is_ascii_lowercase()).map(|(i, _)| i).collect();
+                let letters: Vec<usize> = p
+                    .char_indices()
+                    .filter(|(_, c)| c.is_ascii_lowercase())
+                    .map(|(i, _)| i)
+                    .collect();
                 if !letters.is_empty() {
                     let at = *rng.pick(&letters);
                     p.replace_range(at..at + 1, &p[at..at + 1].to_ascii_uppercase());
@@ -297,7 +399,10 @@ fn generate(count: usize) -> Vec<String> {
 }
 
 fn canonical(p: &str) -> String {
-    let segments: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != "." && *s != "..").collect();
+    let segments: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
+        .collect();
     let mut out = String::new();
     for s in &segments {
         out.push('/');
@@ -343,7 +448,11 @@ fn every_generated_path_is_decided_as_the_supervisors_regexes_decide_it() {
     let (gw, _state) = gateway();
     let paths = generate(6000);
     let distinct: std::collections::BTreeSet<&String> = paths.iter().collect();
-    assert!(distinct.len() > 3000, "the generator repeats itself: {}", distinct.len());
+    assert!(
+        distinct.len() > 3000,
+        "the generator repeats itself: {}",
+        distinct.len()
+    );
 
     let mut seen = std::collections::BTreeMap::<(&str, Expect), usize>::new();
     let mut mismatches = Vec::new();
@@ -375,7 +484,12 @@ fn every_generated_path_is_decided_as_the_supervisors_regexes_decide_it() {
             }
         }
     }
-    assert!(mismatches.is_empty(), "{} mismatches, first: {:#?}", mismatches.len(), &mismatches[..mismatches.len().min(20)]);
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, first: {:#?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(20)]
+    );
     // Each role sees both outcomes many times: the comparison is not one-sided.
     for role in Role::ALL {
         for e in [Expect::Allow, Expect::Deny] {
@@ -390,30 +504,71 @@ fn the_decisions_that_matter_most_by_name() {
     let (gw, _state) = gateway();
     let decide = |role, hassio_api, path: &str| {
         matches!(
-            gw.decide(path, Presented::Known(Caller::Addon(addon(role, hassio_api)))),
+            gw.decide(
+                path,
+                Presented::Known(Caller::Addon(addon(role, hassio_api)))
+            ),
             Decision::Forward(_) | Decision::Auth(_)
         )
     };
     for role in Role::ALL {
         let admin = role == Role::Admin;
-        for path in ["/addons/core_ssh/security", "/v2/apps/core_ssh/security", "/os/datadisk/wipe", "/auth/list", "/auth/reset"] {
+        for path in [
+            "/addons/core_ssh/security",
+            "/v2/apps/core_ssh/security",
+            "/os/datadisk/wipe",
+            "/auth/list",
+            "/auth/reset",
+        ] {
             assert_eq!(decide(role, true, path), admin, "{role:?} {path}");
         }
-        assert!(!decide(role, true, "/addons/core_ssh/sys_options"), "core only");
-        assert!(decide(role, false, "/addons/self/options"), "bypass without hassio_api");
+        assert!(
+            !decide(role, true, "/addons/core_ssh/sys_options"),
+            "core only"
+        );
+        assert!(
+            decide(role, false, "/addons/self/options"),
+            "bypass without hassio_api"
+        );
         assert!(!decide(role, false, "/addons/self/update"));
         assert!(!decide(role, false, "/host/info"), "roles need hassio_api");
     }
     assert!(matches!(gw.decide("/auth", Presented::Missing), Decision::Deny(s, _) if s == 401));
-    assert!(matches!(gw.decide("/host/info", Presented::Unknown), Decision::Deny(s, _) if s == 403));
-    assert_eq!(gw.decide("/supervisor/ping", Presented::Missing), Decision::Open);
-    assert_eq!(gw.decide("/core/api/states", Presented::Missing), Decision::CoreProxy);
-    assert!(matches!(gw.decide("/core/api/hassio_auth", Presented::Known(Caller::HomeAssistant)), Decision::Deny(s, _) if s == 403));
+    assert!(
+        matches!(gw.decide("/host/info", Presented::Unknown), Decision::Deny(s, _) if s == 403)
+    );
+    assert_eq!(
+        gw.decide("/supervisor/ping", Presented::Missing),
+        Decision::Open
+    );
+    assert_eq!(
+        gw.decide("/core/api/states", Presented::Missing),
+        Decision::CoreProxy
+    );
+    assert!(
+        matches!(gw.decide("/core/api/hassio_auth", Presented::Known(Caller::HomeAssistant)), Decision::Deny(s, _) if s == 403)
+    );
 
     // Strict mode: an admin add-on may not switch off its own protection, by either name.
-    let strict_admin = Arc::new(AddonCaller { strict: true, ..(*addon(Role::Admin, true)).clone() });
-    for path in ["/addons/self/security", "/addons/local_probe/security", "/v2/apps/self/security"] {
-        assert!(matches!(gw.decide(path, Presented::Known(Caller::Addon(strict_admin.clone()))), Decision::Deny(s, _) if s == 403), "{path}");
+    let strict_admin = Arc::new(AddonCaller {
+        strict: true,
+        ..(*addon(Role::Admin, true)).clone()
+    });
+    for path in [
+        "/addons/self/security",
+        "/addons/local_probe/security",
+        "/v2/apps/self/security",
+    ] {
+        assert!(
+            matches!(gw.decide(path, Presented::Known(Caller::Addon(strict_admin.clone()))), Decision::Deny(s, _) if s == 403),
+            "{path}"
+        );
     }
-    assert!(matches!(gw.decide("/addons/other/security", Presented::Known(Caller::Addon(strict_admin))), Decision::Forward(_)));
+    assert!(matches!(
+        gw.decide(
+            "/addons/other/security",
+            Presented::Known(Caller::Addon(strict_admin))
+        ),
+        Decision::Forward(_)
+    ));
 }

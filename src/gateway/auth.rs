@@ -71,7 +71,8 @@ fn basic(headers: &HeaderMap) -> Option<Result<Credentials, CredentialsError>> {
 }
 
 fn from_json(body: &[u8]) -> Result<Credentials, CredentialsError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| CredentialsError::Malformed)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| CredentialsError::Malformed)?;
     let field = |names: &[&str]| -> Result<String, CredentialsError> {
         let found = names.iter().find_map(|n| value.get(*n));
         match found {
@@ -206,7 +207,10 @@ mod tests {
     #[test]
     fn the_supervisors_credential_shapes() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, "Basic dXNlcjpwYTpzcw==".parse().unwrap());
+        headers.insert(
+            header::AUTHORIZATION,
+            "Basic dXNlcjpwYTpzcw==".parse().unwrap(),
+        );
         assert_eq!(
             basic(&headers),
             Some(Ok(Credentials {
@@ -217,7 +221,9 @@ mod tests {
         headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
         assert_eq!(basic(&headers), None);
         assert_eq!(
-            from_json(br#"{"user": "u", "password": "p"}"#).unwrap().username,
+            from_json(br#"{"user": "u", "password": "p"}"#)
+                .unwrap()
+                .username,
             "u"
         );
         assert_eq!(

@@ -2,21 +2,21 @@
 //! add-on started by `addon-sandbox run` (its record and token in the state directory).
 //!
 //! The state directory is the only source: the launcher writes a token and a record when it
-//! starts an add-on and removes them on `rm`. The gateway keeps a snapshot and reloads it at
-//! most once per [`REFRESH`], and at once (but not more often than [`MISS_RELOAD`]) when a token
-//! is unknown, so a freshly started add-on is served on its first request and a removed one
-//! loses access within a second.
+//! starts an add-on and removes them on `rm`, and replaces `<state>/generation` each time. The
+//! gateway keeps a snapshot and `stat`s that file on every lookup: a changed inode or mtime
+//! reloads the snapshot, so a started add-on is served on its first request and a removed one
+//! is refused on the next. A snapshot older than [`REFRESH`] is reloaded too, for hand edits.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::config::Role;
 use crate::launch::state::StateDir;
 
-pub const REFRESH: Duration = Duration::from_secs(1);
-pub const MISS_RELOAD: Duration = Duration::from_millis(100);
+pub const REFRESH: Duration = Duration::from_secs(5);
 
 /// An add-on as the gateway sees it: the rights its plan granted, nothing it asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,13 +37,26 @@ struct Snapshot {
     by_ingress_token: HashMap<String, Arc<AddonCaller>>,
 }
 
+/// Identifies one version of `<state>/generation`; `None` when it does not exist.
+type Generation = Option<(u64, i64, i64)>;
+
+fn generation(state_dir: &Path) -> Generation {
+    let meta = std::fs::metadata(state_dir.join("generation")).ok()?;
+    Some((meta.ino(), meta.mtime(), meta.mtime_nsec()))
+}
+
+struct Loaded {
+    at: Instant,
+    generation: Generation,
+}
+
 pub struct Registry {
     state_dir: PathBuf,
     snapshot: RwLock<Arc<Snapshot>>,
-    loaded_at: Mutex<Option<Instant>>,
+    loaded: Mutex<Loaded>,
 }
 
-fn load(state_dir: &PathBuf) -> Snapshot {
+fn load(state_dir: &Path) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let Ok(state) = StateDir::open(state_dir) else {
         return snapshot;
@@ -82,50 +95,42 @@ fn load(state_dir: &PathBuf) -> Snapshot {
 
 impl Registry {
     pub fn new(state_dir: PathBuf) -> Registry {
+        let generation = generation(&state_dir);
         let snapshot = load(&state_dir);
         Registry {
             state_dir,
             snapshot: RwLock::new(Arc::new(snapshot)),
-            loaded_at: Mutex::new(Some(Instant::now())),
+            loaded: Mutex::new(Loaded {
+                at: Instant::now(),
+                generation,
+            }),
         }
-    }
-
-    /// Reload when the snapshot is older than `max_age`.
-    fn refresh(&self, max_age: Duration) {
-        let mut loaded_at = self.loaded_at.lock().unwrap_or_else(|e| e.into_inner());
-        if loaded_at.is_some_and(|t| t.elapsed() < max_age) {
-            return;
-        }
-        let fresh = Arc::new(load(&self.state_dir));
-        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        *loaded_at = Some(Instant::now());
     }
 
     fn current(&self) -> Arc<Snapshot> {
-        self.refresh(REFRESH);
+        let now_generation = generation(&self.state_dir);
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded.generation != now_generation || loaded.at.elapsed() >= REFRESH {
+            // Read the generation before the records: a change during the load is seen again.
+            let fresh = Arc::new(load(&self.state_dir));
+            *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+            *loaded = Loaded {
+                at: Instant::now(),
+                generation: now_generation,
+            };
+        }
+        drop(loaded);
         self.snapshot
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    fn find(
-        &self,
-        key: &str,
-        pick: fn(&Snapshot) -> &HashMap<String, Arc<AddonCaller>>,
-    ) -> Option<Arc<AddonCaller>> {
-        if let Some(hit) = pick(&self.current()).get(key) {
-            return Some(hit.clone());
-        }
-        self.refresh(MISS_RELOAD);
-        pick(&self.current()).get(key).cloned()
-    }
-
     pub fn by_token(&self, token: &str) -> Option<Arc<AddonCaller>> {
-        self.find(token, |s| &s.by_token)
+        self.current().by_token.get(token).cloned()
     }
 
     pub fn by_ingress_token(&self, token: &str) -> Option<Arc<AddonCaller>> {
-        self.find(token, |s| &s.by_ingress_token)
+        self.current().by_ingress_token.get(token).cloned()
     }
 }

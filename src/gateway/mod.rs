@@ -136,7 +136,11 @@ fn http_base(url: &str) -> Option<Uri> {
 
 /// Equal without an early exit, so timing does not tell how much of a token was right.
 fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The Supervisor's `extract_supervisor_token`: `X-Supervisor-Token`, else `X-Hassio-Key`,
@@ -146,9 +150,7 @@ pub fn extract_token(headers: &HeaderMap) -> Option<String> {
     text("x-supervisor-token")
         .or_else(|| text("x-hassio-key"))
         .map(str::to_owned)
-        .or_else(|| {
-            text("authorization").and_then(|a| a.split(' ').next_back().map(str::to_owned))
-        })
+        .or_else(|| text("authorization").and_then(|a| a.split(' ').next_back().map(str::to_owned)))
         .filter(|t| !t.is_empty())
 }
 
@@ -204,8 +206,8 @@ fn is_ingress_path(canonical: &str) -> bool {
 
 impl Gateway {
     pub fn new(config: GatewayConfig) -> Result<Gateway, GatewayError> {
-        let upstream =
-            http_base(&config.upstream).ok_or_else(|| GatewayError::BadUpstream(config.upstream.clone()))?;
+        let upstream = http_base(&config.upstream)
+            .ok_or_else(|| GatewayError::BadUpstream(config.upstream.clone()))?;
         for (what, secret) in [
             ("upstream token", &config.upstream_token),
             ("core token", &config.core_token),
@@ -216,8 +218,11 @@ impl Gateway {
         }
         let upstream_auth = match &config.upstream_token {
             Some(t) => Some(
-                HeaderValue::from_str(&format!("Bearer {}", t.trim()))
-                    .map_err(|_| GatewayError::EmptySecret { what: "upstream token" })?,
+                HeaderValue::from_str(&format!("Bearer {}", t.trim())).map_err(|_| {
+                    GatewayError::EmptySecret {
+                        what: "upstream token",
+                    }
+                })?,
             ),
             None => None,
         };
@@ -291,7 +296,9 @@ impl Gateway {
         }
         if let Some((token, rest)) = ingress_route(&raw_path) {
             let (token, rest) = (token.to_owned(), rest.to_owned());
-            return self.ingress(request, peer.ip(), &token, &rest, query.as_deref()).await;
+            return self
+                .ingress(request, peer.ip(), &token, &rest, query.as_deref())
+                .await;
         }
         let canonical = match path::normalise(&raw_path) {
             Ok(p) => p,
@@ -302,7 +309,10 @@ impl Gateway {
             Some(t) => self.caller(&t).map_or(Presented::Unknown, Presented::Known),
         };
         match self.decide(&canonical, presented) {
-            Decision::Forward(caller) => self.forward_api(request, peer.ip(), &canonical, &caller).await,
+            Decision::Forward(caller) => {
+                self.forward_api(request, peer.ip(), &canonical, &caller)
+                    .await
+            }
             Decision::Open => {
                 self.forward_api(request, peer.ip(), &canonical, &Caller::Open)
                     .await
@@ -343,7 +353,10 @@ impl Gateway {
                 // Only the literal spelling routes to ingress (before this point); another
                 // spelling of it is a trick, and forwarding it would reach the upstream's own
                 // ingress past our header rules.
-                return Decision::Deny(StatusCode::BAD_REQUEST, "ingress path is not in canonical form");
+                return Decision::Deny(
+                    StatusCode::BAD_REQUEST,
+                    "ingress path is not in canonical form",
+                );
             }
             return Decision::Open;
         }
@@ -373,7 +386,12 @@ impl Gateway {
     }
 
     /// The add-on part of the Supervisor's `token_validation`, on both spellings of the path.
-    pub fn addon_may(&self, addon: &AddonCaller, canonical: &str, lower: &str) -> Result<(), &'static str> {
+    pub fn addon_may(
+        &self,
+        addon: &AddonCaller,
+        canonical: &str,
+        lower: &str,
+    ) -> Result<(), &'static str> {
         let tables = self.tables.for_path(canonical);
         let allowed = |p: &str| {
             tables.api_bypass.matches(p) || (addon.hassio_api && tables.role(addon.role).matches(p))
@@ -405,7 +423,12 @@ impl Gateway {
     /// The Supervisor's Home Assistant proxy (`/core/api/…`, `/core/websocket`) skips its
     /// token middleware and checks for itself that the token (`Authorization` or `X-Ha-Access`)
     /// belongs to an add-on with `homeassistant_api`; so does this.
-    async fn core_proxy(&self, request: Request<Incoming>, peer: IpAddr, canonical: &str) -> Response<ResBody> {
+    async fn core_proxy(
+        &self,
+        request: Request<Incoming>,
+        peer: IpAddr,
+        canonical: &str,
+    ) -> Response<ResBody> {
         let token = extract_token(request.headers()).or_else(|| {
             request
                 .headers()
@@ -421,8 +444,13 @@ impl Gateway {
                 self.forward_api(request, peer, canonical, &Caller::Addon(addon))
                     .await
             }
-            Some(Caller::Addon(_)) => error(StatusCode::FORBIDDEN, "the add-on has no homeassistant_api"),
-            Some(_) => error(StatusCode::FORBIDDEN, "home assistant does not proxy to itself"),
+            Some(Caller::Addon(_)) => {
+                error(StatusCode::FORBIDDEN, "the add-on has no homeassistant_api")
+            }
+            Some(_) => error(
+                StatusCode::FORBIDDEN,
+                "home assistant does not proxy to itself",
+            ),
             None => error(StatusCode::FORBIDDEN, "unknown token"),
         }
     }
@@ -455,14 +483,19 @@ impl Gateway {
         let websocket = proxy::is_websocket(request.headers());
         let (mut parts, body) = request.into_parts();
         proxy::strip_hop_by_hop(&mut parts.headers);
-        for name in TOKEN_HEADERS
-            .into_iter()
-            .chain(["authorization", "x-ha-access", CALLER_HEADER, "host"])
+        for name in
+            TOKEN_HEADERS
+                .into_iter()
+                .chain(["authorization", "x-ha-access", CALLER_HEADER, "host"])
         {
             parts.headers.remove(name);
         }
         // Paths anyone may fetch (ping, logos) go up without the gateway's credential.
-        if let Some(auth) = self.upstream_auth.as_ref().filter(|_| *caller != Caller::Open) {
+        if let Some(auth) = self
+            .upstream_auth
+            .as_ref()
+            .filter(|_| *caller != Caller::Open)
+        {
             parts.headers.insert(header::AUTHORIZATION, auth.clone());
         }
         let who = match caller {
@@ -491,7 +524,10 @@ impl Gateway {
             return error(StatusCode::METHOD_NOT_ALLOWED, "use get or post");
         }
         let Some(backend) = &self.auth_backend else {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "no credential backend configured");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no credential backend configured",
+            );
         };
         let (parts, body) = request.into_parts();
         let credentials = match auth::read_credentials(&parts.headers, body).await {
@@ -513,7 +549,10 @@ impl Gateway {
             .check(&addon.full_slug)
             .and_then(|_| self.per_user.check(&user_key));
         if let Err(wait) = limited {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins, wait");
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins, wait",
+            );
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response
                 .headers_mut()
@@ -532,11 +571,20 @@ impl Gateway {
     }
 
     /// `POST /ingress/session` and `/ingress/validate_session`: Home Assistant only.
-    async fn session_endpoint(&self, request: Request<Incoming>, validate: bool) -> Response<ResBody> {
+    async fn session_endpoint(
+        &self,
+        request: Request<Incoming>,
+        validate: bool,
+    ) -> Response<ResBody> {
         match extract_token(request.headers()).map(|t| self.caller(&t)) {
             None => return error(StatusCode::UNAUTHORIZED, "no token"),
             Some(Some(Caller::HomeAssistant)) => {}
-            Some(_) => return error(StatusCode::FORBIDDEN, "only home assistant manages ingress sessions"),
+            Some(_) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "only home assistant manages ingress sessions",
+                );
+            }
         }
         if request.method() != Method::POST {
             return error(StatusCode::METHOD_NOT_ALLOWED, "use post");
@@ -569,7 +617,10 @@ impl Gateway {
                 "session": id,
                 "expires_in": self.sessions.ttl().as_secs(),
             })),
-            Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a session"),
+            Err(_) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no randomness for a session",
+            ),
         }
     }
 
@@ -586,10 +637,16 @@ impl Gateway {
             None => return error(StatusCode::UNAUTHORIZED, "no valid ingress session"),
         };
         let Some(addon) = self.registry.by_ingress_token(token) else {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "no add-on serves this ingress token");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no add-on serves this ingress token",
+            );
         };
         let Some(address) = addon.ingress_address.as_deref() else {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "the add-on has no ingress address");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the add-on has no ingress address",
+            );
         };
         let mut target = format!("http://{address}{rest}");
         if let Some(q) = query {
@@ -604,7 +661,11 @@ impl Gateway {
         proxy::strip_hop_by_hop(&mut parts.headers);
         // HeaderMap names are lowercase whatever the client sent, so these removals catch
         // every spelling (`x-REMOTE-user-ID` included) and every repeated copy.
-        for name in USER_HEADERS.into_iter().chain(TOKEN_HEADERS).chain([CALLER_HEADER]) {
+        for name in USER_HEADERS
+            .into_iter()
+            .chain(TOKEN_HEADERS)
+            .chain([CALLER_HEADER])
+        {
             parts.headers.remove(name);
         }
         drop_session_cookie(&mut parts.headers);
@@ -623,7 +684,11 @@ impl Gateway {
 }
 
 fn set_user_headers(headers: &mut HeaderMap, user: &SessionUser) {
-    let values = [Some(&user.id), user.name.as_ref(), user.display_name.as_ref()];
+    let values = [
+        Some(&user.id),
+        user.name.as_ref(),
+        user.display_name.as_ref(),
+    ];
     for (name, value) in USER_HEADERS.iter().zip(values) {
         if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(HeaderName::from_static(name), v);
@@ -638,7 +703,9 @@ fn session_user(json: &serde_json::Value) -> Result<Option<SessionUser>, &'stati
     let field = |name: &str| -> Result<Option<String>, &'static str> {
         match json.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(s)) if HeaderValue::from_str(s).is_ok() && !s.is_empty() => {
+            Some(serde_json::Value::String(s))
+                if HeaderValue::from_str(s).is_ok() && !s.is_empty() =>
+            {
                 Ok(Some(s.clone()))
             }
             Some(_) => Err("user fields must be non-empty strings without control characters"),
@@ -648,7 +715,11 @@ fn session_user(json: &serde_json::Value) -> Result<Option<SessionUser>, &'stati
     let name = field("user_name")?;
     let display_name = field("display_name")?;
     match id {
-        Some(id) => Ok(Some(SessionUser { id, name, display_name })),
+        Some(id) => Ok(Some(SessionUser {
+            id,
+            name,
+            display_name,
+        })),
         None if name.is_some() || display_name.is_some() => Err("user_name needs a user_id"),
         None => Ok(None),
     }
@@ -671,7 +742,10 @@ mod tests {
 
     #[test]
     fn ingress_routes_only_on_the_literal_prefix() {
-        assert_eq!(ingress_route("/ingress/abc-_9/x/y"), Some(("abc-_9", "/x/y")));
+        assert_eq!(
+            ingress_route("/ingress/abc-_9/x/y"),
+            Some(("abc-_9", "/x/y"))
+        );
         assert_eq!(ingress_route("/v2/ingress/abc/"), Some(("abc", "/")));
         assert_eq!(ingress_route("/ingress/session"), None);
         assert_eq!(ingress_route("/ingress/a.b/x"), None);
@@ -681,7 +755,10 @@ mod tests {
     #[test]
     fn the_session_cookie_is_found_and_kept_from_the_addon() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, "a=1; ingress_session=s3cret".parse().unwrap());
+        h.append(
+            header::COOKIE,
+            "a=1; ingress_session=s3cret".parse().unwrap(),
+        );
         h.append(header::COOKIE, "b=2".parse().unwrap());
         assert_eq!(session_cookie(&h), Some("s3cret"));
         drop_session_cookie(&mut h);

@@ -177,9 +177,18 @@ mod tests {
     #[test]
     fn canonical_spellings() {
         assert_eq!(normalise("/addons/self/info").unwrap(), "/addons/self/info");
-        assert_eq!(normalise("//addons///self/./info").unwrap(), "/addons/self/info");
-        assert_eq!(normalise("/addons/x/../self/info").unwrap(), "/addons/self/info");
-        assert_eq!(normalise("/%61ddons/self/info").unwrap(), "/addons/self/info");
+        assert_eq!(
+            normalise("//addons///self/./info").unwrap(),
+            "/addons/self/info"
+        );
+        assert_eq!(
+            normalise("/addons/x/../self/info").unwrap(),
+            "/addons/self/info"
+        );
+        assert_eq!(
+            normalise("/%61ddons/self/info").unwrap(),
+            "/addons/self/info"
+        );
         assert_eq!(normalise("/host/info/").unwrap(), "/host/info/");
         assert_eq!(normalise("/").unwrap(), "/");
     }

@@ -32,7 +32,11 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-pub fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ResBody> {
+pub fn full(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ResBody> {
     let mut response = Response::new(
         Full::new(body.into())
             .map_err(|never| match never {})
@@ -84,7 +88,8 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 
 /// `Connection: upgrade` with `Upgrade: websocket`, as the Supervisor tests it.
 pub fn is_websocket(headers: &HeaderMap) -> bool {
-    has_token(headers, header::CONNECTION, "upgrade") && has_token(headers, header::UPGRADE, "websocket")
+    has_token(headers, header::CONNECTION, "upgrade")
+        && has_token(headers, header::UPGRADE, "websocket")
 }
 
 /// `X-Forwarded-For`: what the client sent, then the peer that connected to us. (The Supervisor
@@ -120,7 +125,10 @@ pub fn client() -> Client<HttpConnector, Incoming> {
 }
 
 fn bad_gateway(what: impl std::fmt::Display) -> Response<ResBody> {
-    error(StatusCode::BAD_GATEWAY, &format!("upstream unavailable: {what}"))
+    error(
+        StatusCode::BAD_GATEWAY,
+        &format!("upstream unavailable: {what}"),
+    )
 }
 
 fn finish(response: Response<Incoming>) -> Response<ResBody> {
@@ -140,7 +148,10 @@ pub async fn forward(
     match tokio::time::timeout(HEADER_TIMEOUT, client.request(request)).await {
         Ok(Ok(response)) => finish(response),
         Ok(Err(e)) => bad_gateway(e),
-        Err(_) => error(StatusCode::GATEWAY_TIMEOUT, "upstream sent no response in time"),
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream sent no response in time",
+        ),
     }
 }
 
@@ -158,10 +169,11 @@ pub async fn forward_upgrade(mut request: Request<Incoming>, target: &Uri) -> Re
         Err(_) => return bad_gateway("connect timed out"),
     };
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-        Ok(pair) => pair,
-        Err(e) => return bad_gateway(e),
-    };
+    let (mut sender, connection) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+            Ok(pair) => pair,
+            Err(e) => return bad_gateway(e),
+        };
     tokio::spawn(connection.with_upgrades());
     let (mut parts, body) = request.into_parts();
     parts.uri = target
@@ -183,7 +195,12 @@ pub async fn forward_upgrade(mut request: Request<Incoming>, target: &Uri) -> Re
     let mut response = match tokio::time::timeout(HEADER_TIMEOUT, sent).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => return bad_gateway(e),
-        Err(_) => return error(StatusCode::GATEWAY_TIMEOUT, "upstream sent no response in time"),
+        Err(_) => {
+            return error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream sent no response in time",
+            );
+        }
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upstream_side = hyper::upgrade::on(&mut response);

@@ -101,7 +101,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(25));
         }
         std::thread::sleep(Duration::from_millis(60));
-        assert!(sessions.check(&id).is_none(), "checks must not extend a session");
+        assert!(
+            sessions.check(&id).is_none(),
+            "checks must not extend a session"
+        );
         assert!(sessions.check("nonsense").is_none());
     }
 }

@@ -465,7 +465,11 @@ impl Launcher {
 
     /// Where the gateway reaches the container: its address on its first network, or the
     /// host's loopback when it shares the host's network.
-    async fn container_ip(&self, id: &str, network_mode: &str) -> Result<Option<String>, LaunchError> {
+    async fn container_ip(
+        &self,
+        id: &str,
+        network_mode: &str,
+    ) -> Result<Option<String>, LaunchError> {
         if network_mode == "host" {
             return Ok(Some("127.0.0.1".into()));
         }

@@ -129,6 +129,24 @@ impl StateDir {
             &self.addon_dir(&record.full_slug).join("record.json"),
             &json,
             0o600,
+        )?;
+        self.mark_changed()
+    }
+
+    /// `<state>/generation`: replaced (a new inode) whenever a record or token appears or goes,
+    /// so a reader can tell with one `stat` whether its snapshot is stale.
+    pub fn generation_path(&self) -> PathBuf {
+        self.root.join("generation")
+    }
+
+    fn mark_changed(&self) -> io::Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        write_atomically(
+            &self.generation_path(),
+            now.as_nanos().to_string().as_bytes(),
+            0o600,
         )
     }
 
@@ -154,6 +172,7 @@ impl StateDir {
         let dir = self.addon_dir(slug);
         let _ = fs::remove_file(dir.join("token"));
         let _ = fs::remove_file(dir.join("record.json"));
+        let _ = self.mark_changed();
     }
 
     pub fn profile_path(&self, name: &str) -> PathBuf {

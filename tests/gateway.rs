@@ -1,0 +1,1379 @@
+//! The gateway and ingress proxy over real HTTP on 127.0.0.1: a real upstream server that
+//! records what reached it, a real credential backend, real websocket peers (tungstenite),
+//! and raw TCP clients where a library client would tidy up what an attacker sends.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use addon_sandbox::gateway::limit::{AuthLimits, Rate};
+use addon_sandbox::gateway::{Gateway, GatewayConfig};
+use addon_sandbox::launch::state::{Record, StateDir};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    target: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+#[derive(Clone, Default)]
+struct Upstream {
+    addr: Option<SocketAddr>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    /// `/gate` sends its first chunk, then waits for this before the rest.
+    gate: Arc<Notify>,
+    /// `/upload-gate` signals this once it has read the first chunk of the request body.
+    upload_started: Arc<Notify>,
+}
+
+impl Upstream {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+    fn last(&self) -> Seen {
+        self.seen()
+            .last()
+            .cloned()
+            .expect("the upstream saw a request")
+    }
+    fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+}
+
+async fn websocket_echo(upgraded: hyper::upgrade::Upgraded) {
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        tokio_tungstenite::tungstenite::protocol::Role::Server,
+        None,
+    )
+    .await;
+    // The server speaks first, so the relay is shown carrying both directions.
+    let _ = ws.send(Message::text("hello from the add-on")).await;
+    while let Some(Ok(msg)) = ws.next().await {
+        match msg {
+            Message::Text(t) => {
+                let _ = ws.send(Message::text(format!("echo {t}"))).await;
+            }
+            Message::Binary(b) => {
+                let mut back = b.to_vec();
+                back.reverse();
+                let _ = ws.send(Message::binary(back)).await;
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+}
+
+async fn upstream_handle(up: Upstream, mut req: Request<Incoming>) -> Response<Body> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let method = req.method().to_string();
+    let headers = req.headers().clone();
+    if let Some(key) = headers.get("sec-websocket-key").cloned() {
+        up.seen.lock().unwrap().push(Seen {
+            method,
+            target,
+            headers,
+            body: Bytes::new(),
+        });
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                websocket_echo(upgraded).await;
+            }
+        });
+        return Response::builder()
+            .status(101)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-accept", accept)
+            .body(full(""))
+            .unwrap();
+    }
+    if target.starts_with("/upload-gate") {
+        let mut body = req.into_body();
+        let mut received = Vec::new();
+        let mut signalled = false;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                received.extend_from_slice(&data);
+                if !signalled {
+                    up.upload_started.notify_one();
+                    signalled = true;
+                }
+            }
+        }
+        up.seen.lock().unwrap().push(Seen {
+            method,
+            target,
+            headers,
+            body: Bytes::from(received.clone()),
+        });
+        return Response::new(full(format!("received {}", received.len())));
+    }
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    up.seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        target: target.clone(),
+        headers,
+        body: body.clone(),
+    });
+    if let Some(code) = target.strip_prefix("/status/") {
+        return Response::builder()
+            .status(code.parse::<u16>().unwrap())
+            .body(full(format!("status {code}")))
+            .unwrap();
+    }
+    if let Some(size) = target.strip_prefix("/big/") {
+        // Large and chunked, produced as it is sent.
+        let total: usize = size.parse().unwrap();
+        let chunks =
+            futures_util::stream::iter((0..total / 65536).map(|i| {
+                Ok::<_, Infallible>(Frame::data(Bytes::from(vec![(i % 251) as u8; 65536])))
+            }));
+        return Response::new(BodyExt::boxed(StreamBody::new(chunks)));
+    }
+    if target == "/gate" {
+        let gate = up.gate.clone();
+        let chunks = futures_util::stream::unfold(0, move |step| {
+            let gate = gate.clone();
+            async move {
+                match step {
+                    0 => Some((Ok::<_, Infallible>(Frame::data(Bytes::from("first;"))), 1)),
+                    1 => {
+                        gate.notified().await;
+                        Some((Ok(Frame::data(Bytes::from("second"))), 2))
+                    }
+                    _ => None,
+                }
+            }
+        });
+        return Response::new(BodyExt::boxed(StreamBody::new(chunks)));
+    }
+    Response::builder()
+        .header("x-upstream", "yes")
+        .header("connection", "x-hop")
+        .header("x-hop", "must not pass")
+        .body(full(format!("{method} {target} {}", body.len())))
+        .unwrap()
+}
+
+async fn serve_http<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn start_upstream() -> Upstream {
+    let mut up = Upstream::default();
+    let handle_up = up.clone();
+    up.addr = Some(serve_http(move |req| upstream_handle(handle_up.clone(), req)).await);
+    up
+}
+
+/// A credential backend with Home Assistant's `hassio_auth` contract.
+struct Backend {
+    addr: SocketAddr,
+    calls: Arc<AtomicUsize>,
+}
+
+async fn start_backend(users: &[(&str, &str)]) -> Backend {
+    let users: Arc<HashMap<String, String>> = Arc::new(
+        users
+            .iter()
+            .map(|(u, p)| (u.to_string(), p.to_string()))
+            .collect(),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let addr = serve_http(move |req: Request<Incoming>| {
+        let users = users.clone();
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let user = json["username"].as_str().unwrap_or("");
+            let ok = users.get(user).map(String::as_str) == json["password"].as_str()
+                && json["addon"] == "local_authy";
+            Response::builder()
+                .status(if ok { 200 } else { 401 })
+                .body(full(""))
+                .unwrap()
+        }
+    })
+    .await;
+    Backend { addr, calls }
+}
+
+struct AddonSpec {
+    slug: &'static str,
+    role: &'static str,
+    hassio_api: bool,
+    homeassistant_api: bool,
+    auth_api: bool,
+    ingress: Option<SocketAddr>,
+    policy: &'static str,
+}
+
+impl AddonSpec {
+    fn new(slug: &'static str, role: &'static str) -> AddonSpec {
+        AddonSpec {
+            slug,
+            role,
+            hassio_api: true,
+            homeassistant_api: false,
+            auth_api: false,
+            ingress: None,
+            policy: "strict",
+        }
+    }
+    fn token(&self) -> String {
+        format!("token-of-{}", self.slug)
+    }
+    fn ingress_token(&self) -> String {
+        format!("ingress-{}", self.slug.replace('_', "-"))
+    }
+}
+
+struct Harness {
+    addr: SocketAddr,
+    up: Upstream,
+    state: StateDir,
+    _dir: tempfile::TempDir,
+}
+
+const CORE_TOKEN: &str = "core-token-0123456789";
+const UPSTREAM_TOKEN: &str = "gateway-upstream-credential";
+
+fn write_addon(state: &StateDir, spec: &AddonSpec) {
+    state.write_token(spec.slug, &spec.token()).unwrap();
+    state
+        .write_record(&Record {
+            full_slug: spec.slug.into(),
+            container_name: format!("addon_{}", spec.slug),
+            container_id: "0".into(),
+            image: "test".into(),
+            confinement: "apparmor:test".into(),
+            role: spec.role.into(),
+            hassio_api: spec.hassio_api,
+            homeassistant_api: spec.homeassistant_api,
+            auth_api: spec.auth_api,
+            ingress_port: spec.ingress.map(|a| a.port()),
+            policy: spec.policy.into(),
+            ingress_token: spec.ingress.map(|_| spec.ingress_token()),
+            ingress_address: spec.ingress.map(|a| a.to_string()),
+        })
+        .unwrap();
+}
+
+async fn harness(
+    addons: &[AddonSpec],
+    backend: Option<SocketAddr>,
+    limits: AuthLimits,
+    ttl: Duration,
+) -> Harness {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    for spec in addons {
+        write_addon(&state, spec);
+    }
+    let gateway = Gateway::new(GatewayConfig {
+        upstream: format!("http://{}", up.addr.unwrap()),
+        upstream_token: Some(UPSTREAM_TOKEN.into()),
+        core_token: Some(CORE_TOKEN.into()),
+        state_dir: dir.path().to_path_buf(),
+        auth_backend: backend.map(|a| format!("http://{a}/api/hassio_auth")),
+        session_ttl: ttl,
+        auth_limits: limits,
+    })
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(Arc::new(gateway).serve(listener, std::future::pending()));
+    Harness {
+        addr,
+        up,
+        state,
+        _dir: dir,
+    }
+}
+
+async fn default_harness(addons: &[AddonSpec]) -> Harness {
+    harness(addons, None, AuthLimits::default(), Duration::from_secs(60)).await
+}
+
+/// A plain HTTP/1.1 request through a fresh connection; the path goes on the wire as given.
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, HeaderMap, Bytes) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "supervisor");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = sender
+        .send_request(
+            req.body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, body)
+}
+
+async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> StatusCode {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    send(addr, "GET", path, &headers, "").await.0
+}
+
+/// Bytes exactly as an attacker would write them, and the whole answer.
+async fn raw(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_tokens_and_the_paths_each_role_reaches() {
+    let mut no_api = AddonSpec::new("local_noapi", "admin");
+    no_api.hassio_api = false;
+    let addons = [
+        AddonSpec::new("local_default", "default"),
+        AddonSpec::new("local_ha", "homeassistant"),
+        AddonSpec::new("local_backup", "backup"),
+        AddonSpec::new("local_manager", "manager"),
+        AddonSpec::new("local_admin", "admin"),
+        no_api,
+    ];
+    let h = default_harness(&addons).await;
+    let cases: &[(&str, [bool; 6])] = &[
+        // default, homeassistant, backup, manager, admin, admin-without-hassio_api
+        ("/host/info", [true, true, true, true, true, false]),
+        ("/addons/self/options", [true, true, true, true, true, true]),
+        // Strict mode: not even admin switches off its own protection (see below for the
+        // Supervisor policy, where admin may).
+        ("/addons/self/security", [false; 6]),
+        (
+            "/addons/self/update",
+            [false, false, false, true, true, false],
+        ),
+        ("/core/restart", [false, true, false, true, true, false]),
+        ("/backups/new/full", [false, false, true, true, true, false]),
+        (
+            "/addons/core_ssh/security",
+            [false, false, false, false, true, false],
+        ),
+        (
+            "/addons/core_ssh/restart",
+            [false, false, false, true, true, false],
+        ),
+        (
+            "/os/datadisk/wipe",
+            [false, false, false, false, true, false],
+        ),
+        (
+            "/os/datadisk/move",
+            [false, false, false, true, true, false],
+        ),
+        ("/auth/list", [false, false, false, false, true, false]),
+        ("/discovery/abc", [true, true, true, true, true, true]),
+        (
+            "/v2/apps/core_ssh/security",
+            [false, false, false, false, true, false],
+        ),
+        ("/v2/apps/self/logs", [true, true, true, true, true, true]),
+        (
+            "/v2/reload_updates",
+            [false, false, false, true, true, false],
+        ),
+        (
+            "/v2/refresh_updates",
+            [false, false, false, false, true, false],
+        ),
+        ("/addons/core_ssh/sys_options", [false; 6]),
+        ("/core/api/hassio_auth", [false; 6]),
+    ];
+    for (path, expected) in cases {
+        for (spec, allowed) in addons.iter().zip(expected) {
+            h.up.clear();
+            let status = get(h.addr, path, Some(&spec.token())).await;
+            let reached = h.up.seen().iter().any(|s| s.target == *path);
+            assert_eq!(reached, *allowed, "{} {path}: {status}", spec.slug);
+            if !allowed {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{} {path}", spec.slug);
+            } else {
+                assert_eq!(status, StatusCode::OK, "{} {path}", spec.slug);
+            }
+        }
+    }
+    let mut compat_admin = AddonSpec::new("local_compat", "admin");
+    compat_admin.policy = "supervisor";
+    write_addon(&h.state, &compat_admin);
+    assert_eq!(
+        get(h.addr, "/addons/self/security", Some(&compat_admin.token())).await,
+        200
+    );
+    assert_eq!(
+        get(
+            h.addr,
+            "/addons/local_compat/security",
+            Some(&compat_admin.token())
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        get(
+            h.addr,
+            "/addons/local_admin/security",
+            Some(&addons[4].token())
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        get(
+            h.addr,
+            "/addons/local_default/security",
+            Some(&addons[4].token())
+        )
+        .await,
+        200
+    );
+    // Home Assistant's token is unrestricted but for the blacklist; core-only is its alone.
+    assert_eq!(
+        get(h.addr, "/addons/core_ssh/sys_options", Some(CORE_TOKEN)).await,
+        200
+    );
+    assert_eq!(
+        get(h.addr, "/core/api/hassio_auth", Some(CORE_TOKEN)).await,
+        403
+    );
+    // No token 401, unknown 403; the three token headers, Bearer optional.
+    assert_eq!(get(h.addr, "/host/info", None).await, 401);
+    assert_eq!(get(h.addr, "/host/info", Some("not-a-token")).await, 403);
+    let t = addons[0].token();
+    for header in ["x-supervisor-token", "x-hassio-key", "authorization"] {
+        let (status, _, _) = send(h.addr, "GET", "/host/info", &[(header, &t)], "").await;
+        assert_eq!(status, 200, "{header}");
+    }
+    // X-Supervisor-Token wins over Authorization, as in the Supervisor.
+    let (status, _, _) = send(
+        h.addr,
+        "GET",
+        "/backups/x/restore",
+        &[
+            ("x-supervisor-token", &t),
+            ("authorization", &addons[2].token()),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_addon_loses_access_and_a_new_one_gains_it_at_once() {
+    let h = default_harness(&[]).await;
+    let spec = AddonSpec::new("local_late", "manager");
+    assert_eq!(get(h.addr, "/host/info", Some(&spec.token())).await, 403);
+    write_addon(&h.state, &spec);
+    assert_eq!(
+        get(h.addr, "/host/info", Some(&spec.token())).await,
+        200,
+        "a new token is found on its first request"
+    );
+    h.state.forget(spec.slug);
+    assert_eq!(
+        get(h.addr, "/host/info", Some(&spec.token())).await,
+        403,
+        "a forgotten token stops working"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spelling_of_a_path_reaches_what_the_role_may_not() {
+    let manager = AddonSpec::new("local_manager", "manager");
+    let mut default = AddonSpec::new("local_default", "default");
+    default.hassio_api = true;
+    let h = default_harness(&[manager, default]).await;
+    let manager_token = "token-of-local_manager";
+    let default_token = "token-of-local_default";
+    // Each is refused with 400 (ambiguous) or 403 (decoded to a forbidden path).
+    let attacks: &[(&str, &str, u16)] = &[
+        (manager_token, "/addons/core_ssh/%73ecurity", 403),
+        (
+            manager_token,
+            "/addons/core_ssh/%73%65%63%75%72%69%74%79",
+            403,
+        ),
+        (manager_token, "/addons/core_ssh/./security", 403),
+        (manager_token, "/addons/core_ssh//security", 403),
+        (manager_token, "//addons/core_ssh/security", 403),
+        (manager_token, "/addons/core_ssh/security/", 403),
+        (manager_token, "/addons/core_ssh/security;x", 403),
+        (manager_token, "/addons/core_ssh/SECURITY", 403),
+        (manager_token, "/addons/core_ssh/Security", 403),
+        (manager_token, "/addons/core_ssh/x/../security", 400),
+        (manager_token, "/addons/self/../core_ssh/security", 400),
+        (
+            manager_token,
+            "/addons/core_ssh/%2e%2e/core_ssh/security",
+            400,
+        ),
+        (manager_token, "/addons/core_ssh%2fsecurity", 400),
+        (manager_token, "/addons/core_ssh%2Fsecurity", 400),
+        (manager_token, "/addons/core_ssh/%2573ecurity", 400),
+        (manager_token, "/addons/core_ssh/security%00", 400),
+        (manager_token, "/addons/core_ssh%5csecurity", 400),
+        (manager_token, "/addons/core_ssh/security%0a", 400),
+        (manager_token, "/os/datadisk/%77ipe", 403),
+        (manager_token, "/os/datadisk//wipe", 403),
+        (manager_token, "/os/./datadisk/wipe", 403),
+        (manager_token, "/os/datadisk/WIPE", 403),
+        (default_token, "/backups/x/info/../../new/full", 400),
+        (default_token, "/backups/new/full?x=/info", 403),
+        (default_token, "/proc/self/environ/info", 400),
+        (default_token, "/host/info?q=%3Cscript%3E", 400),
+    ];
+    for (token, path, expected) in attacks {
+        h.up.clear();
+        let status = get(h.addr, path, Some(token)).await;
+        assert_eq!(status.as_u16(), *expected, "{path}");
+        assert!(
+            h.up.seen().is_empty(),
+            "{path} reached the upstream as {:?}",
+            h.up.seen()[0].target
+        );
+    }
+    // What is allowed arrives in its one canonical spelling, which is what was decided on.
+    for (raw, canonical) in [
+        ("/addons/core_ssh/./info", "/addons/core_ssh/info"),
+        ("//host///info", "/host/info"),
+        ("/host/%69nfo", "/host/info"),
+        (
+            "/network/interface/eth%20x/info",
+            "/network/interface/eth%20x/info",
+        ),
+        ("/host/info?a=%20x&b=%2Cy", "/host/info?a=%20x&b=%2Cy"),
+        // An encoded `?` or `#` is part of the path ending in /info, and stays encoded: the
+        // upstream cannot read it as the end of `/backups/new/full`.
+        ("/backups/new/full%3f/info", "/backups/new/full%3F/info"),
+        ("/backups/new/full%23/info", "/backups/new/full%23/info"),
+    ] {
+        h.up.clear();
+        assert_eq!(get(h.addr, raw, Some(default_token)).await, 200, "{raw}");
+        assert_eq!(h.up.last().target, canonical);
+    }
+    // `..` at the end climbs out of `wipe`: what goes up is the parent, as decided.
+    h.up.clear();
+    assert_eq!(
+        get(h.addr, "/os/datadisk/wipe/..", Some(manager_token)).await,
+        200
+    );
+    assert_eq!(h.up.last().target, "/os/datadisk");
+    // Raw request lines a client library would not send.
+    for line in [
+        "GET /addons/core_ssh/secur%69ty HTTP/1.1",
+        "GET http://supervisor/addons/core_ssh/security HTTP/1.1",
+    ] {
+        h.up.clear();
+        let answer = raw(h.addr, &format!("{line}\r\nHost: s\r\nX-Supervisor-Token: {manager_token}\r\nConnection: close\r\n\r\n")).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{line}: {answer}");
+        assert!(h.up.seen().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_keeps_methods_bodies_statuses_and_streams_and_swaps_the_credential() {
+    let h = default_harness(&[AddonSpec::new("local_admin", "admin")]).await;
+    let token = "token-of-local_admin";
+    for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let body = if method == "GET" { "" } else { "{\"a\": 1}" };
+        let (status, headers, answer) = send(
+            h.addr,
+            method,
+            "/addons/core_ssh/options?x=1&y=%20",
+            &[
+                ("x-supervisor-token", token),
+                ("x-hassio-key", token),
+                ("authorization", &format!("Bearer {token}")),
+                ("x-addon-sandbox-caller", "homeassistant"),
+                ("x-custom", "kept"),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            answer,
+            format!("{method} /addons/core_ssh/options?x=1&y=%20 {}", body.len())
+        );
+        assert_eq!(headers["x-upstream"], "yes");
+        assert!(
+            headers.get("x-hop").is_none(),
+            "hop-by-hop response headers are dropped"
+        );
+        let seen = h.up.last();
+        assert_eq!(seen.method, method);
+        assert_eq!(seen.body, body.as_bytes());
+        assert!(seen.headers.get("x-supervisor-token").is_none());
+        assert!(seen.headers.get("x-hassio-key").is_none());
+        assert_eq!(
+            seen.headers
+                .get_all("authorization")
+                .iter()
+                .collect::<Vec<_>>(),
+            [&format!("Bearer {UPSTREAM_TOKEN}")]
+        );
+        assert_eq!(
+            seen.headers
+                .get_all("x-addon-sandbox-caller")
+                .iter()
+                .collect::<Vec<_>>(),
+            ["addon:local_admin"]
+        );
+        assert_eq!(seen.headers["x-custom"], "kept");
+        assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    }
+    for code in [201, 204, 304, 404, 418, 500, 503] {
+        let (status, _, _) = send(
+            h.addr,
+            "GET",
+            &format!("/status/{code}"),
+            &[("x-supervisor-token", token)],
+            "",
+        )
+        .await;
+        assert_eq!(status.as_u16(), code);
+    }
+    // 64 MiB through, every byte in place.
+    let (status, _, body) = send(
+        h.addr,
+        "GET",
+        &format!("/big/{}", 64 << 20),
+        &[("x-supervisor-token", token)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.len(), 64 << 20);
+    assert!(
+        body.chunks(65536)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|b| *b == (i % 251) as u8))
+    );
+
+    // Streaming, not buffering: the first chunk arrives while the upstream still holds the rest.
+    let stream = TcpStream::connect(h.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/gate")
+        .header("host", "s")
+        .header("x-supervisor-token", token)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let mut body = sender.send_request(req).await.unwrap().into_body();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("first chunk before the upstream finished")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), "first;");
+    h.up.gate.notify_one();
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(rest, "second");
+
+    // And uploads stream too: the upstream reads the first chunk while the client still writes.
+    let stream = TcpStream::connect(h.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    let req = Request::post("/upload-gate")
+        .header("host", "s")
+        .header("x-supervisor-token", token)
+        .body(StreamBody::new(tokio_stream_from(rx)))
+        .unwrap();
+    let response = tokio::spawn(sender.send_request(req));
+    tx.send(Ok(Frame::data(Bytes::from("part one;"))))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), h.up.upload_started.notified())
+        .await
+        .expect("the upstream saw the first chunk while the upload was open");
+    tx.send(Ok(Frame::data(Bytes::from("part two"))))
+        .await
+        .unwrap();
+    drop(tx);
+    let response = response.await.unwrap().unwrap();
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "received 17"
+    );
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_home_assistant_proxy_needs_homeassistant_api_and_relays_websockets() {
+    let mut with = AddonSpec::new("local_with", "default");
+    with.homeassistant_api = true;
+    let without = AddonSpec::new("local_without", "admin");
+    let h = default_harness(&[with, without]).await;
+    assert_eq!(get(h.addr, "/core/api/states", None).await, 401);
+    assert_eq!(
+        get(h.addr, "/core/api/states", Some("token-of-local_without")).await,
+        403
+    );
+    assert_eq!(
+        get(h.addr, "/core/api/states", Some("token-of-local_with")).await,
+        200
+    );
+    let (status, _, _) = send(
+        h.addr,
+        "GET",
+        "/homeassistant/api/states",
+        &[("x-ha-access", "token-of-local_with")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(h.up.last().target, "/homeassistant/api/states");
+    // Open paths reach the upstream without any credential.
+    assert_eq!(get(h.addr, "/supervisor/ping", None).await, 200);
+    assert!(h.up.last().headers.get("authorization").is_none());
+
+    let url = format!("ws://{}/core/websocket", h.addr);
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        "Bearer token-of-local_without".parse().unwrap(),
+    );
+    assert!(
+        tokio_tungstenite::connect_async(request).await.is_err(),
+        "no homeassistant_api, no websocket"
+    );
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        "Bearer token-of-local_with".parse().unwrap(),
+    );
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("hello from the add-on")
+    );
+    ws.send(Message::text("ping")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("echo ping")
+    );
+    assert!(
+        h.up.last()
+            .headers
+            .get("authorization")
+            .is_some_and(|v| v == &format!("Bearer {UPSTREAM_TOKEN}"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_checks_credentials_for_auth_api_addons_and_limits_failures() {
+    let backend = start_backend(&[("alice", "wonderland"), ("bob", "builder")]).await;
+    let mut authy = AddonSpec::new("local_authy", "default");
+    authy.auth_api = true;
+    authy.hassio_api = false; // /auth is in the bypass set
+    let plain = AddonSpec::new("local_plain", "admin");
+    let limits = AuthLimits {
+        per_user: Rate {
+            burst: 3,
+            refill: Duration::from_millis(400),
+        },
+        per_addon: Rate {
+            burst: 5,
+            refill: Duration::from_secs(60),
+        },
+    };
+    let h = harness(
+        &[authy, plain],
+        Some(backend.addr),
+        limits,
+        Duration::from_secs(60),
+    )
+    .await;
+    let t = "token-of-local_authy";
+    let basic = |u: &str, p: &str| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    };
+    let post = |headers: Vec<(&'static str, String)>, body: &'static str| {
+        let addr = h.addr;
+        async move {
+            let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            send(addr, "POST", "/auth", &refs, body).await
+        }
+    };
+    // Without auth_api: 403 whatever the credentials.
+    let (status, _, _) = post(
+        vec![
+            ("x-supervisor-token", "token-of-local_plain".into()),
+            ("authorization", basic("alice", "wonderland")),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(get(h.addr, "/auth", None).await, 401);
+    // The three credential shapes.
+    let (status, _, _) = post(
+        vec![
+            ("x-supervisor-token", t.into()),
+            ("authorization", basic("alice", "wonderland")),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = post(
+        vec![
+            ("x-supervisor-token", t.into()),
+            ("content-type", "application/json".into()),
+        ],
+        r#"{"username": "alice", "password": "wonderland"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = post(
+        vec![
+            ("x-supervisor-token", t.into()),
+            ("content-type", "application/x-www-form-urlencoded".into()),
+        ],
+        "user=bob&password=builder",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, headers, _) = post(
+        vec![
+            ("x-supervisor-token", t.into()),
+            ("content-type", "text/plain".into()),
+        ],
+        "alice:wonderland",
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers["www-authenticate"],
+        "Basic realm=\"Home Assistant Authentication\""
+    );
+    let (status, _, _) = post(
+        vec![
+            ("x-supervisor-token", t.into()),
+            ("content-type", "application/json".into()),
+        ],
+        r#"{"username": ["alice"], "password": "x"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 3);
+
+    // Failures for alice: three, then 429 before the backend is asked, even with the right password.
+    for _ in 0..3 {
+        let (status, _, _) = post(
+            vec![
+                ("x-supervisor-token", t.into()),
+                ("authorization", basic("alice", "guess")),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let calls = backend.calls.load(Ordering::SeqCst);
+    let (status, headers, _) = post(
+        vec![
+            ("x-supervisor-token", t.into()),
+            ("authorization", basic("alice", "wonderland")),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert!(
+        headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        backend.calls.load(Ordering::SeqCst),
+        calls,
+        "a limited attempt never reaches the backend"
+    );
+    // Bob is another bucket; successes cost nothing.
+    for _ in 0..4 {
+        let (status, _, _) = post(
+            vec![
+                ("x-supervisor-token", t.into()),
+                ("authorization", basic("bob", "builder")),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    // Alice's bucket refills with time.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let (status, _, _) = post(
+        vec![
+            ("x-supervisor-token", t.into()),
+            ("authorization", basic("alice", "wonderland")),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The add-on's own budget (5) spans usernames: two more failures on new names exhaust it.
+    for user in ["carol", "dave"] {
+        let (status, _, _) = post(
+            vec![
+                ("x-supervisor-token", t.into()),
+                ("authorization", basic(user, "x")),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(status, 401, "{user}");
+    }
+    let (status, _, _) = post(
+        vec![
+            ("x-supervisor-token", t.into()),
+            ("authorization", basic("bob", "builder")),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 429, "the add-on as a whole is limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_fails_closed_when_the_backend_is_down_or_missing() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut authy = AddonSpec::new("local_authy", "default");
+    authy.auth_api = true;
+    let h = harness(
+        &[authy],
+        Some(closed),
+        AuthLimits::default(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let (status, _, _) = send(
+        h.addr,
+        "POST",
+        "/auth",
+        &[
+            ("x-supervisor-token", "token-of-local_authy"),
+            ("authorization", "Basic YTpi"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 503);
+    let mut authy = AddonSpec::new("local_authy", "default");
+    authy.auth_api = true;
+    let h = default_harness(&[authy]).await;
+    let (status, _, _) = send(
+        h.addr,
+        "POST",
+        "/auth",
+        &[
+            ("x-supervisor-token", "token-of-local_authy"),
+            ("authorization", "Basic YTpi"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 503);
+}
+
+async fn new_session(h: &Harness, user: serde_json::Value) -> String {
+    let (status, _, body) = send(
+        h.addr,
+        "POST",
+        "/ingress/session",
+        &[
+            ("x-supervisor-token", CORE_TOKEN),
+            ("content-type", "application/json"),
+        ],
+        &user.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    json["data"]["session"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_sets_the_users_headers_and_no_client_can_spoof_them() {
+    let app = start_upstream().await;
+    let mut spec = AddonSpec::new("local_web", "default");
+    spec.ingress = app.addr;
+    let ingress = spec.ingress_token();
+    let h = default_harness(&[spec]).await;
+
+    // Sessions only from Home Assistant.
+    let (status, _, _) = send(h.addr, "POST", "/ingress/session", &[], "{}").await;
+    assert_eq!(status, 401);
+    let (status, _, _) = send(
+        h.addr,
+        "POST",
+        "/ingress/session",
+        &[("x-supervisor-token", "token-of-local_web")],
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let session = new_session(
+        &h,
+        serde_json::json!({"user_id": "u-123", "user_name": "alice", "display_name": "Alice A."}),
+    )
+    .await;
+
+    // No cookie, a wrong cookie, an unknown ingress token.
+    assert_eq!(
+        get(h.addr, &format!("/ingress/{ingress}/"), None).await,
+        401
+    );
+    let (status, _, _) = send(
+        h.addr,
+        "GET",
+        &format!("/ingress/{ingress}/"),
+        &[("cookie", "ingress_session=nope")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 401);
+    let cookie = format!("theme=dark; ingress_session={session}");
+    let (status, _, _) = send(
+        h.addr,
+        "GET",
+        "/ingress/unknown-token/",
+        &[("cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 503);
+
+    // Every spelling of every protected header, some twice, over a raw connection.
+    let request = format!(
+        "GET /ingress/{ingress}/a/b%2Fc?x=1&y=%20 HTTP/1.1\r\nHost: homeassistant.local\r\n\
+         Cookie: {cookie}\r\n\
+         x-remote-user-id: evil\r\nX-REMOTE-USER-ID: evil2\r\nX-Remote-User-Id: evil3\r\n\
+         x-ReMoTe-UsEr-NaMe: mallory\r\nX-Remote-User-Display-Name: Mallory\r\n\
+         x-remote-user-display-name: M\r\n\
+         x-supervisor-token: stolen\r\nX-SUPERVISOR-TOKEN: stolen\r\nx-HASSIO-key: stolen\r\n\
+         X-Addon-Sandbox-Caller: homeassistant\r\n\
+         X-Forwarded-For: 10.0.0.7\r\nX-Ingress-Path: /api/hassio_ingress/{ingress}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let answer = raw(h.addr, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = app.last();
+    assert_eq!(
+        seen.target, "/a/b%2Fc?x=1&y=%20",
+        "path and query pass as sent"
+    );
+    let all = |name: &str| {
+        seen.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all("x-remote-user-id"), ["u-123"]);
+    assert_eq!(all("x-remote-user-name"), ["alice"]);
+    assert_eq!(all("x-remote-user-display-name"), ["Alice A."]);
+    assert!(
+        all("x-supervisor-token").is_empty()
+            && all("x-hassio-key").is_empty()
+            && all("x-addon-sandbox-caller").is_empty()
+    );
+    assert_eq!(all("x-forwarded-for"), ["10.0.0.7, 127.0.0.1"]);
+    assert_eq!(
+        all("cookie"),
+        ["theme=dark"],
+        "the session never reaches the add-on"
+    );
+    assert_eq!(all("host"), ["homeassistant.local"]);
+    assert_eq!(
+        all("x-ingress-path"),
+        [format!("/api/hassio_ingress/{ingress}")]
+    );
+    // The raw bytes on the add-on's side: no spoofed value in any case.
+    let dump = format!("{:?}", seen.headers).to_ascii_lowercase();
+    for bad in ["evil", "mallory", "stolen"] {
+        assert!(!dump.contains(bad), "{bad} reached the add-on: {dump}");
+    }
+
+    // A session without a user: no user headers at all, and client copies still stripped.
+    let anonymous = new_session(&h, serde_json::json!({})).await;
+    let (status, _, _) = send(
+        h.addr,
+        "GET",
+        &format!("/ingress/{ingress}/x"),
+        &[
+            ("cookie", &format!("ingress_session={anonymous}")),
+            ("X-Remote-User-Id", "evil"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(app.last().headers.get("x-remote-user-id").is_none());
+    assert_eq!(app.last().headers["x-forwarded-for"], "127.0.0.1");
+
+    // Bad user data is refused when the session is made, not dropped later.
+    let (status, _, _) = send(
+        h.addr,
+        "POST",
+        "/ingress/session",
+        &[("x-supervisor-token", CORE_TOKEN)],
+        r#"{"user_id": "a\nb"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_sessions_expire_at_a_fixed_time_and_validation_does_not_extend_them() {
+    let app = start_upstream().await;
+    let mut spec = AddonSpec::new("local_web", "default");
+    spec.ingress = app.addr;
+    let ingress = spec.ingress_token();
+    let h = harness(
+        &[spec],
+        None,
+        AuthLimits::default(),
+        Duration::from_millis(600),
+    )
+    .await;
+    let session = new_session(&h, serde_json::json!({"user_id": "u"})).await;
+    let cookie = format!("ingress_session={session}");
+    let body = format!("{{\"session\": \"{session}\"}}");
+    for _ in 0..3 {
+        let (status, _, _) = send(
+            h.addr,
+            "POST",
+            "/ingress/validate_session",
+            &[("x-supervisor-token", CORE_TOKEN)],
+            &body,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, _, _) = send(
+            h.addr,
+            "GET",
+            &format!("/ingress/{ingress}/"),
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _, _) = send(
+        h.addr,
+        "GET",
+        &format!("/ingress/{ingress}/"),
+        &[("cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(
+        status, 401,
+        "validated three times, still over at creation + ttl"
+    );
+    let (status, _, _) = send(
+        h.addr,
+        "POST",
+        "/ingress/validate_session",
+        &[("x-supervisor-token", CORE_TOKEN)],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_relays_websockets_both_ways_and_streams_large_responses() {
+    let app = start_upstream().await;
+    let mut spec = AddonSpec::new("local_web", "default");
+    spec.ingress = app.addr;
+    let ingress = spec.ingress_token();
+    let h = default_harness(&[spec]).await;
+    let session = new_session(&h, serde_json::json!({"user_id": "u-9", "user_name": "ws"})).await;
+
+    let url = format!("ws://{}/ingress/{ingress}/socket?room=1", h.addr);
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "cookie",
+        format!("ingress_session={session}").parse().unwrap(),
+    );
+    request
+        .headers_mut()
+        .insert("x-remote-user-id", "evil".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("hello from the add-on")
+    );
+    for i in 0..20 {
+        ws.send(Message::text(format!("m{i}"))).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text(format!("echo m{i}"))
+        );
+    }
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 256) as u8).collect();
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    let mut reversed = big;
+    reversed.reverse();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(reversed));
+    ws.close(None).await.unwrap();
+    let handshake = app
+        .seen()
+        .into_iter()
+        .find(|s| s.target == "/socket?room=1")
+        .expect("the handshake reached the add-on");
+    assert_eq!(handshake.headers["x-remote-user-id"], "u-9");
+    assert_eq!(
+        handshake.headers.get_all("x-remote-user-id").iter().count(),
+        1
+    );
+
+    // Without a session there is no websocket.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", "ingress_session=wrong".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(request).await.is_err());
+
+    let (status, _, body) = send(
+        h.addr,
+        "GET",
+        &format!("/ingress/{ingress}/big/{}", 32 << 20),
+        &[("cookie", &format!("ingress_session={session}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.len(), 32 << 20);
+}
