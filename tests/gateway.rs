@@ -557,6 +557,7 @@ async fn a_removed_addon_loses_access_and_a_new_one_gains_it_at_once() {
         "a new token is found on its first request"
     );
     h.state.forget(spec.slug);
+    tokio::time::sleep(addon_sandbox::gateway::callers::RECHECK).await;
     assert_eq!(
         get(h.addr, "/host/info", Some(&spec.token())).await,
         403,

@@ -3,9 +3,10 @@
 //!
 //! The state directory is the only source: the launcher writes a token and a record when it
 //! starts an add-on and removes them on `rm`, and replaces `<state>/generation` each time. The
-//! gateway keeps a snapshot and `stat`s that file on every lookup: a changed inode or mtime
-//! reloads the snapshot, so a started add-on is served on its first request and a removed one
-//! is refused on the next. A snapshot older than [`REFRESH`] is reloaded too, for hand edits.
+//! gateway keeps a snapshot and `stat`s that file when a token is unknown and otherwise at
+//! most every [`RECHECK`]: a changed inode or mtime reloads the snapshot. So a started add-on
+//! is served on its first request, and a removed one is refused within [`RECHECK`]. A
+//! snapshot older than [`REFRESH`] is reloaded regardless, for hand edits.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -17,6 +18,7 @@ use crate::config::Role;
 use crate::launch::state::StateDir;
 
 pub const REFRESH: Duration = Duration::from_secs(5);
+pub const RECHECK: Duration = Duration::from_millis(50);
 
 /// An add-on as the gateway sees it: the rights its plan granted, nothing it asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,7 @@ fn generation(state_dir: &Path) -> Generation {
 
 struct Loaded {
     at: Instant,
+    checked_at: Instant,
     generation: Generation,
 }
 
@@ -102,22 +105,25 @@ impl Registry {
             snapshot: RwLock::new(Arc::new(snapshot)),
             loaded: Mutex::new(Loaded {
                 at: Instant::now(),
+                checked_at: Instant::now(),
                 generation,
             }),
         }
     }
 
-    fn current(&self) -> Arc<Snapshot> {
-        let now_generation = generation(&self.state_dir);
+    /// The snapshot, reloaded first when the state changed. `force` looks at the generation
+    /// file now instead of within [`RECHECK`].
+    fn current(&self, force: bool) -> Arc<Snapshot> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if loaded.generation != now_generation || loaded.at.elapsed() >= REFRESH {
-            // Read the generation before the records: a change during the load is seen again.
-            let fresh = Arc::new(load(&self.state_dir));
-            *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-            *loaded = Loaded {
-                at: Instant::now(),
-                generation: now_generation,
-            };
+        if force || loaded.checked_at.elapsed() >= RECHECK {
+            let now_generation = generation(&self.state_dir);
+            loaded.checked_at = Instant::now();
+            if loaded.generation != now_generation || loaded.at.elapsed() >= REFRESH {
+                let fresh = Arc::new(load(&self.state_dir));
+                *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                loaded.at = Instant::now();
+                loaded.generation = now_generation;
+            }
         }
         drop(loaded);
         self.snapshot
@@ -126,11 +132,22 @@ impl Registry {
             .clone()
     }
 
+    fn find(
+        &self,
+        key: &str,
+        pick: fn(&Snapshot) -> &HashMap<String, Arc<AddonCaller>>,
+    ) -> Option<Arc<AddonCaller>> {
+        if let Some(hit) = pick(&self.current(false)).get(key) {
+            return Some(hit.clone());
+        }
+        pick(&self.current(true)).get(key).cloned()
+    }
+
     pub fn by_token(&self, token: &str) -> Option<Arc<AddonCaller>> {
-        self.current().by_token.get(token).cloned()
+        self.find(token, |s| &s.by_token)
     }
 
     pub fn by_ingress_token(&self, token: &str) -> Option<Arc<AddonCaller>> {
-        self.current().by_ingress_token.get(token).cloned()
+        self.find(token, |s| &s.by_ingress_token)
     }
 }
