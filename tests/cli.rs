@@ -490,3 +490,92 @@ fn compare_reports_both_directions_and_the_attacks() {
         "no apparmor.txt to compare with"
     );
 }
+
+/// An upstream that answers every request with 200 and the request line it saw.
+fn tiny_upstream() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let request_line = line.trim().to_owned();
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let body = format!("saw {request_line}");
+                    let _ = write!(
+                        writer,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One request over a fresh connection, the whole answer as text.
+fn http_get(addr: &str, path: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nX-Supervisor-Token: {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_prints_its_address_and_gates_the_api() {
+    use std::io::BufRead;
+    let upstream = tiny_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core-token");
+    std::fs::write(&core, "the-core-token\n").unwrap();
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream"])
+        .arg(format!("http://{upstream}"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--core-token-file")
+        .arg(&core)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let listen: Value = serde_json::from_str(&first).expect("one JSON line");
+    let addr = listen["listen"].as_str().unwrap().to_owned();
+
+    let allowed = http_get(&addr, "/addons/x/sys_options", "the-core-token");
+    let unknown = http_get(&addr, "/host/info", "a-token-nobody-has");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert!(allowed.ends_with("saw GET /addons/x/sys_options HTTP/1.1"), "{allowed}");
+    assert!(unknown.starts_with("HTTP/1.1 403"), "{unknown}");
+
+    let bad = run(&["serve", "--upstream", "ftp://example"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("upstream url \"ftp://example\" must be http://host:port"), "{err}");
+}
