@@ -571,11 +571,17 @@ fn serve_prints_its_address_and_gates_the_api() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
-    assert!(allowed.ends_with("saw GET /addons/x/sys_options HTTP/1.1"), "{allowed}");
+    assert!(
+        allowed.ends_with("saw GET /addons/x/sys_options HTTP/1.1"),
+        "{allowed}"
+    );
     assert!(unknown.starts_with("HTTP/1.1 403"), "{unknown}");
 
     let bad = run(&["serve", "--upstream", "ftp://example"]);
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("upstream url \"ftp://example\" must be http://host:port"), "{err}");
+    assert!(
+        err.contains("upstream url \"ftp://example\" must be http://host:port"),
+        "{err}"
+    );
 }

@@ -1377,4 +1377,25 @@ async fn ingress_relays_websockets_both_ways_and_streams_large_responses() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(body.len(), 32 << 20);
+
+    // Streamed, not buffered: the first chunk arrives while the add-on holds the rest.
+    let stream = TcpStream::connect(h.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("/ingress/{ingress}/gate"))
+        .header("host", "s")
+        .header("cookie", format!("ingress_session={session}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let mut body = sender.send_request(req).await.unwrap().into_body();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("first chunk before the add-on finished")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), "first;");
+    app.gate.notify_one();
+    assert_eq!(body.collect().await.unwrap().to_bytes(), "second");
 }

@@ -804,3 +804,131 @@ fn ctrl_c_mid_launch_undoes_the_launch() {
     assert!(env.token().is_none());
     assert!(env.inspect().is_none());
 }
+
+/// A whole HTTP/1.1 exchange over a fresh connection; the answer as text.
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn an_ingress_addon_is_reached_through_the_gateway_as_the_sessions_user() {
+    if !setup() {
+        return;
+    }
+    let env = Env::new("webui", "ingress: true\ningress_port: 8099\n");
+    // busybox httpd with a CGI script that answers with the user headers it was given.
+    let script = "mkdir -p /data/www/cgi-bin && \
+        printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho \"user=$HTTP_X_REMOTE_USER_ID name=$HTTP_X_REMOTE_USER_NAME\"\\n' > /data/www/cgi-bin/who && \
+        chmod 755 /data/www/cgi-bin/who && exec busybox httpd -f -p 8099 -h /data/www";
+    let report = ok(&env.run(&["--allow-unconfined"], script));
+    let ingress = report["ingress_token"]
+        .as_str()
+        .expect("run reports the ingress token")
+        .to_owned();
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(
+            env.state()
+                .join("addons")
+                .join(env.full_slug())
+                .join("record.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["ingress_token"], ingress.as_str());
+    let address = record["ingress_address"].as_str().unwrap();
+    let ip = env.inspect().unwrap()["NetworkSettings"]["Networks"]["bridge"]["IPAddress"].clone();
+    assert_eq!(address, format!("{}:8099", ip.as_str().unwrap()));
+
+    let core = env.dir.path().join("core-token");
+    std::fs::write(&core, "core-secret").unwrap();
+    let mut gateway = env
+        .cmd(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--state-dir")
+        .arg(env.state())
+        .arg("--core-token-file")
+        .arg(&core)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(gateway.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let listen = serde_json::from_str::<Value>(&line).unwrap()["listen"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let body = r#"{"user_id": "u-1", "user_name": "alice"}"#;
+    let created = http(
+        &listen,
+        &format!(
+            "POST /ingress/session HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: core-secret\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let json = &created[created.find("\r\n\r\n").unwrap() + 4..];
+    let session = serde_json::from_str::<Value>(json).unwrap()["data"]["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let start = Instant::now();
+    let answer = loop {
+        let answer = http(
+            &listen,
+            &format!(
+                "GET /ingress/{ingress}/cgi-bin/who HTTP/1.1\r\nHost: s\r\nCookie: ingress_session={session}\r\nx-remote-USER-id: evil\r\nX-Remote-User-Name: mallory\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        if answer.starts_with("HTTP/1.1 200") || start.elapsed() > Duration::from_secs(20) {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The add-on's own token passes the gateway for its own paths, not for others' protection.
+    let token = env.token().unwrap();
+    let own = http(
+        &listen,
+        &format!(
+            "GET /addons/self/info HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: {token}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    let other = http(
+        &listen,
+        &format!(
+            "GET /addons/core_ssh/security HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: {token}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("user=u-1 name=alice"), "{answer}");
+    assert!(
+        !answer.contains("evil") && !answer.contains("mallory"),
+        "{answer}"
+    );
+    assert!(
+        own.starts_with("HTTP/1.1 502"),
+        "allowed, and the upstream is down: {own}"
+    );
+    assert!(other.starts_with("HTTP/1.1 403"), "{other}");
+    assert!(env.sub("rm").status.success());
+}

@@ -99,6 +99,9 @@ pub struct RunReport {
     pub granted: Vec<String>,
     pub withheld: Vec<crate::plan::Withheld>,
     pub warnings: Vec<String>,
+    /// `/ingress/<token>/` on the gateway (`serve`) reaches the add-on's ingress port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingress_token: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -448,7 +451,7 @@ impl Launcher {
             auth_api: plan.auth_api,
             ingress_port: plan.ingress_port,
             policy: plan.policy.name().to_owned(),
-            ingress_token,
+            ingress_token: ingress_token.clone(),
             ingress_address,
         })?;
         Ok(RunReport {
@@ -460,6 +463,7 @@ impl Launcher {
             granted: plan.granted.clone(),
             withheld: plan.withheld.clone(),
             warnings,
+            ingress_token,
         })
     }
 
