@@ -1058,42 +1058,29 @@ async fn auth_fails_closed_when_the_backend_is_down_or_missing() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut authy = AddonSpec::new("local_authy", "default");
-    authy.auth_api = true;
-    let h = harness(
-        &[authy],
-        Some(closed),
-        AuthLimits::default(),
-        Duration::from_secs(60),
-    )
-    .await;
-    let (status, _, _) = send(
-        h.addr,
-        "POST",
-        "/auth",
-        &[
-            ("x-supervisor-token", "token-of-local_authy"),
-            ("authorization", "Basic YTpi"),
-        ],
-        "",
-    )
-    .await;
-    assert_eq!(status, 503);
-    let mut authy = AddonSpec::new("local_authy", "default");
-    authy.auth_api = true;
-    let h = default_harness(&[authy]).await;
-    let (status, _, _) = send(
-        h.addr,
-        "POST",
-        "/auth",
-        &[
-            ("x-supervisor-token", "token-of-local_authy"),
-            ("authorization", "Basic YTpi"),
-        ],
-        "",
-    )
-    .await;
-    assert_eq!(status, 503);
+    for backend in [Some(closed), None] {
+        let mut authy = AddonSpec::new("local_authy", "default");
+        authy.auth_api = true;
+        let h = harness(
+            &[authy],
+            backend,
+            AuthLimits::default(),
+            Duration::from_secs(60),
+        )
+        .await;
+        let (status, _, _) = send(
+            h.addr,
+            "POST",
+            "/auth",
+            &[
+                ("x-supervisor-token", "token-of-local_authy"),
+                ("authorization", "Basic YTpi"),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(status, 503, "backend {backend:?}");
+    }
 }
 
 async fn new_session(h: &Harness, user: serde_json::Value) -> String {

@@ -506,6 +506,19 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(&who) {
             parts.headers.insert(CALLER_HEADER, v);
         }
+        self.send(parts, body, peer, target, websocket).await
+    }
+
+    /// The last step of both proxies: `X-Forwarded-For`, the target, and a pooled request or a
+    /// websocket relay.
+    async fn send(
+        &self,
+        mut parts: http::request::Parts,
+        body: Incoming,
+        peer: IpAddr,
+        target: Uri,
+        websocket: bool,
+    ) -> Response<ResBody> {
         proxy::append_forwarded_for(&mut parts.headers, peer);
         parts.uri = target.clone();
         let request = Request::from_parts(parts, body);
@@ -672,14 +685,7 @@ impl Gateway {
         if let Some(user) = user {
             set_user_headers(&mut parts.headers, &user);
         }
-        proxy::append_forwarded_for(&mut parts.headers, peer);
-        parts.uri = target.clone();
-        let request = Request::from_parts(parts, body);
-        if websocket {
-            proxy::forward_upgrade(request, &target).await
-        } else {
-            proxy::forward(&self.client, request).await
-        }
+        self.send(parts, body, peer, target, websocket).await
     }
 }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{
     InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -467,6 +468,16 @@ impl Launcher {
         })
     }
 
+    async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse, LaunchError> {
+        self.call(
+            "inspect",
+            self.docker
+                .inspect_container(id, None::<InspectContainerOptions>),
+        )
+        .await?
+        .map_err(|e| docker_err("inspect", e))
+    }
+
     /// Where the gateway reaches the container: its address on its first network, or the
     /// host's loopback when it shares the host's network.
     async fn container_ip(
@@ -477,14 +488,7 @@ impl Launcher {
         if network_mode == "host" {
             return Ok(Some("127.0.0.1".into()));
         }
-        let info = self
-            .call(
-                "inspect",
-                self.docker
-                    .inspect_container(id, None::<InspectContainerOptions>),
-            )
-            .await?
-            .map_err(|e| docker_err("inspect", e))?;
+        let info = self.inspect(id).await?;
         let ip = info
             .network_settings
             .and_then(|n| n.networks)
@@ -501,14 +505,7 @@ impl Launcher {
     /// After start: the engine says the container runs under the planned profile, and so does
     /// the kernel for its first process.
     async fn attest(&self, id: &str, mode: &AppArmorMode) -> Result<(), LaunchError> {
-        let info = self
-            .call(
-                "inspect",
-                self.docker
-                    .inspect_container(id, None::<InspectContainerOptions>),
-            )
-            .await?
-            .map_err(|e| docker_err("inspect", e))?;
+        let info = self.inspect(id).await?;
         let engine_profile = info.app_armor_profile.unwrap_or_default();
         let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
         match mode {
