@@ -27,6 +27,7 @@ pub mod config;
 pub mod diag;
 pub mod gateway;
 pub mod launch;
+pub mod native;
 pub mod plan;
 pub mod policy;
 pub mod profile;

@@ -12,7 +12,7 @@ use addon_sandbox::addon::{self, Addon};
 use addon_sandbox::diag::Diagnostic;
 use addon_sandbox::plan::{PolicyMode, SandboxPlan};
 use addon_sandbox::policy::{self, PlanOptions, Right};
-use addon_sandbox::{apparmor, gateway, launch, profile, report};
+use addon_sandbox::{apparmor, gateway, launch, native, profile, report};
 
 #[derive(Parser)]
 #[command(
@@ -84,6 +84,17 @@ enum Command {
         /// Run without AppArmor when this host cannot enforce the plan's profile (warned).
         #[arg(long)]
         allow_unconfined: bool,
+        /// docker: a container through the engine; native: a confined process of this binary's
+        /// own (namespaces, capabilities, no_new_privs, AppArmor or Landlock), needs --rootfs.
+        #[arg(long, value_enum, default_value = "docker")]
+        backend: BackendArg,
+        /// The native backend's root filesystem: a directory (an exported image, a busybox tree).
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<PathBuf>,
+        /// Native backend: apparmor, landlock, any (AppArmor if enforced, else Landlock, else
+        /// refuse) or none (unconfined, warned).
+        #[arg(long, value_enum, default_value = "any")]
+        confinement: ConfinementArg,
         #[command(flatten)]
         engine: EngineFlags,
         #[arg(long)]
@@ -91,6 +102,9 @@ enum Command {
         #[command(flatten)]
         plan: PlanFlags,
     },
+    /// (internal) The native backend's sandbox setup; reads its spec on standard input.
+    #[command(name = "__native-init", hide = true)]
+    NativeInit,
     /// Stop a started add-on (its container stays, so `logs` still works).
     Stop {
         slug: String,
@@ -175,6 +189,20 @@ enum Command {
         #[command(flatten)]
         plan: PlanFlags,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    Docker,
+    Native,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ConfinementArg {
+    Apparmor,
+    Landlock,
+    Any,
+    None,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -397,24 +425,61 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out_dir.as_deref(),
             &plan,
         ),
+        Command::NativeInit => Ok(ExitCode::from(native::init::main())),
+        Command::Run {
+            path,
+            backend: BackendArg::Native,
+            image,
+            command,
+            allow_unconfined,
+            rootfs,
+            confinement,
+            engine,
+            json,
+            plan,
+        } => {
+            if image.is_some() || allow_unconfined {
+                anyhow::bail!(
+                    "--image and --allow-unconfined are Docker options; the native backend takes --rootfs and --confinement"
+                );
+            }
+            let rootfs = rootfs.context("--backend native needs --rootfs DIR")?;
+            native_run_command(
+                &mut out,
+                &path,
+                absolute(&rootfs)?,
+                command,
+                confinement,
+                &engine,
+                json,
+                &plan,
+            )
+        }
         Command::Run {
             path,
             image,
             command,
             allow_unconfined,
+            rootfs,
             engine,
             json,
             plan,
-        } => run_command(
-            &mut out,
-            &path,
-            image,
-            command,
-            allow_unconfined,
-            &engine,
-            json,
-            &plan,
-        ),
+            ..
+        } => {
+            if rootfs.is_some() {
+                anyhow::bail!("--rootfs is for --backend native");
+            }
+            run_command(
+                &mut out,
+                &path,
+                image,
+                command,
+                allow_unconfined,
+                &engine,
+                json,
+                &plan,
+            )
+        }
         Command::Serve {
             listen,
             upstream,
@@ -447,6 +512,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             serve_command(listen, config, threads)
         }
+        Command::Stop { slug, engine } if native_record(&engine, &slug).is_some() => {
+            let (state, record) = native_record(&engine, &slug).expect("checked");
+            native_result(native::run::stop(&state, &record).map(|()| println!("stopped {slug}")))
+        }
+        Command::Rm { slug, engine } if native_record(&engine, &slug).is_some() => {
+            let (state, record) = native_record(&engine, &slug).expect("checked");
+            native_result(
+                native::run::rm(&state, &record)
+                    .map(|()| println!("removed {slug} (its data is kept)")),
+            )
+        }
+        Command::Logs { slug, engine, .. } if native_record(&engine, &slug).is_some() => {
+            let (state, record) = native_record(&engine, &slug).expect("checked");
+            native_result(native::run::logs(&state, &record).map(|text| print!("{text}")))
+        }
         Command::Stop { slug, engine } => engine_command(&engine, |l| async move {
             l.stop(&slug).await?;
             println!("stopped {slug}");
@@ -457,30 +537,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("removed {slug} (its data is kept)");
             Ok(())
         }),
-        Command::Ps { json, engine } => engine_command(&engine, |l| async move {
-            let list = l.ps().await?;
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            if json {
-                for e in &list {
-                    let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
-                }
-            } else {
-                let _ = writeln!(
-                    out,
-                    "{:<32} {:<10} {:<28} {:<30} IMAGE",
-                    "ADD-ON", "STATE", "STATUS", "CONFINEMENT"
+        Command::Ps { json, engine } => {
+            let state_dir = engine.state_dir()?;
+            engine_command_or_native(&engine, |l| async move {
+                let mut list = match l {
+                    Some(l) => l.ps().await?,
+                    None => Vec::new(),
+                };
+                let state = launch::state::StateDir::open(&state_dir)?;
+                list.extend(
+                    state
+                        .records()
+                        .iter()
+                        .filter(|r| native::run::is_native(r))
+                        .map(native::run::ps_entry),
                 );
-                for e in &list {
+                list.sort_by(|a, b| a.full_slug.cmp(&b.full_slug));
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                if json {
+                    for e in &list {
+                        let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
+                    }
+                } else {
                     let _ = writeln!(
                         out,
-                        "{:<32} {:<10} {:<28} {:<30} {}",
-                        e.full_slug, e.state, e.status, e.confinement, e.image
+                        "{:<32} {:<10} {:<28} {:<30} IMAGE",
+                        "ADD-ON", "STATE", "STATUS", "CONFINEMENT"
                     );
+                    for e in &list {
+                        let _ = writeln!(
+                            out,
+                            "{:<32} {:<10} {:<28} {:<30} {}",
+                            e.full_slug, e.state, e.status, e.confinement, e.image
+                        );
+                    }
                 }
-            }
-            Ok(())
-        }),
+                Ok(())
+            })
+        }
         Command::Logs {
             slug,
             follow,
@@ -652,6 +747,81 @@ fn serve_command(
     })
 }
 
+/// The state and record of `slug` when it is a native sandbox.
+fn native_record(
+    engine: &EngineFlags,
+    slug: &str,
+) -> Option<(launch::state::StateDir, launch::state::Record)> {
+    let state = launch::state::StateDir::open(&engine.state_dir().ok()?).ok()?;
+    let record = state.read_record(slug)?;
+    native::run::is_native(&record).then_some((state, record))
+}
+
+fn native_result(result: Result<(), launch::LaunchError>) -> Result<ExitCode> {
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn native_run_command(
+    out: &mut impl Write,
+    path: &Path,
+    rootfs: PathBuf,
+    command: Vec<String>,
+    confinement: ConfinementArg,
+    engine: &EngineFlags,
+    json: bool,
+    flags: &PlanFlags,
+) -> Result<ExitCode> {
+    let options = flags.options()?;
+    let Some((addon, plan)) = one_plan(path, &options, "run")? else {
+        return Ok(ExitCode::from(1));
+    };
+    let state = launch::state::StateDir::open(&engine.state_dir()?)?;
+    let opts = native::run::NativeOptions {
+        rootfs,
+        command,
+        confinement: match confinement {
+            ConfinementArg::Apparmor => native::ConfinementChoice::Apparmor,
+            ConfinementArg::Landlock => native::ConfinementChoice::Landlock,
+            ConfinementArg::Any => native::ConfinementChoice::Any,
+            ConfinementArg::None => native::ConfinementChoice::None,
+        },
+        data_root: PathBuf::from(&options.data_root),
+        addon_profile: std::fs::read_to_string(addon.dir.join("apparmor.txt")).ok(),
+        timezone: std::env::var("TZ").ok().filter(|t| !t.is_empty()),
+    };
+    match native::run::run(&state, &plan, &opts) {
+        Ok(report) => {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "started {} natively as pid {} ({}), confinement: {}",
+                    report.full_slug,
+                    report.container_id.split(':').nth(1).unwrap_or("?"),
+                    report.image,
+                    report.confinement
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("error: {}: {err}", path.display());
+            Ok(ExitCode::from(err.exit_code()))
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -675,6 +845,31 @@ where
             ExitCode::from(err.exit_code())
         }
     })
+}
+
+/// `engine_command` for listings that also cover native sandboxes: without a reachable engine,
+/// `f` gets `None` when there are native sandboxes to show (and a warning is printed).
+fn engine_command_or_native<F, Fut>(engine: &EngineFlags, f: F) -> Result<ExitCode>
+where
+    F: FnOnce(Option<launch::Launcher>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), launch::LaunchError>>,
+{
+    let has_native = engine
+        .state_dir()
+        .ok()
+        .and_then(|d| launch::state::StateDir::open(&d).ok())
+        .is_some_and(|s| s.records().iter().any(native::run::is_native));
+    let result = runtime()?.block_on(async {
+        match engine.launcher().await {
+            Ok(launcher) => f(Some(launcher)).await,
+            Err(e) if has_native && e.exit_code() == 4 => {
+                eprintln!("warning: {e}; showing the native sandboxes only");
+                f(None).await
+            }
+            Err(e) => Err(e),
+        }
+    });
+    native_result(result)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -60,6 +60,12 @@ pub enum LaunchError {
     Interrupted,
     #[error("no add-on '{0}' was started by addon-sandbox (see addon-sandbox ps)")]
     Unknown(String),
+    #[error(
+        "{0}: refusing to start the sandbox unconfined (nothing was created); pass --confinement none to run it anyway"
+    )]
+    NativeRefused(String),
+    #[error("native sandbox: {0}")]
+    Native(String),
 }
 
 impl LaunchError {
@@ -67,7 +73,7 @@ impl LaunchError {
     /// 4 engine unreachable or too slow, 130 interrupted, 1 any other failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LaunchError::AppArmorUnavailable { .. } => 3,
+            LaunchError::AppArmorUnavailable { .. } | LaunchError::NativeRefused(_) => 3,
             LaunchError::Engine(_) | LaunchError::Timeout { .. } => 4,
             LaunchError::Interrupted => 130,
             _ => 1,

@@ -1,0 +1,217 @@
+//! `run --backend native`, and `ps`, `stop`, `rm`, `logs` for native sandboxes: the same state
+//! directory as the Docker backend (token, record, lock, profiles); the record's container id
+//! is `native:<pid>:<start time>`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Confinement, ConfinementChoice, NativeError};
+use crate::launch::state::{Record, StateDir};
+use crate::launch::{LaunchError, PsEntry, RunReport, host, new_token, rename_addon_profile};
+use crate::plan::{self, SandboxPlan};
+use crate::profile;
+
+pub struct NativeOptions {
+    pub rootfs: PathBuf,
+    pub command: Vec<String>,
+    pub confinement: ConfinementChoice,
+    pub data_root: PathBuf,
+    pub addon_profile: Option<String>,
+    pub timezone: Option<String>,
+}
+
+impl From<NativeError> for LaunchError {
+    fn from(e: NativeError) -> LaunchError {
+        match e {
+            NativeError::CannotConfine(why) => LaunchError::NativeRefused(why),
+            other => LaunchError::Native(other.to_string()),
+        }
+    }
+}
+
+pub fn is_native(record: &Record) -> bool {
+    record.container_id.starts_with("native:")
+}
+
+fn log_path(state: &StateDir, slug: &str) -> PathBuf {
+    state.token_path(slug).with_file_name("native.log")
+}
+
+/// Whether the kernel enforces AppArmor (the engine plays no part here).
+fn apparmor_enforced() -> bool {
+    let file = host::apparmor_enabled_file();
+    let enabled = std::fs::read_to_string(&file).ok();
+    matches!(
+        host::decide_apparmor_support(&file, enabled.as_deref(), true, &[]),
+        host::AppArmorSupport::Enforced
+    )
+}
+
+pub fn run(
+    state: &StateDir,
+    plan: &SandboxPlan,
+    opts: &NativeOptions,
+) -> Result<RunReport, LaunchError> {
+    let profile_name = match plan.confinement {
+        plan::Confinement::Generated | plan::Confinement::AddonProfile => {
+            plan.apparmor_profile.clone()
+        }
+        _ => None,
+    };
+    let confinement = super::choose(
+        opts.confinement,
+        profile_name.as_deref(),
+        apparmor_enforced(),
+        super::landlock_abi(),
+    )?;
+    let slug = plan.full_slug.clone();
+    let _lock = state.lock(&slug)?;
+    // A second run replaces the first.
+    if let Some(old) = state.read_record(&slug) {
+        if is_native(&old) {
+            super::stop(&old.container_id, Duration::from_secs(5));
+        } else {
+            return Err(LaunchError::Native(format!(
+                "{slug} runs in Docker ({}): rm it first",
+                old.container_name
+            )));
+        }
+    }
+    for m in &plan.mounts {
+        let source = Path::new(&m.source);
+        if m.kind == plan::MountKind::Directory && source.starts_with(&opts.data_root) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(source)?;
+        }
+    }
+    let mut loaded: Option<PathBuf> = None;
+    let undo = |loaded: &Option<PathBuf>| {
+        if let Some(file) = loaded {
+            let _ = host::unload_profile(file);
+            let _ = std::fs::remove_file(file);
+        }
+        state.forget(&slug);
+    };
+    if let Confinement::Apparmor(name) = &confinement {
+        let text = match plan.confinement {
+            plan::Confinement::AddonProfile => rename_addon_profile(
+                opts.addon_profile.as_deref().ok_or_else(|| {
+                    LaunchError::Native("the add-on's apparmor.txt is missing".into())
+                })?,
+                name,
+            ),
+            _ => profile::generate(plan)?.render(false)?,
+        };
+        let file = state.profile_path(name);
+        crate::launch::state::write_atomically(&file, text.as_bytes(), 0o644)?;
+        loaded = Some(file.clone());
+        if let Err(e) = host::load_profile(&file, &state.parser_cache()) {
+            undo(&loaded);
+            return Err(e.into());
+        }
+    }
+    let token = new_token()?;
+    state.write_token(&slug, &token)?;
+    let spec = super::spec(
+        plan,
+        &opts.rootfs,
+        opts.command.clone(),
+        &token,
+        opts.timezone.as_deref().unwrap_or("UTC"),
+        confinement.clone(),
+        log_path(state, &slug),
+    );
+    let pid = match spec.and_then(|s| super::start(&s)) {
+        Ok(pid) => pid,
+        Err(e) => {
+            undo(&loaded);
+            return Err(e.into());
+        }
+    };
+    let id = super::record_id(pid);
+    let record = Record {
+        full_slug: slug.clone(),
+        container_name: plan.container_name.clone(),
+        container_id: id.clone(),
+        image: format!("rootfs:{}", opts.rootfs.display()),
+        confinement: confinement.label(),
+        role: plan.effective_role.name().to_owned(),
+        hassio_api: plan.hassio_api,
+        homeassistant_api: plan.homeassistant_api,
+        auth_api: plan.auth_api,
+        ingress_port: plan.ingress_port,
+        policy: plan.policy.name().to_owned(),
+        ingress_token: None,
+        ingress_address: None,
+    };
+    if let Err(e) = state.write_record(&record) {
+        super::stop(&id, Duration::from_secs(1));
+        undo(&loaded);
+        return Err(e.into());
+    }
+    let mut warnings = Vec::new();
+    if confinement == Confinement::None {
+        warnings.push("running UNCONFINED: --confinement none was given".to_owned());
+    }
+    if plan.ingress_port.is_some() {
+        warnings.push(
+            "ingress is not offered for native sandboxes (they have no network of their own)"
+                .to_owned(),
+        );
+    }
+    Ok(RunReport {
+        full_slug: slug,
+        container_name: plan.container_name.clone(),
+        container_id: id,
+        image: record.image,
+        confinement: record.confinement,
+        granted: plan.granted.clone(),
+        withheld: plan.withheld.clone(),
+        warnings,
+        ingress_token: None,
+    })
+}
+
+pub fn ps_entry(record: &Record) -> PsEntry {
+    let running = super::live_pid(&record.container_id).is_some();
+    PsEntry {
+        full_slug: record.full_slug.clone(),
+        container_name: record.container_name.clone(),
+        state: if running { "running" } else { "exited" }.into(),
+        status: format!(
+            "native {}",
+            record.container_id.trim_start_matches("native:")
+        ),
+        image: record.image.clone(),
+        confinement: record.confinement.clone(),
+    }
+}
+
+pub fn stop(state: &StateDir, record: &Record) -> Result<(), LaunchError> {
+    let _lock = state.lock(&record.full_slug)?;
+    super::stop(&record.container_id, Duration::from_secs(10));
+    Ok(())
+}
+
+/// Kill it (as `docker rm -f` does), unload its profile, forget its token and record; its
+/// data and log stay.
+pub fn rm(state: &StateDir, record: &Record) -> Result<(), LaunchError> {
+    let _lock = state.lock(&record.full_slug)?;
+    super::stop(&record.container_id, Duration::ZERO);
+    if let Some(name) = record.confinement.strip_prefix("apparmor:") {
+        let file = state.profile_path(name);
+        if file.exists() {
+            host::unload_profile(&file)?;
+            std::fs::remove_file(&file)?;
+        }
+    }
+    state.forget(&record.full_slug);
+    Ok(())
+}
+
+pub fn logs(state: &StateDir, record: &Record) -> Result<String, LaunchError> {
+    Ok(std::fs::read_to_string(log_path(state, &record.full_slug)).unwrap_or_default())
+}
