@@ -932,3 +932,369 @@ fn an_ingress_addon_is_reached_through_the_gateway_as_the_sessions_user() {
     assert!(other.starts_with("HTTP/1.1 403"), "{other}");
     assert!(env.sub("rm").status.success());
 }
+
+// ---- the native backend (issue: native sandbox) ----
+
+impl Env {
+    fn rootfs(&self) -> PathBuf {
+        let dir = self.dir.path().join("rootfs");
+        if !dir.exists() {
+            common::busybox_rootfs(&dir);
+        }
+        dir
+    }
+
+    /// `addon-sandbox run --backend native --json` of this add-on in the busybox rootfs.
+    fn run_native(&self, extra: &[&str], script: &str) -> Output {
+        let addon = self.addon();
+        let data = self.data_root();
+        let state = self.state();
+        let rootfs = self.rootfs();
+        let mut args = vec![
+            "run",
+            "--backend",
+            "native",
+            "--json",
+            addon.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--data-root",
+            data.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--command", "/bin/sh", "-c", script]);
+        self.cmd(&args).output().unwrap()
+    }
+
+    fn native_pid(&self) -> Option<i32> {
+        let record: Value = serde_json::from_slice(
+            &std::fs::read(
+                self.state()
+                    .join("addons")
+                    .join(self.full_slug())
+                    .join("record.json"),
+            )
+            .ok()?,
+        )
+        .ok()?;
+        addon_sandbox::native::live_pid(record["container_id"].as_str()?)
+    }
+}
+
+fn native_setup() -> bool {
+    common::native_available()
+}
+
+/// What the inside-proof says, in terms both backends must agree on.
+#[derive(Debug, PartialEq, Eq)]
+struct Answers {
+    cap_eff: u64,
+    no_new_privs: String,
+    share: String,
+    media: String,
+    media_on_host: String,
+    own_network: bool,
+    own_pids: bool,
+    docker_sock: String,
+    token_is_the_states: bool,
+    hassio_is_the_token: bool,
+    mode: String,
+}
+
+fn answers(env: &Env, proof: &str) -> Answers {
+    let token = env.token().expect("token in the state directory");
+    Answers {
+        cap_eff: u64::from_str_radix(field(proof, "CapEff"), 16).unwrap(),
+        no_new_privs: field(proof, "NoNewPrivs").to_owned(),
+        share: field(proof, "share")
+            .rsplit(": ")
+            .next()
+            .unwrap()
+            .to_owned(),
+        media: field(proof, "media").to_owned(),
+        media_on_host: std::fs::read_to_string(env.data_root().join("media/from-inside"))
+            .unwrap_or_default(),
+        own_network: field(proof, "net") != host_ns("net"),
+        own_pids: field(proof, "pid") != host_ns("pid"),
+        docker_sock: field(proof, "docker_sock").to_owned(),
+        token_is_the_states: field(proof, "token") == token,
+        hassio_is_the_token: field(proof, "hassio") == token,
+        mode: field(proof, "mode").to_owned(),
+    }
+}
+
+#[test]
+fn both_backends_give_the_same_inside_proof() {
+    if !setup() || !native_setup() {
+        return;
+    }
+    let script = PROOF.replacen(
+        "echo END >> $p",
+        "echo \"mode=$MODE\" >> $p\necho END >> $p",
+        1,
+    );
+    let docker = Env::new("proofd", MAPS);
+    let native = Env::new("proofn", MAPS);
+    let plan = docker.plan(&[]);
+    ok(&docker.run(&["--allow-unconfined"], &script));
+    let report = ok(&native.run_native(&[], &script));
+    assert_eq!(
+        report["confinement"], "landlock",
+        "no AppArmor here: Landlock is chosen"
+    );
+    let from_docker = answers(&docker, &docker.proof());
+    let from_native = answers(&native, &native.proof());
+    let expected = Answers {
+        cap_eff: cap_mask(plan["cap_add"].as_array().unwrap()),
+        no_new_privs: "1".into(),
+        share: "Read-only file system".into(),
+        media: "written".into(),
+        media_on_host: "hello\n".into(),
+        own_network: true,
+        own_pids: true,
+        docker_sock: "no".into(),
+        token_is_the_states: true,
+        hassio_is_the_token: true,
+        mode: "test".into(),
+    };
+    assert_eq!(from_docker, expected, "docker");
+    assert_eq!(from_native, expected, "native");
+
+    // ps, stop and rm know the native sandbox from the state directory alone.
+    let ps = native
+        .cmd(&[
+            "ps",
+            "--json",
+            "--state-dir",
+            native.state().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let line: Value = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["full_slug"] == native.full_slug().as_str())
+        .expect("in ps");
+    assert_eq!(line["state"], "running");
+    assert_eq!(line["confinement"], "landlock");
+    let pid = native.native_pid().expect("running");
+    assert!(native.sub("rm").status.success());
+    assert!(std::fs::metadata(format!("/proc/{pid}")).is_err() || native.native_pid().is_none());
+    assert!(native.token().is_none());
+    assert!(
+        native.data_root().join("media/from-inside").exists(),
+        "data is kept"
+    );
+}
+
+#[test]
+fn native_with_landlock_confines_files_where_nothing_else_would() {
+    if !native_setup() {
+        return;
+    }
+    let script = "p=/data/out.tmp; \
+        if touch /dev/planted 2>/tmp/e; then echo dev=created >> $p; else echo \"dev=$(cat /tmp/e)\" >> $p; fi; \
+        cp /bin/busybox /data/bb; \
+        if /data/bb true 2>/tmp/e; then echo data_exec=ran >> $p; else echo \"data_exec=$(cat /tmp/e)\" >> $p; fi; \
+        if /bin/busybox true; then echo image_exec=ran >> $p; fi; \
+        if echo x > /data/written; then echo data_write=ok >> $p; fi; \
+        echo END >> $p; mv $p /data/out; exec sleep 600";
+    let read = |env: &Env| {
+        let file = env
+            .data_root()
+            .join("apps/data")
+            .join(env.full_slug())
+            .join("out");
+        let start = Instant::now();
+        loop {
+            if let Ok(t) = std::fs::read_to_string(&file)
+                && t.contains("END")
+            {
+                return t;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no output");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let landlock = Env::new("landlocked", "");
+    ok(&landlock.run_native(&["--confinement", "landlock"], script));
+    let confined = read(&landlock);
+    let open = Env::new("unlocked", "");
+    let report = ok(&open.run_native(&["--confinement", "none"], script));
+    assert_eq!(report["confinement"], "unconfined");
+    assert!(
+        report["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("UNCONFINED")
+    );
+    let unconfined = read(&open);
+    // Creating a node in /dev: only Landlock stops it (the /dev tmpfs itself is writable).
+    assert!(
+        field(&confined, "dev").contains("Permission denied"),
+        "{confined}"
+    );
+    assert_eq!(field(&unconfined, "dev"), "created", "{unconfined}");
+    // Code from /data never runs (Landlock, and the noexec mount under it).
+    assert!(
+        field(&confined, "data_exec").contains("Permission denied"),
+        "{confined}"
+    );
+    assert!(
+        field(&unconfined, "data_exec").contains("Permission denied"),
+        "{unconfined}"
+    );
+    assert_eq!(field(&confined, "image_exec"), "ran");
+    assert_eq!(field(&confined, "data_write"), "ok");
+    assert!(landlock.sub("rm").status.success());
+    assert!(open.sub("rm").status.success());
+}
+
+fn mount_count() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+#[test]
+fn native_failures_are_clear_and_leave_nothing_behind() {
+    if !native_setup() {
+        return;
+    }
+    let mounts = mount_count();
+    let env = Env::new("broken", "devices: [/dev/no-such-device]\n");
+    let out = env.run_native(&[], "sleep 600");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mount source /dev/no-such-device does not exist"),
+        "{err}"
+    );
+
+    let env = Env::new("nocmd", "");
+    let addon = env.addon();
+    let state = env.state();
+    let data = env.data_root();
+    let rootfs = env.rootfs();
+    let base = [
+        "run",
+        "--backend",
+        "native",
+        addon.to_str().unwrap(),
+        "--data-root",
+        data.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let bad_rootfs = env
+        .cmd(
+            &[
+                &base[..],
+                &["--rootfs", "/nonexistent/rootfs", "--command", "sh"],
+            ]
+            .concat(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(bad_rootfs.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad_rootfs.stderr)
+            .contains("rootfs /nonexistent/rootfs is not a directory")
+    );
+    let missing = env
+        .cmd(
+            &[
+                &base[..],
+                &[
+                    "--rootfs",
+                    rootfs.to_str().unwrap(),
+                    "--command",
+                    "no-such-program",
+                ],
+            ]
+            .concat(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("no-such-program is not in the rootfs's PATH")
+    );
+    assert!(env.token().is_none(), "a failed start forgets its token");
+    let no_command = env
+        .cmd(&[&base[..], &["--rootfs", rootfs.to_str().unwrap()]].concat())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&no_command.stderr).contains("needs --command"));
+
+    // Without the privilege to make namespaces (as nobody): a clear error and nothing started.
+    let as_nobody = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args([
+            "run",
+            "--backend",
+            "native",
+            addon.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+        ])
+        .args([
+            "--data-root",
+            "/tmp/addon-sandbox-nobody-data",
+            "--state-dir",
+            "/tmp/addon-sandbox-nobody-state",
+        ])
+        .args(["--confinement", "none", "--command", "sleep", "600"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&as_nobody.stderr);
+    assert_eq!(as_nobody.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unshare the mount, network, PID, IPC and UTS namespaces: EPERM"),
+        "{err}"
+    );
+
+    // AppArmor asked for on a host without it: refused, exit 3.
+    if !host_has_apparmor() {
+        let out = env.run_native(&["--confinement", "apparmor"], "sleep 600");
+        assert_eq!(out.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("does not enforce AppArmor"));
+    }
+    assert_eq!(
+        mount_count(),
+        mounts,
+        "no mount left in the host's namespace"
+    );
+    assert!(
+        processes_with("__native-init").is_empty(),
+        "no setup helper is left running"
+    );
+    assert!(env.token().is_none());
+}

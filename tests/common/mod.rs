@@ -104,6 +104,42 @@ pub fn docker_available() -> bool {
     ok
 }
 
+/// The native backend needs root (namespaces, mounts) and, on a host without AppArmor, Landlock.
+#[allow(dead_code)]
+pub fn native_available() -> bool {
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if !root {
+        unavailable::<()>("REQUIRE_NATIVE", "the native backend needs root");
+        return false;
+    }
+    if addon_sandbox::native::landlock_abi() == 0 {
+        unavailable::<()>("REQUIRE_NATIVE", "the kernel has no Landlock");
+        return false;
+    }
+    true
+}
+
+/// The applets the test scripts use, as symlinks to busybox.
+pub const APPLETS: [&str; 14] = [
+    "sh", "sleep", "cat", "echo", "grep", "readlink", "ls", "mv", "cp", "chmod", "touch", "mkdir",
+    "true", "hostname",
+];
+
+/// A root filesystem directory for the native backend: Debian's static busybox and its applets.
+#[allow(dead_code)]
+pub fn busybox_rootfs(dir: &std::path::Path) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("busybox-static is installed (Debian package busybox-static)");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+    for applet in APPLETS {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    }
+}
+
 /// The test image: Debian's static busybox in an otherwise empty root filesystem, imported
 /// into the local engine (no registry). Built once per engine.
 pub const TEST_IMAGE: &str = "addon-sandbox-test/busybox:1";
@@ -140,7 +176,7 @@ pub fn ensure_test_image() {
         builder
             .append_data(&mut h, "bin/busybox", bytes.as_slice())
             .unwrap();
-        for applet in ["sh", "sleep", "cat", "echo", "grep", "readlink", "ls"] {
+        for applet in APPLETS {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_mode(0o777);
