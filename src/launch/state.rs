@@ -64,8 +64,20 @@ fn mkdir_private(dir: &Path) -> io::Result<()> {
 }
 
 /// Write through a temporary file in the same directory and rename, with `mode`: a reader
-/// never sees half a file, and concurrent writers never share a temporary name.
+/// never sees half a file, and concurrent writers never share a temporary name. Synced to
+/// disk before the rename (for files a user asked for).
 pub fn write_atomically(file: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace_file(file, bytes, mode, true)
+}
+
+/// Like [`write_atomically`] without the sync: for the state directory, whose tokens, records
+/// and generation describe running processes that a crash ends anyway. Readers still never see
+/// half a file; a start saves a millisecond per file.
+fn write_state(file: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace_file(file, bytes, mode, false)
+}
+
+fn replace_file(file: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<()> {
     let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -74,7 +86,9 @@ pub fn write_atomically(file: &Path, bytes: &[u8], mode: u32) -> io::Result<()> 
     tmp.write_all(bytes)?;
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
-    tmp.as_file().sync_all()?;
+    if sync {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(file).map_err(|e| e.error)?;
     Ok(())
 }
@@ -116,7 +130,7 @@ impl StateDir {
 
     pub fn write_token(&self, slug: &str, token: &str) -> io::Result<()> {
         mkdir_private(&self.addon_dir(slug))?;
-        write_atomically(&self.token_path(slug), token.as_bytes(), 0o600)
+        write_state(&self.token_path(slug), token.as_bytes(), 0o600)
     }
 
     pub fn read_token(&self, slug: &str) -> Option<String> {
@@ -125,7 +139,7 @@ impl StateDir {
 
     pub fn write_record(&self, record: &Record) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-        write_atomically(
+        write_state(
             &self.addon_dir(&record.full_slug).join("record.json"),
             &json,
             0o600,
@@ -143,7 +157,7 @@ impl StateDir {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        write_atomically(
+        write_state(
             &self.generation_path(),
             now.as_nanos().to_string().as_bytes(),
             0o600,

@@ -73,7 +73,9 @@ pub fn main() -> u8 {
     }
 }
 
-fn parent(spec: &NativeSpec) -> Step<i32> {
+/// Unshare, fork the sandbox, and wait until its exec succeeded (its pid) or a step failed.
+/// The calling process must have a single thread.
+pub fn parent(spec: &NativeSpec) -> Step<i32> {
     preflight(spec).map_err(|e| e.to_string())?;
     let mut flags = CloneFlags::CLONE_NEWNS;
     for (wanted, flag) in [

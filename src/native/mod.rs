@@ -242,9 +242,75 @@ pub struct InitReport {
     pub error: Option<String>,
 }
 
-/// Start the sandbox through the init helper; its pid once the command is executing.
+fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.split_whitespace().eq(["Threads:", "1"]))
+    })
+}
+
+/// Start the sandbox; its pid once the command is executing. A single-threaded caller (the
+/// command line) forks the setup directly; any other re-executes this binary as
+/// `__native-init` first, because forking a threaded process is not safe.
 pub fn start(spec: &NativeSpec) -> Result<i32, NativeError> {
     preflight(spec)?;
+    if single_threaded() {
+        start_forked(spec)
+    } else {
+        start_helper(spec)
+    }
+}
+
+fn start_forked(spec: &NativeSpec) -> Result<i32, NativeError> {
+    use nix::unistd::{ForkResult, fork};
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    // SAFETY: checked above that this process has one thread.
+    match unsafe { fork() }.map_err(std::io::Error::from)? {
+        ForkResult::Child => {
+            drop(read_end);
+            let report = match init::parent(spec) {
+                Ok(pid) => InitReport {
+                    pid: Some(pid),
+                    error: None,
+                },
+                Err(error) => InitReport {
+                    pid: None,
+                    error: Some(error),
+                },
+            };
+            let mut pipe = std::fs::File::from(write_end);
+            let _ = std::io::Write::write_all(
+                &mut pipe,
+                serde_json::to_string(&report)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
+            drop(pipe);
+            // SAFETY: leave without running the parent's destructors twice.
+            unsafe { nix::libc::_exit(i32::from(report.error.is_some())) }
+        }
+        ForkResult::Parent { child } => {
+            drop(write_end);
+            let mut out = String::new();
+            std::fs::File::from(read_end).read_to_string(&mut out)?;
+            let _ = nix::sys::wait::waitpid(child, None);
+            interpret(&out, "the setup process")
+        }
+    }
+}
+
+fn interpret(out: &str, who: &str) -> Result<i32, NativeError> {
+    let report: InitReport = serde_json::from_str(out.trim())
+        .map_err(|_| NativeError::Setup(format!("{who} said nothing useful")))?;
+    match (report.pid, report.error) {
+        (Some(pid), None) => Ok(pid),
+        (_, Some(error)) => Err(NativeError::Setup(error)),
+        _ => Err(NativeError::Setup(format!("{who} failed"))),
+    }
+}
+
+fn start_helper(spec: &NativeSpec) -> Result<i32, NativeError> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .arg("__native-init")
@@ -264,17 +330,8 @@ pub fn start(spec: &NativeSpec) -> Result<i32, NativeError> {
         .take()
         .expect("piped stdout")
         .read_to_string(&mut out)?;
-    let status = child.wait()?;
-    let report: InitReport = serde_json::from_str(out.trim()).map_err(|_| {
-        NativeError::Setup(format!("the init helper said nothing useful ({status})"))
-    })?;
-    match (report.pid, report.error) {
-        (Some(pid), None) if status.success() => Ok(pid),
-        (_, Some(error)) => Err(NativeError::Setup(error)),
-        _ => Err(NativeError::Setup(format!(
-            "the init helper failed ({status})"
-        ))),
-    }
+    child.wait()?;
+    interpret(&out, "the init helper")
 }
 
 /// `/proc/<pid>/stat` field 22: when the process started, in clock ticks after boot. With the
