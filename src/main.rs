@@ -796,30 +796,7 @@ fn native_run_command(
         addon_profile: std::fs::read_to_string(addon.dir.join("apparmor.txt")).ok(),
         timezone: std::env::var("TZ").ok().filter(|t| !t.is_empty()),
     };
-    match native::run::run(&state, &plan, &opts) {
-        Ok(report) => {
-            for w in &report.warnings {
-                eprintln!("warning: {w}");
-            }
-            if json {
-                writeln!(out, "{}", serde_json::to_string(&report)?)?;
-            } else {
-                writeln!(
-                    out,
-                    "started {} natively as pid {} ({}), confinement: {}",
-                    report.full_slug,
-                    report.container_id.split(':').nth(1).unwrap_or("?"),
-                    report.image,
-                    report.confinement
-                )?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(err) => {
-            eprintln!("error: {}: {err}", path.display());
-            Ok(ExitCode::from(err.exit_code()))
-        }
-    }
+    run_outcome(out, path, json, native::run::run(&state, &plan, &opts))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -905,6 +882,16 @@ fn run_command(
     });
     // An interrupted launch may leave a parser call running on a blocking thread: do not wait.
     rt.shutdown_background();
+    run_outcome(out, path, json, result)
+}
+
+/// Print what a start did (or why it failed) and turn it into the exit status.
+fn run_outcome(
+    out: &mut impl Write,
+    path: &Path,
+    json: bool,
+    result: Result<launch::RunReport, launch::LaunchError>,
+) -> Result<ExitCode> {
     match result {
         Ok(report) => {
             for w in &report.warnings {

@@ -157,6 +157,21 @@ fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     }
 }
 
+/// The plan's data folders under the data root, created owner-only (the add-on runs as root
+/// inside); folders elsewhere (host paths the plan binds) are never created.
+pub fn create_data_folders(plan: &SandboxPlan, data_root: &Path) -> std::io::Result<()> {
+    for m in &plan.mounts {
+        let source = Path::new(&m.source);
+        if m.kind == MountKind::Directory && source.starts_with(data_root) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(source)?;
+        }
+    }
+    Ok(())
+}
+
 /// 32 random bytes, hex: the add-on's token for one start.
 pub fn new_token() -> Result<String, std::io::Error> {
     let mut bytes = [0u8; 32];
@@ -370,16 +385,7 @@ impl Launcher {
             Err(e) => return Err(docker_err("inspect image", e)),
         }
 
-        // Data folders under the data root: owner-only, the add-on runs as root inside.
-        for m in &plan.mounts {
-            let source = Path::new(&m.source);
-            if m.kind == MountKind::Directory && source.starts_with(&opts.data_root) {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o750)
-                    .create(source)?;
-            }
-        }
+        create_data_folders(plan, &opts.data_root)?;
 
         if let (AppArmorMode::Profile(name), Some(text)) = (&mode, &profile_text) {
             let file = self.state.profile_path(name);
@@ -447,19 +453,9 @@ impl Launcher {
             None => (None, None),
         };
         self.state.write_record(&Record {
-            full_slug: slug.clone(),
-            container_name: name.clone(),
-            container_id: resp.id.clone(),
-            image: image.clone(),
-            confinement: mode.label(),
-            role: plan.effective_role.name().to_owned(),
-            hassio_api: plan.hassio_api,
-            homeassistant_api: plan.homeassistant_api,
-            auth_api: plan.auth_api,
-            ingress_port: plan.ingress_port,
-            policy: plan.policy.name().to_owned(),
             ingress_token: ingress_token.clone(),
             ingress_address,
+            ..Record::for_plan(plan, resp.id.clone(), image.clone(), mode.label())
         })?;
         Ok(RunReport {
             full_slug: slug,

@@ -46,6 +46,32 @@ fn strict() -> String {
     "strict".to_owned()
 }
 
+impl Record {
+    /// What a start of `plan` records, whichever backend started it; ingress fields empty.
+    pub fn for_plan(
+        plan: &crate::plan::SandboxPlan,
+        container_id: String,
+        image: String,
+        confinement: String,
+    ) -> Record {
+        Record {
+            full_slug: plan.full_slug.clone(),
+            container_name: plan.container_name.clone(),
+            container_id,
+            image,
+            confinement,
+            role: plan.effective_role.name().to_owned(),
+            hassio_api: plan.hassio_api,
+            homeassistant_api: plan.homeassistant_api,
+            auth_api: plan.auth_api,
+            ingress_port: plan.ingress_port,
+            policy: plan.policy.name().to_owned(),
+            ingress_token: None,
+            ingress_address: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,

@@ -2,7 +2,7 @@
 //! directory as the Docker backend (token, record, lock, profiles); the record's container id
 //! is `native:<pid>:<start time>`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Confinement, ConfinementChoice, NativeError};
@@ -77,16 +77,7 @@ pub fn run(
             )));
         }
     }
-    for m in &plan.mounts {
-        let source = Path::new(&m.source);
-        if m.kind == plan::MountKind::Directory && source.starts_with(&opts.data_root) {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o750)
-                .create(source)?;
-        }
-    }
+    crate::launch::create_data_folders(plan, &opts.data_root)?;
     let mut loaded: Option<PathBuf> = None;
     let undo = |loaded: &Option<PathBuf>| {
         if let Some(file) = loaded {
@@ -132,21 +123,12 @@ pub fn run(
         }
     };
     let id = super::record_id(pid);
-    let record = Record {
-        full_slug: slug.clone(),
-        container_name: plan.container_name.clone(),
-        container_id: id.clone(),
-        image: format!("rootfs:{}", opts.rootfs.display()),
-        confinement: confinement.label(),
-        role: plan.effective_role.name().to_owned(),
-        hassio_api: plan.hassio_api,
-        homeassistant_api: plan.homeassistant_api,
-        auth_api: plan.auth_api,
-        ingress_port: plan.ingress_port,
-        policy: plan.policy.name().to_owned(),
-        ingress_token: None,
-        ingress_address: None,
-    };
+    let record = Record::for_plan(
+        plan,
+        id.clone(),
+        format!("rootfs:{}", opts.rootfs.display()),
+        confinement.label(),
+    );
     if let Err(e) = state.write_record(&record) {
         super::stop(&id, Duration::from_secs(1));
         undo(&loaded);
