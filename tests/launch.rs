@@ -988,7 +988,7 @@ fn native_setup() -> bool {
 }
 
 /// What the inside-proof says, in terms both backends must agree on.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Answers {
     cap_eff: u64,
     no_new_privs: String,
@@ -1001,6 +1001,8 @@ struct Answers {
     token_is_the_states: bool,
     hassio_is_the_token: bool,
     mode: String,
+    nofile: String,
+    hostname: String,
 }
 
 fn answers(env: &Env, proof: &str) -> Answers {
@@ -1022,6 +1024,8 @@ fn answers(env: &Env, proof: &str) -> Answers {
         token_is_the_states: field(proof, "token") == token,
         hassio_is_the_token: field(proof, "hassio") == token,
         mode: field(proof, "mode").to_owned(),
+        nofile: field(proof, "nofile").to_owned(),
+        hostname: field(proof, "host").to_owned(),
     }
 }
 
@@ -1032,7 +1036,7 @@ fn both_backends_give_the_same_inside_proof() {
     }
     let script = PROOF.replacen(
         "echo END >> $p",
-        "echo \"mode=$MODE\" >> $p\necho END >> $p",
+        "echo \"mode=$MODE\" >> $p\necho \"nofile=$(ulimit -n)\" >> $p\necho \"host=$(hostname)\" >> $p\necho END >> $p",
         1,
     );
     let docker = Env::new("proofd", MAPS);
@@ -1058,9 +1062,17 @@ fn both_backends_give_the_same_inside_proof() {
         token_is_the_states: true,
         hassio_is_the_token: true,
         mode: "test".into(),
+        nofile: "4096".into(),
+        hostname: String::new(),
     };
-    assert_eq!(from_docker, expected, "docker");
-    assert_eq!(from_native, expected, "native");
+    let with_host = |host: &Value| Answers {
+        hostname: host.as_str().unwrap().to_owned(),
+        ..expected.clone()
+    };
+    let expected_docker = with_host(&plan["hostname"]);
+    let expected_native = with_host(&native.plan(&[])["hostname"]);
+    assert_eq!(from_docker, expected_docker, "docker");
+    assert_eq!(from_native, expected_native, "native");
 
     // ps, stop and rm know the native sandbox from the state directory alone.
     let ps = native

@@ -295,6 +295,8 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
     } else {
         None
     };
+    // Before the capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
+    set_ulimits(&spec.ulimits)?;
     reduce_capabilities(&spec.capabilities)?;
     nix::sys::prctl::set_no_new_privs().map_err(step("no_new_privs"))?;
     if let Confinement::Apparmor(name) = &spec.confinement {
@@ -339,6 +341,35 @@ fn exec_args(spec: &NativeSpec) -> Step<(CString, Vec<CString>, Vec<CString>)> {
         .map(|(k, v)| cstring(&format!("{k}={v}")))
         .collect::<Step<Vec<_>>>()?;
     Ok((cstring(&program.to_string_lossy())?, argv, envp))
+}
+
+/// Docker's ulimit names, as `setrlimit` resources.
+fn set_ulimits(ulimits: &[(String, i64, i64)]) -> Step<()> {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+    for (name, soft, hard) in ulimits {
+        let resource = match name.as_str() {
+            "core" => Resource::RLIMIT_CORE,
+            "cpu" => Resource::RLIMIT_CPU,
+            "data" => Resource::RLIMIT_DATA,
+            "fsize" => Resource::RLIMIT_FSIZE,
+            "locks" => Resource::RLIMIT_LOCKS,
+            "memlock" => Resource::RLIMIT_MEMLOCK,
+            "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+            "nice" => Resource::RLIMIT_NICE,
+            "nofile" => Resource::RLIMIT_NOFILE,
+            "nproc" => Resource::RLIMIT_NPROC,
+            "rss" => Resource::RLIMIT_RSS,
+            "rtprio" => Resource::RLIMIT_RTPRIO,
+            "rttime" => Resource::RLIMIT_RTTIME,
+            "sigpending" => Resource::RLIMIT_SIGPENDING,
+            "stack" => Resource::RLIMIT_STACK,
+            "as" => Resource::RLIMIT_AS,
+            other => return Err(format!("unknown ulimit {other}")),
+        };
+        let limit = |v: i64| u64::try_from(v).unwrap_or(RLIM_INFINITY);
+        setrlimit(resource, limit(*soft), limit(*hard)).map_err(step(&format!("ulimit {name}")))?;
+    }
+    Ok(())
 }
 
 /// Bounding, inheritable, ambient, effective and permitted: each exactly the plan's set.

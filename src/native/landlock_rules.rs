@@ -134,6 +134,7 @@ mod tests {
             mounts: vec![mount("/data", false), mount("/share", true)],
             devices: vec![],
             capabilities: vec![],
+            ulimits: vec![],
             env: vec![],
             command: vec!["sh".into()],
             confinement: Confinement::Landlock,

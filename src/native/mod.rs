@@ -135,6 +135,9 @@ pub struct NativeSpec {
     pub devices: Vec<String>,
     /// Capability names, e.g. `NET_ADMIN`: every set is reduced to exactly these.
     pub capabilities: Vec<String>,
+    /// (name, soft, hard) as Docker's ulimits; negative is unlimited.
+    #[serde(default)]
+    pub ulimits: Vec<(String, i64, i64)>,
     pub env: Vec<(String, String)>,
     pub command: Vec<String>,
     pub confinement: Confinement,
@@ -209,6 +212,11 @@ pub fn spec(
             .map(|d| d.path_on_host.clone())
             .collect(),
         capabilities: plan.cap_add.clone(),
+        ulimits: plan
+            .ulimits
+            .iter()
+            .map(|u| (u.name.clone(), u.soft, u.hard))
+            .collect(),
         env,
         command,
         confinement,
