@@ -1092,6 +1092,21 @@ fn both_backends_give_the_same_inside_proof() {
     assert_eq!(line["state"], "running");
     assert_eq!(line["confinement"], "landlock");
     let pid = native.native_pid().expect("running");
+    // stop: the command is PID 1 and ignores SIGTERM, so this is the SIGKILL after 10 s.
+    assert!(native.sub("stop").status.success());
+    assert!(native.native_pid().is_none(), "stopped");
+    let ps = native
+        .cmd(&[
+            "ps",
+            "--json",
+            "--state-dir",
+            native.state().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ps.stdout).contains("\"state\":\"exited\""));
+    let logs = native.sub("logs");
+    assert!(logs.status.success());
     assert!(native.sub("rm").status.success());
     assert!(std::fs::metadata(format!("/proc/{pid}")).is_err() || native.native_pid().is_none());
     assert!(native.token().is_none());
