@@ -1218,6 +1218,20 @@ fn native_failures_are_clear_and_leave_nothing_behind() {
         "{err}"
     );
 
+    // A right the native backend cannot deliver is refused, not dropped.
+    let env = Env::new("fulldev", "full_access: true\n");
+    let out = env.run_native(
+        &["--protection", "off", "--confinement", "none"],
+        "sleep 600",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("full device access) is not offered natively"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let env = Env::new("nocmd", "");
     let addon = env.addon();
     let state = env.state();

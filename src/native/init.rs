@@ -239,7 +239,8 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
         .chain(spec.devices.iter().map(String::as_str))
     {
         let target = inside(&root, node);
-        mountpoint(&target, true)?;
+        // A device entry may be a directory of nodes (`/dev/dvb/`).
+        mountpoint(&target, !Path::new(node).is_dir())?;
         bind(Path::new(node), &target, MsFlags::empty())?;
     }
     for (link, to) in [

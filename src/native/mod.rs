@@ -171,10 +171,14 @@ pub fn spec(
             "the host IPC namespace is not offered natively".into(),
         ));
     }
+    if plan.mounts.iter().any(|m| m.kind == MountKind::Devices) {
+        return Err(NativeError::Unsupported(
+            "the host's whole /dev (full device access) is not offered natively: grant single devices instead".into(),
+        ));
+    }
     let mounts = plan
         .mounts
         .iter()
-        .filter(|m| m.kind != MountKind::Devices)
         .map(|m| MountSpec {
             source: m.source.clone(),
             target: m.target.clone(),
