@@ -572,3 +572,127 @@ fn the_decisions_that_matter_most_by_name() {
         Decision::Forward(_)
     ));
 }
+
+/// A sample of the same generated paths through the whole stack: real HTTP to a running
+/// gateway, a real upstream that records what reached it. Allowed means forwarded in its
+/// canonical spelling; denied means 403 and nothing upstream.
+#[test]
+fn a_sample_of_generated_paths_through_real_http() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let oracle = Oracle::new();
+    let paths: Vec<String> = generate(6000).into_iter().step_by(15).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // The upstream: 200 and the target it saw.
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        let record = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = upstream.accept().await else { continue };
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        record.lock().unwrap().push(req.uri().to_string());
+                        async { Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Empty::<bytes::Bytes>::new())) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let state_dir = tempfile::tempdir().unwrap();
+        let state = addon_sandbox::launch::state::StateDir::open(state_dir.path()).unwrap();
+        for role in Role::ALL {
+            let slug = format!("local_{}", role.name());
+            state.write_token(&slug, &format!("token-{}", role.name())).unwrap();
+            state
+                .write_record(&addon_sandbox::launch::state::Record {
+                    full_slug: slug.clone(),
+                    container_name: slug.clone(),
+                    container_id: "0".into(),
+                    image: "i".into(),
+                    confinement: "unconfined".into(),
+                    role: role.name().into(),
+                    hassio_api: true,
+                    homeassistant_api: false,
+                    auth_api: false,
+                    ingress_port: None,
+                    // The Supervisor's policy: admin may reach its own security endpoint, as
+                    // the regexes say.
+                    policy: "supervisor".into(),
+                    ingress_token: None,
+                    ingress_address: None,
+                })
+                .unwrap();
+        }
+        let gateway = Gateway::new(GatewayConfig {
+            upstream: format!("http://{upstream_addr}"),
+            upstream_token: None,
+            core_token: None,
+            state_dir: state_dir.path().to_path_buf(),
+            auth_backend: None,
+            session_ttl: std::time::Duration::from_secs(60),
+            auth_limits: Default::default(),
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(Arc::new(gateway).serve(listener, std::future::pending()));
+
+        let mut compared = std::collections::BTreeMap::<(&str, u16), usize>::new();
+        for role in Role::ALL {
+            for path in &paths {
+                if matches!(path.as_str(), "/auth" | "/v2/auth") {
+                    continue; // answered by the gateway itself, never forwarded
+                }
+                let lower = path.to_ascii_lowercase();
+                let expected = match (
+                    supervisor(&oracle, path, role, true),
+                    supervisor(&oracle, &lower, role, true),
+                ) {
+                    (Expect::Unchecked, _) => continue,
+                    (Expect::Allow, Expect::Deny) => Expect::Deny,
+                    (e, _) => e,
+                };
+                let wire = addon_sandbox::gateway::path::encode(path);
+                seen.lock().unwrap().clear();
+                let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let request = format!(
+                    "GET {wire} HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: token-{}\r\nConnection: close\r\n\r\n",
+                    role.name()
+                );
+                stream.write_all(request.as_bytes()).await.unwrap();
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer).await.unwrap();
+                let status: u16 = answer[9..12].parse().unwrap();
+                let reached = seen.lock().unwrap().clone();
+                match expected {
+                    Expect::Allow => {
+                        assert_eq!(status, 200, "{role:?} {path}: {answer}");
+                        assert_eq!(reached.as_slice(), std::slice::from_ref(&wire), "{role:?} {path}");
+                    }
+                    _ => {
+                        assert_eq!(status, 403, "{role:?} {path}: {answer}");
+                        assert!(reached.is_empty(), "{role:?} {path} reached {reached:?}");
+                    }
+                }
+                *compared.entry((role.name(), status)).or_default() += 1;
+            }
+        }
+        for role in Role::ALL {
+            for status in [200, 403] {
+                let n = compared.get(&(role.name(), status)).copied().unwrap_or(0);
+                assert!(n > 10, "{role:?} {status}: only {n}");
+            }
+        }
+    });
+}
