@@ -265,6 +265,9 @@ fn a_native_run_is_confined_by_the_generated_profile() {
         echo \"data_write=$(/bin/probe create /data/new 2>&1)\"; \
         echo \"share_write=$(/bin/probe create /share/new 2>&1)\"; \
         echo \"image_read=$(/bin/probe read /bin/busybox 2>&1)\"; \
+        echo \"sysrq=$(/bin/probe write /proc/sysrq-trigger 2>&1)\"; \
+        echo \"core_pattern=$(/bin/probe write /proc/sys/kernel/core_pattern 2>&1)\"; \
+        echo \"mount=$(/bin/probe mount /tmp 2>&1)\"; \
         echo END";
     let spec = addon_sandbox::native::spec(
         &plan,
@@ -308,6 +311,10 @@ fn a_native_run_is_confined_by_the_generated_profile() {
     assert_eq!(line("data_write"), "OK");
     assert!(denied(&line("share_write")) || line("share_write") == "ERR EROFS");
     assert_eq!(line("image_read"), "OK");
+    // Attacks on the kernel from inside: denied.
+    for attack in ["sysrq", "core_pattern", "mount"] {
+        assert!(denied(&line(attack)), "{attack}: {}", line(attack));
+    }
     assert!(
         report
             .denied_records
