@@ -446,15 +446,7 @@ fn the_container_equals_the_plan_and_proves_it_from_inside() {
     assert_eq!(field(&again, "token"), env.token().unwrap());
 
     // ps shows it unconfined; rm removes container and token and keeps the data.
-    let ps = env
-        .cmd(&["ps", "--json", "--state-dir", env.state().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let line = String::from_utf8_lossy(&ps.stdout)
-        .lines()
-        .find(|l| l.contains(&env.full_slug()))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .expect("in ps");
+    let line = env.ps_entry().expect("in ps");
     assert_eq!(line["confinement"], "unconfined");
     assert_eq!(line["state"], "running");
     assert!(env.sub("rm").status.success());
@@ -968,6 +960,23 @@ impl Env {
         self.cmd(&args).output().unwrap()
     }
 
+    /// This add-on's line of `ps --json`.
+    fn ps_entry(&self) -> Option<Value> {
+        let ps = self
+            .cmd(&[
+                "ps",
+                "--json",
+                "--state-dir",
+                self.state().to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|l| l["full_slug"] == self.full_slug().as_str())
+    }
+
     fn native_pid(&self) -> Option<i32> {
         let record: Value = serde_json::from_slice(
             &std::fs::read(
@@ -1075,40 +1084,25 @@ fn both_backends_give_the_same_inside_proof() {
     assert_eq!(from_native, expected_native, "native");
 
     // ps, stop and rm know the native sandbox from the state directory alone.
-    let ps = native
-        .cmd(&[
-            "ps",
-            "--json",
-            "--state-dir",
-            native.state().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let line: Value = String::from_utf8_lossy(&ps.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|l| l["full_slug"] == native.full_slug().as_str())
-        .expect("in ps");
+    let line = native.ps_entry().expect("in ps");
     assert_eq!(line["state"], "running");
     assert_eq!(line["confinement"], "landlock");
     let pid = native.native_pid().expect("running");
+    let record_id = format!(
+        "native:{pid}:{}",
+        addon_sandbox::native::start_time(pid).unwrap()
+    );
     // stop: the command is PID 1 and ignores SIGTERM, so this is the SIGKILL after 10 s.
     assert!(native.sub("stop").status.success());
     assert!(native.native_pid().is_none(), "stopped");
-    let ps = native
-        .cmd(&[
-            "ps",
-            "--json",
-            "--state-dir",
-            native.state().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&ps.stdout).contains("\"state\":\"exited\""));
+    assert_eq!(native.ps_entry().expect("in ps")["state"], "exited");
     let logs = native.sub("logs");
     assert!(logs.status.success());
     assert!(native.sub("rm").status.success());
-    assert!(std::fs::metadata(format!("/proc/{pid}")).is_err() || native.native_pid().is_none());
+    assert!(
+        addon_sandbox::native::live_pid(&record_id).is_none(),
+        "pid {pid} is gone"
+    );
     assert!(native.token().is_none());
     assert!(
         native.data_root().join("media/from-inside").exists(),
