@@ -1316,6 +1316,47 @@ fn native_failures_are_clear_and_leave_nothing_behind() {
         "{err}"
     );
 
+    // A host that claims AppArmor but cannot apply it (a parser that only records its
+    // arguments, a kernel file saying "Y"): the profile is loaded, the exec label cannot be
+    // set, and the start fails closed: the profile is unloaded and removed, the token gone.
+    if !host_has_apparmor() {
+        let env = Env::new("claimed", "");
+        let log = env.dir.path().join("parser.log");
+        let fake = env.dir.path().join("apparmor_parser");
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\necho \"$1\" >> {}\n", log.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let enabled = env.dir.path().join("enabled");
+        std::fs::write(&enabled, "Y\n").unwrap();
+        let addon = env.addon();
+        let out = env
+            .cmd(&["run", "--backend", "native", addon.to_str().unwrap()])
+            .args(["--rootfs", env.rootfs().to_str().unwrap()])
+            .args(["--data-root", env.data_root().to_str().unwrap()])
+            .args(["--state-dir", env.state().to_str().unwrap()])
+            .args(["--confinement", "apparmor", "--command", "sleep", "600"])
+            .env("APPARMOR_PARSER", &fake)
+            .env("ADDON_SANDBOX_APPARMOR_ENABLED", &enabled)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("set the AppArmor exec profile local_claimed"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "--replace\n--remove\n"
+        );
+        assert!(!env.state().join("apparmor/local_claimed").exists());
+        assert!(env.token().is_none());
+    }
+
     // AppArmor asked for on a host without it: refused, exit 3.
     if !host_has_apparmor() {
         let out = env.run_native(&["--confinement", "apparmor"], "sleep 600");
