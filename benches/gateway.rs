@@ -36,15 +36,10 @@ fn main() {
         ingress_address: None,
     })
     .unwrap();
-    let gateway = Gateway::new(GatewayConfig {
-        upstream: "http://127.0.0.1:9".into(),
-        upstream_token: None,
-        core_token: None,
-        state_dir: state.path().to_path_buf(),
-        auth_backend: None,
-        session_ttl: std::time::Duration::from_secs(60),
-        auth_limits: Default::default(),
-    })
+    let gateway = Gateway::new(GatewayConfig::new(
+        "http://127.0.0.1:9",
+        state.path().to_path_buf(),
+    ))
     .unwrap();
     let rounds = 200_000;
     let per = |start: Instant| start.elapsed().as_nanos() as f64 / (rounds * TARGETS.len()) as f64;

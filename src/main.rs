@@ -271,15 +271,25 @@ fn is_root() -> bool {
 }
 
 fn default_state_dir() -> PathBuf {
+    default_dir(
+        "/var/lib/addon-sandbox/state",
+        "XDG_STATE_HOME",
+        ".local/state",
+    )
+}
+
+/// `root_dir` for root (/proc/self belongs to the effective uid: root may write /var/lib,
+/// others may not), else `$<xdg_var>/addon-sandbox`, else `~/<home_dir>/addon-sandbox`.
+fn default_dir(root_dir: &str, xdg_var: &str, home_dir: &str) -> PathBuf {
     if is_root() {
-        return PathBuf::from("/var/lib/addon-sandbox/state");
+        return PathBuf::from(root_dir);
     }
-    if let Some(xdg) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+    if let Some(xdg) = std::env::var_os(xdg_var).filter(|v| !v.is_empty()) {
         return PathBuf::from(xdg).join("addon-sandbox");
     }
     match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".local/state/addon-sandbox"),
-        None => PathBuf::from("/var/lib/addon-sandbox/state"),
+        Some(home) => PathBuf::from(home).join(home_dir).join("addon-sandbox"),
+        None => PathBuf::from(root_dir),
     }
 }
 
@@ -331,17 +341,7 @@ fn absolute(dir: &Path) -> Result<PathBuf> {
 }
 
 fn default_data_root() -> PathBuf {
-    // /proc/self belongs to the effective uid: root may write /var/lib, others may not.
-    if is_root() {
-        return PathBuf::from("/var/lib/addon-sandbox");
-    }
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(xdg).join("addon-sandbox");
-    }
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".local/share/addon-sandbox"),
-        None => PathBuf::from("/var/lib/addon-sandbox"),
-    }
+    default_dir("/var/lib/addon-sandbox", "XDG_DATA_HOME", ".local/share")
 }
 
 fn main() -> ExitCode {
@@ -512,31 +512,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             serve_command(listen, config, threads)
         }
-        Command::Stop { slug, engine } if native_record(&engine, &slug).is_some() => {
-            let (state, record) = native_record(&engine, &slug).expect("checked");
-            native_result(native::run::stop(&state, &record).map(|()| println!("stopped {slug}")))
-        }
-        Command::Rm { slug, engine } if native_record(&engine, &slug).is_some() => {
-            let (state, record) = native_record(&engine, &slug).expect("checked");
-            native_result(
+        Command::Stop { slug, engine } => match native_record(&engine, &slug) {
+            Some((state, record)) => native_result(
+                native::run::stop(&state, &record).map(|()| println!("stopped {slug}")),
+            ),
+            None => engine_command(&engine, |l| async move {
+                l.stop(&slug).await?;
+                println!("stopped {slug}");
+                Ok(())
+            }),
+        },
+        Command::Rm { slug, engine } => match native_record(&engine, &slug) {
+            Some((state, record)) => native_result(
                 native::run::rm(&state, &record)
                     .map(|()| println!("removed {slug} (its data is kept)")),
-            )
-        }
-        Command::Logs { slug, engine, .. } if native_record(&engine, &slug).is_some() => {
-            let (state, record) = native_record(&engine, &slug).expect("checked");
-            native_result(native::run::logs(&state, &record).map(|text| print!("{text}")))
-        }
-        Command::Stop { slug, engine } => engine_command(&engine, |l| async move {
-            l.stop(&slug).await?;
-            println!("stopped {slug}");
-            Ok(())
-        }),
-        Command::Rm { slug, engine } => engine_command(&engine, |l| async move {
-            l.rm(&slug).await?;
-            println!("removed {slug} (its data is kept)");
-            Ok(())
-        }),
+            ),
+            None => engine_command(&engine, |l| async move {
+                l.rm(&slug).await?;
+                println!("removed {slug} (its data is kept)");
+                Ok(())
+            }),
+        },
         Command::Ps { json, engine } => {
             let state_dir = engine.state_dir()?;
             engine_command_or_native(&engine, |l| async move {
@@ -580,10 +576,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             slug,
             follow,
             engine,
-        } => engine_command(&engine, |l| async move {
-            let mut out = std::io::stdout();
-            l.logs(&slug, follow, &mut out).await
-        }),
+        } => match native_record(&engine, &slug) {
+            Some((state, record)) => {
+                native_result(native::run::logs(&state, &record).map(|text| print!("{text}")))
+            }
+            None => engine_command(&engine, |l| async move {
+                let mut out = std::io::stdout();
+                l.logs(&slug, follow, &mut out).await
+            }),
+        },
         Command::Preview { path, probes, plan } => preview_command(&mut out, &path, &probes, &plan),
         Command::Compare {
             paths,

@@ -339,14 +339,10 @@ pub fn run(
     let work = tempfile::tempdir().map_err(fail)?;
     let root = base_root(work.path())?;
     build_probe(work.path(), &root.join("bin/probe"))?;
-    let parser_host = crate::apparmor::Parser::find().map_err(fail)?;
-    std::fs::create_dir_all(root.join("profiles-bin")).map_err(fail)?;
+    let parser = crate::apparmor::Parser::find().map_err(fail)?;
     for (name, text) in profiles {
         std::fs::write(root.join("profiles").join(name), text).map_err(fail)?;
-        let compiled = parser_host
-            .check(text)
-            .map_err(|e| VmError(format!("{name} does not compile: {e}")))?;
-        std::fs::write(root.join("profiles-bin").join(name), compiled.binary).map_err(fail)?;
+        compile_into(&root, &parser, name, text)?;
     }
     if let Some(name) = launcher_profile {
         std::fs::write(root.join("launcher-profile"), name).map_err(fail)?;
@@ -491,12 +487,12 @@ pub fn run_native(
     )
     .map_err(fail)?;
     let (name, text) = profile;
-    let compiled = crate::apparmor::Parser::find()
-        .map_err(fail)?
-        .check(text)
-        .map_err(|e| VmError(format!("{name} does not compile: {e}")))?;
-    std::fs::create_dir_all(root.join("profiles-bin")).map_err(fail)?;
-    std::fs::write(root.join("profiles-bin").join(name), compiled.binary).map_err(fail)?;
+    compile_into(
+        &root,
+        &crate::apparmor::Parser::find().map_err(fail)?,
+        name,
+        text,
+    )?;
     let init = root.join("sbin/vminit");
     std::fs::write(&init, NATIVE_INIT).map_err(fail)?;
     // busybox switch_root checks that the root it leaves is an initramfs by its /init.
@@ -563,6 +559,21 @@ fn base_root(work: &Path) -> Result<PathBuf, VmError> {
         )?;
     }
     Ok(root)
+}
+
+/// Compile a profile on the host against the pinned ABI (compiling under TCG emulation is
+/// slow) into `<root>/profiles-bin/<name>`, which the VM's init loads with `apparmor_parser -B`.
+fn compile_into(
+    root: &Path,
+    parser: &crate::apparmor::Parser,
+    name: &str,
+    text: &str,
+) -> Result<(), VmError> {
+    let compiled = parser
+        .check(text)
+        .map_err(|e| VmError(format!("{name} does not compile: {e}")))?;
+    std::fs::create_dir_all(root.join("profiles-bin")).map_err(fail)?;
+    std::fs::write(root.join("profiles-bin").join(name), compiled.binary).map_err(fail)
 }
 
 /// The static probe program, built for `dest`.

@@ -331,13 +331,15 @@ async fn harness(
         write_addon(&state, spec);
     }
     let gateway = Gateway::new(GatewayConfig {
-        upstream: format!("http://{}", up.addr.unwrap()),
         upstream_token: Some(UPSTREAM_TOKEN.into()),
         core_token: Some(CORE_TOKEN.into()),
-        state_dir: dir.path().to_path_buf(),
         auth_backend: backend.map(|a| format!("http://{a}/api/hassio_auth")),
         session_ttl: ttl,
         auth_limits: limits,
+        ..GatewayConfig::new(
+            format!("http://{}", up.addr.unwrap()),
+            dir.path().to_path_buf(),
+        )
     })
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

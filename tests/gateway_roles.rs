@@ -416,15 +416,10 @@ fn canonical(p: &str) -> String {
 
 fn gateway() -> (Gateway, tempfile::TempDir) {
     let state = tempfile::tempdir().unwrap();
-    let gw = Gateway::new(GatewayConfig {
-        upstream: "http://127.0.0.1:9".into(),
-        upstream_token: None,
-        core_token: None,
-        state_dir: state.path().to_path_buf(),
-        auth_backend: None,
-        session_ttl: std::time::Duration::from_secs(60),
-        auth_limits: Default::default(),
-    })
+    let gw = Gateway::new(GatewayConfig::new(
+        "http://127.0.0.1:9",
+        state.path().to_path_buf(),
+    ))
     .unwrap();
     (gw, state)
 }
@@ -634,15 +629,7 @@ fn a_sample_of_generated_paths_through_real_http() {
                 })
                 .unwrap();
         }
-        let gateway = Gateway::new(GatewayConfig {
-            upstream: format!("http://{upstream_addr}"),
-            upstream_token: None,
-            core_token: None,
-            state_dir: state_dir.path().to_path_buf(),
-            auth_backend: None,
-            session_ttl: std::time::Duration::from_secs(60),
-            auth_limits: Default::default(),
-        })
+        let gateway = Gateway::new(GatewayConfig::new(format!("http://{upstream_addr}"), state_dir.path().to_path_buf()))
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

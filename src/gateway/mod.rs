@@ -84,6 +84,22 @@ pub struct GatewayConfig {
     pub auth_limits: AuthLimits,
 }
 
+impl GatewayConfig {
+    /// A gateway to `upstream` for the add-ons of `state_dir`, with no upstream credential,
+    /// no core token, no `/auth` backend, and the default session lifetime and auth limits.
+    pub fn new(upstream: impl Into<String>, state_dir: PathBuf) -> GatewayConfig {
+        GatewayConfig {
+            upstream: upstream.into(),
+            upstream_token: None,
+            core_token: None,
+            state_dir,
+            auth_backend: None,
+            session_ttl: DEFAULT_SESSION_TTL,
+            auth_limits: AuthLimits::default(),
+        }
+    }
+}
+
 /// Who a request comes from, once its token is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {

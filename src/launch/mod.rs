@@ -66,6 +66,8 @@ pub enum LaunchError {
     NativeRefused(String),
     #[error("native sandbox: {0}")]
     Native(String),
+    #[error("the plan confines the add-on with its own apparmor.txt, which is missing")]
+    AddonProfileMissing,
 }
 
 impl LaunchError {
@@ -154,6 +156,21 @@ fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     match e {
         bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
+    }
+}
+
+/// The text of the profile `name` that confines `plan`: the add-on's own `apparmor.txt`
+/// renamed, or the generated one.
+pub fn profile_text(
+    plan: &SandboxPlan,
+    name: &str,
+    addon_profile: Option<&str>,
+) -> Result<String, LaunchError> {
+    match plan.confinement {
+        Confinement::AddonProfile => addon_profile
+            .map(|text| rename_addon_profile(text, name))
+            .ok_or(LaunchError::AddonProfileMissing),
+        _ => Ok(profile::generate(plan)?.render(false)?),
     }
 }
 
@@ -328,14 +345,10 @@ impl Launcher {
     ) -> Result<RunReport, LaunchError> {
         let mut warnings = Vec::new();
         let mode = self.apparmor_mode(plan, opts, &mut warnings)?;
-        let profile_text = match (&mode, plan.confinement) {
-            (AppArmorMode::Profile(name), Confinement::AddonProfile) => {
-                let text = opts.addon_profile.as_deref().ok_or_else(|| {
-                    LaunchError::Attestation("the add-on's apparmor.txt is missing".into())
-                })?;
-                Some(rename_addon_profile(text, name))
+        let profile_text = match &mode {
+            AppArmorMode::Profile(name) => {
+                Some(profile_text(plan, name, opts.addon_profile.as_deref())?)
             }
-            (AppArmorMode::Profile(_), _) => Some(profile::generate(plan)?.render(false)?),
             _ => None,
         };
         let image = opts.image.clone().unwrap_or_else(|| plan.image.clone());

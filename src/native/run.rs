@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use super::{Confinement, ConfinementChoice, NativeError};
 use crate::launch::state::{Record, StateDir};
-use crate::launch::{LaunchError, PsEntry, RunReport, host, new_token, rename_addon_profile};
+use crate::launch::{LaunchError, PsEntry, RunReport, host, new_token, profile_text};
 use crate::plan::{self, SandboxPlan};
-use crate::profile;
 
 pub struct NativeOptions {
     pub rootfs: PathBuf,
@@ -87,15 +86,7 @@ pub fn run(
         state.forget(&slug);
     };
     if let Confinement::Apparmor(name) = &confinement {
-        let text = match plan.confinement {
-            plan::Confinement::AddonProfile => rename_addon_profile(
-                opts.addon_profile.as_deref().ok_or_else(|| {
-                    LaunchError::Native("the add-on's apparmor.txt is missing".into())
-                })?,
-                name,
-            ),
-            _ => profile::generate(plan)?.render(false)?,
-        };
+        let text = profile_text(plan, name, opts.addon_profile.as_deref())?;
         let file = state.profile_path(name);
         crate::launch::state::write_atomically(&file, text.as_bytes(), 0o644)?;
         loaded = Some(file.clone());
