@@ -306,6 +306,42 @@ fn yaml_1_1_unquoted_yes_no_are_booleans() {
     assert!(!c.init);
 }
 
+#[test]
+fn yaml_1_1_numbers_octal_hex_sexagesimal_and_underscores() {
+    // PyYAML: `010` is octal 8, `0x1F` is 31, `1:30` is 90 and `1_0` is 10.
+    let c = with("timeout: 1_0\ningress: true\ningress_port: 0x1F90\n")
+        .valid()
+        .clone();
+    assert_eq!(c.timeout, 10);
+    assert_eq!(c.ingress_port, IngressPort::Fixed(8080));
+    assert_eq!(with("timeout: 1:30\n").valid().timeout, 90);
+    assert_eq!(with("timeout: 020\n").valid().timeout, 16);
+    // `080` is not octal, so it stays a string, which an integer field coerces in base 10.
+    assert_eq!(with("timeout: 080\n").valid().timeout, 80);
+}
+
+#[test]
+fn yaml_dates_are_not_strings() {
+    // PyYAML reads `2024-01-02` as a date: `vol.Coerce(str)` (version) writes it back, a plain
+    // `str` field (name) rejects it.
+    let l = without("version", "version: 2024-01-02\n");
+    assert_eq!(l.valid().version, "2024-01-02");
+    let l = without("name", "name: 2024-01-02\n");
+    l.invalid();
+    // An impossible date is not a config at all: PyYAML fails to construct it.
+    let l = without("version", "version: 2023-02-29\n");
+    l.error_at(
+        "version: 2023-02-29",
+        &["invalid YAML", "day is out of range"],
+    );
+}
+
+#[test]
+fn yaml_merge_keys_and_aliases() {
+    let l = with("x-common: &common\n  host_network: true\nmap:\n  - share:rw\n<<: *common\n");
+    assert!(l.valid().host_network, "{}", l.dump());
+}
+
 // ---------------------------------------------------------------------------------------------
 // apparmor
 // ---------------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@
 
 mod json;
 mod node;
+mod resolve;
 mod yaml;
 
-pub use node::{Node, Pos, Value};
+pub use node::{Node, Pos, Value, python_float};
 
 use std::path::Path;
 

@@ -28,6 +28,9 @@ pub enum Value {
     Int(i128),
     Float(f64),
     Str(String),
+    /// A YAML timestamp (`2024-01-02`), which PyYAML turns into a `date` or `datetime`; held as
+    /// Python's `str()` of that object. The schema rejects it where it wants a string.
+    Timestamp(String),
     Seq(Vec<Node>),
     /// Entries in file order; duplicate keys are kept here and resolved (last wins, like
     /// Python's dict) by [`Node::get`], with a warning from the validator.
@@ -82,6 +85,7 @@ impl Node {
             Value::Int(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
+            Value::Timestamp(_) => true,
             Value::Seq(items) => !items.is_empty(),
             Value::Map(entries) => !entries.is_empty(),
         }
@@ -105,6 +109,7 @@ impl Node {
             Value::Int(_) => "an integer",
             Value::Float(_) => "a float",
             Value::Str(_) => "a string",
+            Value::Timestamp(_) => "a date",
             Value::Seq(_) => "a list",
             Value::Map(_) => "a mapping",
         }
@@ -119,7 +124,7 @@ impl Node {
             Value::Bool(false) => "False".to_owned(),
             Value::Int(i) => i.to_string(),
             Value::Float(f) => python_float(*f),
-            Value::Str(s) => s.clone(),
+            Value::Str(s) | Value::Timestamp(s) => s.clone(),
             Value::Seq(_) | Value::Map(_) => return None,
         })
     }

@@ -1,0 +1,347 @@
+//! The YAML reader against the real PyYAML `CSafeLoader`, which the Supervisor reads configs
+//! with: every YAML file of the corpus, thousands of generated scalars and a set of documents
+//! with anchors, merge keys and tags must come out as the same typed values, or fail in both.
+//!
+//! Needs `python3` with PyYAML (Debian's `python3-yaml`); skipped without it unless
+//! `REQUIRE_PYYAML=1`.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use addon_sandbox::source::{self, Format, Node, SourceError, Value, python_float};
+use serde_json::{Value as Json, json};
+
+/// Loads each document of a JSON list with PyYAML and prints one typed encoding per document.
+const PYTHON: &str = r#"
+import datetime, json, sys, yaml
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def enc(v):
+    if v is None: return ["null"]
+    if isinstance(v, bool): return ["bool", v]
+    if isinstance(v, int): return ["int", str(v)]
+    if isinstance(v, float): return ["float", repr(v)]
+    if isinstance(v, str): return ["str", v]
+    if isinstance(v, datetime.date): return ["date", str(v)]
+    if isinstance(v, list): return ["seq", [enc(x) for x in v]]
+    if isinstance(v, dict): return ["map", [[enc(k), enc(x)] for k, x in v.items()]]
+    return ["other", type(v).__name__]
+out = []
+for doc in json.load(sys.stdin):
+    try:
+        out.append(enc(yaml.load(doc, Loader=Loader)))
+    except Exception as e:
+        out.append(["error", type(e).__name__ + ": " + str(e).splitlines()[0]])
+json.dump(out, sys.stdout)
+"#;
+
+fn python() -> Option<PathBuf> {
+    for candidate in ["/usr/bin/python3", "python3"] {
+        let ok = Command::new(candidate)
+            .args(["-c", "import yaml"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(PathBuf::from(candidate));
+        }
+    }
+    if std::env::var("REQUIRE_PYYAML").as_deref() == Ok("1") {
+        panic!("REQUIRE_PYYAML=1 but no python3 with PyYAML (apt-get install python3-yaml)");
+    }
+    eprintln!("skipped: no python3 with PyYAML (set REQUIRE_PYYAML=1 to fail instead)");
+    None
+}
+
+fn pyyaml(python: &Path, docs: &[String]) -> Vec<Json> {
+    let mut child = Command::new(python)
+        .args(["-c", PYTHON])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let input = serde_json::to_vec(docs).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().expect("python3 output");
+    writer.join().unwrap().expect("write to python3");
+    assert!(output.status.success(), "python3 failed");
+    serde_json::from_slice(&output.stdout).expect("python3 JSON")
+}
+
+/// The same encoding of our tree. Duplicate keys collapse as in a Python dict: the first
+/// key's place, the last key's value.
+fn encode(node: &Node) -> Json {
+    match &node.value {
+        Value::Null => json!(["null"]),
+        Value::Bool(b) => json!(["bool", b]),
+        Value::Int(i) => json!(["int", i.to_string()]),
+        Value::Float(f) => json!(["float", python_float(*f)]),
+        Value::Str(s) => json!(["str", s]),
+        Value::Timestamp(s) => json!(["date", s]),
+        Value::Seq(items) => json!(["seq", items.iter().map(encode).collect::<Vec<_>>()]),
+        Value::Map(entries) => {
+            let mut pairs: Vec<(Json, Json)> = Vec::new();
+            for (k, v) in entries {
+                let (k, v) = (encode(k), encode(v));
+                match pairs.iter_mut().find(|(key, _)| *key == k) {
+                    Some(pair) => pair.1 = v,
+                    None => pairs.push((k, v)),
+                }
+            }
+            json!([
+                "map",
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| json!([k, v]))
+                    .collect::<Vec<_>>()
+            ])
+        }
+    }
+}
+
+fn ours(doc: &str) -> Json {
+    match source::parse(doc, Format::Yaml) {
+        Ok(node) => encode(&node),
+        // PyYAML reads an empty document as None.
+        Err(SourceError::Empty) => json!(["null"]),
+        Err(err) => json!(["error", err.to_string()]),
+    }
+}
+
+/// Compare every document; return the disagreements, described.
+fn disagreements(docs: &[String], theirs: &[Json]) -> Vec<String> {
+    assert_eq!(docs.len(), theirs.len());
+    let mut out = Vec::new();
+    for (doc, theirs) in docs.iter().zip(theirs) {
+        let ours = ours(doc);
+        let both_fail = ours[0] == "error" && theirs[0] == "error";
+        if !both_fail && ours != *theirs {
+            out.push(format!("{doc:?}\n  ours:   {ours}\n  PyYAML: {theirs}"));
+        }
+    }
+    out
+}
+
+fn assert_agree(docs: &[String], theirs: &[Json]) {
+    let bad = disagreements(docs, theirs);
+    assert!(
+        bad.is_empty(),
+        "{} of {} documents differ from PyYAML:\n{}",
+        bad.len(),
+        docs.len(),
+        bad.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_corpus_yaml_file_reads_as_pyyaml_reads_it() {
+    let Some(corpus) = common::corpus_dir() else {
+        return;
+    };
+    let Some(python) = python() else { return };
+    let mut files = Vec::new();
+    yaml_files(&corpus, &mut files);
+    files.sort();
+    let docs: Vec<String> = files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .collect();
+    assert!(docs.len() > 400, "only {} YAML files", docs.len());
+    assert_agree(&docs, &pyyaml(&python, &docs));
+}
+
+/// A deterministic stream of scalar spellings built from the characters that decide typing.
+fn generated_scalars(count: usize) -> Vec<String> {
+    const PIECES: [&str; 40] = [
+        "0", "1", "2", "5", "7", "8", "9", "00", "12", "60", "2024", "-", "+", ".", "_", ":", "e",
+        "E", "x", "b", "o", "a", "f", "F", "T", "t", "Z", " ", "inf", "Inf", "nan", "NaN", "yes",
+        "No", "on", "OFF", "null", "~", "<<", "=",
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let len = 1 + (next() % 5) as usize;
+        let s: String = (0..len)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        let s = s.trim().to_owned();
+        if !s.is_empty() {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[test]
+fn scalars_type_as_pyyaml_types_them() {
+    let Some(python) = python() else { return };
+    let mut scalars: Vec<String> = [
+        "yes",
+        "Yes",
+        "YES",
+        "y",
+        "n",
+        "on",
+        "Off",
+        "true",
+        "TRUE",
+        "tRUE",
+        "null",
+        "Null",
+        "NULL",
+        "nULL",
+        "~",
+        "",
+        "0",
+        "-0",
+        "+0",
+        "0755",
+        "08",
+        "0o17",
+        "0x1F",
+        "0xff_ff",
+        "0b101",
+        "0b_",
+        "0x_",
+        "1_000",
+        "1_000_",
+        "1:30",
+        "1:60",
+        "0:30",
+        "-1:00:01",
+        "1.0",
+        "1.",
+        ".5",
+        "-.5",
+        "+1.5",
+        "1e5",
+        "1.0e5",
+        "1.0e+5",
+        "1.E-2",
+        "1:30.5",
+        ".inf",
+        "-.Inf",
+        "+.INF",
+        ".nan",
+        ".NaN",
+        "-.nan",
+        "1.2.3",
+        "._5",
+        "2024-01-02",
+        "2024-1-2",
+        "2023-02-29",
+        "2024-02-29",
+        "2024-13-01",
+        "2001-12-14t21:59:43.10-05:00",
+        "2001-12-14 21:59:43.10 -5",
+        "2001-1-2 1:02:03Z",
+        "2002-12-14T01:02:03",
+        "2024-01-01 25:00:00",
+        "1e400",
+        "<<",
+        "=",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    scalars.extend(generated_scalars(4000));
+    let mut docs = Vec::new();
+    for s in &scalars {
+        docs.push(format!("v: {s}\n"));
+        docs.push(format!("- {s}\n"));
+        docs.push(format!("{s}: k\n"));
+        docs.push(format!("v: '{s}'\n"));
+        docs.push(format!("v: ! {s}\n"));
+    }
+    assert_agree(&docs, &pyyaml(&python, &docs));
+}
+
+#[test]
+fn structure_anchors_merges_and_tags_as_pyyaml_builds_them() {
+    let Some(python) = python() else { return };
+    let docs: Vec<String> = [
+        "a: 1\na: 2\nb: 3\n",
+        "base: &b {x: 1, y: 2}\none: {<<: *b, x: 9}\n",
+        "b1: &b1 {x: 1, y: 2}\nb2: &b2 {y: 3, z: 4}\nm: {<<: [*b1, *b2], w: 0}\n",
+        "b: &b {x: 1}\nm:\n  <<: *b\n  <<: {x: 2, q: 1}\n",
+        "m: {<<: 1}\n",
+        "m: {<<: [1]}\n",
+        "v: <<\n",
+        "- <<\n",
+        "=: 1\n",
+        "v: =\n",
+        "s: &s hello\nt: *s\nl: &l [1, [2, &i 3]]\nm: *l\nn: *i\n",
+        "a: !!str 5\nb: !!int '0x10'\nc: !!float '1'\nd: !!bool 'on'\ne: !!null x\n",
+        "a: !!int x\n",
+        "a: !!bool maybe\n",
+        "a: !custom 1\n",
+        "a: !!timestamp 2024-01-02\n",
+        "a: !!seq [1]\nb: !!map {c: 1}\n",
+        "? [1, 2]\n: x\n",
+        "? {a: 1}\n: x\n",
+        "1: one\n1.5: x\nfalse: f\n~: n\n2024-01-02: d\n",
+        "? \n: x\n",
+        ": x\n",
+        "- :\n",
+        "a: !\nb: ! ''\n",
+        "---\na: 1\n",
+        "---\na: 1\n---\nb: 2\n",
+        "# only a comment\n",
+        "---\n",
+        "a: |\n  line 1\n  line 2\nb: >\n  folded\n  text\n",
+        "a: \"tab\\there \\u00e9\"\nb: 'it''s'\n",
+        "a: [1, 2\n",
+        "a:\n\t- 1\n",
+        "name: x\nslug: y\nversion: 1.10\noptions: {a: null, b: [1, 2]}\n",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_agree(&docs, &pyyaml(&python, &docs));
+}
+
+/// Where we refuse what PyYAML builds: types no add-on config can use, and integers beyond
+/// 128 bits. Each fails closed here, with a message saying why. (A recursive alias, which
+/// PyYAML builds as a self-containing list, is refused too: see the unit tests.)
+#[test]
+fn stricter_than_pyyaml_only_where_said() {
+    let Some(python) = python() else { return };
+    let docs: Vec<String> = [
+        "a: !!binary aGVsbG8=\n",
+        "a: !!set {x, y}\n",
+        "a: !!omap [{x: 1}]\n",
+        "a: 99999999999999999999999999999999999999999\n",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let theirs = pyyaml(&python, &docs);
+    for (doc, theirs) in docs.iter().zip(&theirs) {
+        assert_ne!(theirs[0], "error", "PyYAML builds {doc:?}");
+        let ours = ours(doc);
+        assert_eq!(ours[0], "error", "{doc:?}: {ours}");
+    }
+}
