@@ -21,21 +21,25 @@ fn corpus() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"))
 }
 
+/// The floor for getting the bytes: one listing of each folder, then each add-on file read.
 fn read_only(dirs: &[PathBuf]) -> usize {
+    const NAMES: [&str; 7] = [
+        "config.yaml",
+        "config.yml",
+        "config.json",
+        "build.yaml",
+        "build.yml",
+        "build.json",
+        "apparmor.txt",
+    ];
     let mut bytes = 0;
     for dir in dirs {
-        for name in [
-            "config.yaml",
-            "config.yml",
-            "config.json",
-            "build.yaml",
-            "build.yml",
-            "build.json",
-            "apparmor.txt",
-        ] {
-            let path = dir.join(name);
-            if path.is_file() {
-                bytes += std::fs::read(&path).map_or(0, |b| b.len());
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_str().is_some_and(|n| NAMES.contains(&n)) {
+                bytes += std::fs::read(entry.path()).map_or(0, |b| b.len());
             }
         }
     }

@@ -67,10 +67,12 @@ pub fn load(dir: &Path) -> Addon {
         apparmor_profile: None,
         raw_slug: None,
     };
+    let listing = Listing::of(dir);
     let present: Vec<PathBuf> = CONFIG_NAMES
         .iter()
-        .map(|n| dir.join(n))
-        .filter(|p| p.is_file())
+        .zip(listing.configs)
+        .filter(|(_, here)| *here)
+        .map(|(n, _)| dir.join(n))
         .collect();
     let config_path = match present.as_slice() {
         [] => {
@@ -117,8 +119,9 @@ pub fn load(dir: &Path) -> Addon {
 
     if let Some(build_path) = BUILD_NAMES
         .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+        .zip(listing.builds)
+        .find(|(_, here)| *here)
+        .map(|(n, _)| dir.join(n))
     {
         let format = Format::from_path(&build_path).unwrap_or(Format::Yaml);
         match source::load(&build_path, format) {
@@ -138,10 +141,10 @@ pub fn load(dir: &Path) -> Addon {
         }
     }
 
-    let apparmor_path = dir.join("apparmor.txt");
-    if apparmor_path.is_file() {
+    if listing.apparmor {
+        let apparmor_path = dir.join(APPARMOR_NAME);
         addon.has_apparmor_txt = true;
-        match std::fs::read(&apparmor_path) {
+        match source::read_limited(&apparmor_path, source::MAX_CONFIG_BYTES) {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 let source = source::SourceText { text };
@@ -157,6 +160,47 @@ pub fn load(dir: &Path) -> Addon {
         }
     }
     addon
+}
+
+const APPARMOR_NAME: &str = "apparmor.txt";
+
+/// Which of the files that make an add-on are in a folder, as regular files (a symbolic link
+/// counts when it leads to one, as `Path::is_file` has it).
+#[derive(Default)]
+struct Listing {
+    configs: [bool; 3],
+    builds: [bool; 3],
+    apparmor: bool,
+}
+
+impl Listing {
+    /// One directory listing instead of a `stat` per candidate name: on a loaded host a system
+    /// call is a good part of the cost of reading an add-on.
+    fn of(dir: &Path) -> Listing {
+        let mut listing = Listing::default();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return listing;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let slot = if let Some(i) = CONFIG_NAMES.iter().position(|n| *n == name) {
+                &mut listing.configs[i]
+            } else if let Some(i) = BUILD_NAMES.iter().position(|n| *n == name) {
+                &mut listing.builds[i]
+            } else if name == APPARMOR_NAME {
+                &mut listing.apparmor
+            } else {
+                continue;
+            };
+            *slot = match entry.file_type() {
+                Ok(kind) if kind.is_file() => true,
+                Ok(kind) if kind.is_symlink() => entry.path().is_file(),
+                _ => false,
+            };
+        }
+        listing
+    }
 }
 
 /// The add-on folders under `root`, as the Supervisor's store finds them: every folder holding

@@ -122,25 +122,40 @@ pub fn parse(text: &str, format: Format) -> Result<Node, SourceError> {
     }
 }
 
-/// Read and parse one file, with the size limit checked before reading it whole.
+/// Read a file of at most `limit` bytes: one open and, for a config-sized file, two reads. A
+/// larger file is refused after reading `limit + 1` bytes, never read whole.
+pub fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, SourceError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    // Room for nearly every config in one read; the file's size is not asked for (a syscall).
+    let mut bytes = Vec::with_capacity(16 * 1024);
+    let mut limited = (&file).take(limit as u64 + 1);
+    limited.read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        let size = file.metadata().map_or(bytes.len() as u64, |m| m.len());
+        return Err(SourceError::TooLarge { size, limit });
+    }
+    Ok(bytes)
+}
+
+/// Read and parse one file, with the size limit enforced while reading.
 pub fn load(
     path: &Path,
     format: Format,
 ) -> Result<(Node, SourceText), (SourceError, Option<SourceText>)> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| (SourceError::Io(e), None))?
-        .len();
-    if size > MAX_CONFIG_BYTES as u64 {
-        return Err((
-            SourceError::TooLarge {
-                size,
-                limit: MAX_CONFIG_BYTES,
-            },
-            None,
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| (SourceError::Io(e), None))?;
-    let text = decode(&bytes).map_err(|e| (e, None))?.to_owned();
+    let bytes = read_limited(path, MAX_CONFIG_BYTES).map_err(|e| (e, None))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(mut text) => {
+            if text.starts_with('\u{feff}') {
+                text.drain(..'\u{feff}'.len_utf8());
+            }
+            text
+        }
+        Err(err) => {
+            let err = decode(err.as_bytes()).err().unwrap_or(SourceError::Empty);
+            return Err((err, None));
+        }
+    };
     let source = SourceText { text };
     match parse(&source.text, format) {
         Ok(node) => Ok((node, source)),
