@@ -56,6 +56,11 @@ impl Addon {
     }
 }
 
+/// Read many add-on folders, on every core (see [`crate::parallel`]), in the order given.
+pub fn load_all(dirs: &[PathBuf]) -> Vec<Addon> {
+    crate::parallel::map(dirs, 0, |dir| load(dir))
+}
+
 /// Read one add-on folder (a folder holding a config file directly).
 pub fn load(dir: &Path) -> Addon {
     let mut addon = Addon {
@@ -107,7 +112,7 @@ pub fn load(dir: &Path) -> Addon {
         Ok((root, text)) => {
             let mut sink = Sink::new(&config_path, Some(&text));
             addon.raw_slug = root.get("slug").and_then(|s| s.as_str()).map(str::to_owned);
-            addon.config = config::validate::validate(&root, &mut sink);
+            addon.config = config::validate::validate_owned(root, &mut sink);
             addon.diagnostics.append(&mut sink.diagnostics);
         }
         Err((err, text)) => {
@@ -144,9 +149,10 @@ pub fn load(dir: &Path) -> Addon {
     if listing.apparmor {
         let apparmor_path = dir.join(APPARMOR_NAME);
         addon.has_apparmor_txt = true;
-        match source::read_limited(&apparmor_path, source::MAX_CONFIG_BYTES) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
+        match source::with_file(&apparmor_path, source::MAX_CONFIG_BYTES, |bytes| {
+            String::from_utf8_lossy(bytes).into_owned()
+        }) {
+            Ok(text) => {
                 let source = source::SourceText { text };
                 let mut sink = Sink::new(&apparmor_path, Some(&source));
                 addon.apparmor_profile = config::apparmor_txt::check(&source.text, &mut sink);

@@ -28,6 +28,7 @@ pub mod diag;
 pub mod gateway;
 pub mod launch;
 pub mod native;
+pub mod parallel;
 pub mod plan;
 pub mod policy;
 pub mod profile;

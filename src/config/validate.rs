@@ -84,7 +84,13 @@ const RETIRED_KEYS: &[&str] = &["codenotary"];
 
 /// Validate a parsed config. Returns the config when it is valid (no error was reported).
 pub fn validate(root: &Node, sink: &mut Sink) -> Option<AddonConfig> {
-    let Some(original) = root.as_map() else {
+    validate_owned(root.clone(), sink)
+}
+
+/// [`validate`] of a tree the caller is done with: the migrations rewrite it in place instead
+/// of in a copy.
+pub fn validate_owned(root: Node, sink: &mut Sink) -> Option<AddonConfig> {
+    if root.as_map().is_none() {
         sink.error(
             root.pos,
             format!(
@@ -93,16 +99,22 @@ pub fn validate(root: &Node, sink: &mut Sink) -> Option<AddonConfig> {
             ),
         );
         return None;
-    };
+    }
     // A missing `name` is reported once, as a missing required key, by the schema below.
     if let Some(name) = root.get("name").filter(|n| !n.truthy()) {
         sink.error(name.pos, "'name' is required and must not be empty");
     }
-    warn_duplicates(original, sink);
+    warn_duplicates(root.as_map().unwrap_or_default(), sink);
 
-    let mut entries = original.to_vec();
+    let Node {
+        value: Value::Map(mut entries),
+        pos,
+    } = root
+    else {
+        return None;
+    };
     migrate::migrate(&mut entries, sink);
-    let migrated = Node::new(Value::Map(entries), root.pos);
+    let migrated = Node::new(Value::Map(entries), pos);
     migrate::advise(&migrated, sink);
 
     for (key, _) in migrated.as_map().unwrap_or_default() {

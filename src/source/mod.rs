@@ -122,20 +122,40 @@ pub fn parse(text: &str, format: Format) -> Result<Node, SourceError> {
     }
 }
 
-/// Read a file of at most `limit` bytes: one open and, for a config-sized file, two reads. A
-/// larger file is refused after reading `limit + 1` bytes, never read whole.
-pub fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, SourceError> {
+/// Read a file of at most `limit` bytes and hand its bytes to `use_bytes`: one open and, for a
+/// config-sized file, two reads, into a buffer each thread keeps (a fresh buffer per file cost
+/// more than the parse of a small config). A larger file is refused after reading `limit + 1`
+/// bytes, never read whole.
+pub fn with_file<T>(
+    path: &Path,
+    limit: usize,
+    use_bytes: impl FnOnce(&[u8]) -> T,
+) -> Result<T, SourceError> {
+    use std::cell::RefCell;
     use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    // Room for nearly every config in one read; the file's size is not asked for (a syscall).
-    let mut bytes = Vec::with_capacity(16 * 1024);
-    let mut limited = (&file).take(limit as u64 + 1);
-    limited.read_to_end(&mut bytes)?;
-    if bytes.len() > limit {
-        let size = file.metadata().map_or(bytes.len() as u64, |m| m.len());
-        return Err(SourceError::TooLarge { size, limit });
+    const KEEP: usize = 64 * 1024;
+    thread_local! {
+        static BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(KEEP));
     }
-    Ok(bytes)
+    let file = std::fs::File::open(path)?;
+    BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        buffer.clear();
+        let read = (&file).take(limit as u64 + 1).read_to_end(&mut buffer);
+        let result = match read {
+            Err(err) => Err(SourceError::Io(err)),
+            Ok(_) if buffer.len() > limit => {
+                let size = file.metadata().map_or(buffer.len() as u64, |m| m.len());
+                Err(SourceError::TooLarge { size, limit })
+            }
+            Ok(_) => Ok(use_bytes(&buffer)),
+        };
+        if buffer.capacity() > 4 * KEEP {
+            buffer.clear();
+            buffer.shrink_to(KEEP);
+        }
+        result
+    })
 }
 
 /// Read and parse one file, with the size limit enforced while reading.
@@ -143,19 +163,11 @@ pub fn load(
     path: &Path,
     format: Format,
 ) -> Result<(Node, SourceText), (SourceError, Option<SourceText>)> {
-    let bytes = read_limited(path, MAX_CONFIG_BYTES).map_err(|e| (e, None))?;
-    let text = match String::from_utf8(bytes) {
-        Ok(mut text) => {
-            if text.starts_with('\u{feff}') {
-                text.drain(..'\u{feff}'.len_utf8());
-            }
-            text
-        }
-        Err(err) => {
-            let err = decode(err.as_bytes()).err().unwrap_or(SourceError::Empty);
-            return Err((err, None));
-        }
-    };
+    let text = with_file(path, MAX_CONFIG_BYTES, |bytes| {
+        decode(bytes).map(str::to_owned)
+    })
+    .and_then(|decoded| decoded)
+    .map_err(|e| (e, None))?;
     let source = SourceText { text };
     match parse(&source.text, format) {
         Ok(node) => Ok((node, source)),
