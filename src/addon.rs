@@ -153,7 +153,7 @@ pub fn load(dir: &Path) -> Addon {
             String::from_utf8_lossy(bytes).into_owned()
         }) {
             Ok(text) => {
-                let source = source::SourceText { text };
+                let source = source::SourceText::new(text);
                 let mut sink = Sink::new(&apparmor_path, Some(&source));
                 addon.apparmor_profile = config::apparmor_txt::check(&source.text, &mut sink);
                 addon.diagnostics.append(&mut sink.diagnostics);

@@ -35,8 +35,32 @@ fn billion_laughs_is_rejected_quickly() {
     assert!(!a.valid());
     let msg = first_error(&a);
     assert!(msg.contains("invalid YAML"), "{msg}");
+    assert!(
+        msg.contains("aliases included"),
+        "the node budget stops it: {msg}"
+    );
     // A budget stops it after a few thousand events; expanding it would take minutes and GiBs.
     assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn tens_of_thousands_of_keys_are_read_with_every_repeat_named() {
+    // Sorted, not compared pairwise: this takes milliseconds, not the seconds of n².
+    let mut doc = common::minimal("");
+    for i in 0..30_000 {
+        doc.push_str(&format!("x{i}: 1\n"));
+    }
+    doc.push_str("x7: 2\nx29999: 3\nname: again\n");
+    let a = load_yaml(doc.as_bytes());
+    let repeated: Vec<String> = a
+        .warnings()
+        .filter(|d| d.message.contains("is repeated"))
+        .map(|d| d.message.clone())
+        .collect();
+    assert_eq!(repeated.len(), 3, "{repeated:?}");
+    assert!(repeated[0].contains("'name'"), "file order: {repeated:?}");
+    assert!(repeated[1].contains("'x7'") && repeated[2].contains("'x29999'"));
+    assert_eq!(a.config.as_ref().map(|c| c.name.as_str()), Some("again"));
 }
 
 #[test]

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = decode(data) else { return };
     for format in [Format::Yaml, Format::Json] {
         let Ok(root) = parse(text, format) else { continue };
-        let source = SourceText { text: text.to_owned() };
+        let source = SourceText::new(text.to_owned());
         let mut sink = Sink::new(std::path::Path::new("config.yaml"), Some(&source));
         let Some(config) = validate(&root, &mut sink) else { continue };
         for policy in [PolicyMode::Strict, PolicyMode::Supervisor] {

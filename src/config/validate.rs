@@ -138,13 +138,7 @@ pub fn validate_owned(root: Node, sink: &mut Sink) -> Option<AddonConfig> {
         }
     }
 
-    // Last occurrence wins, as in a Python dict.
-    let index = migrated
-        .as_map()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str()?, v)))
-        .collect();
+    let index = KeyIndex::new(migrated.as_map().unwrap_or_default());
     let mut v = Validator {
         root: &migrated,
         index,
@@ -159,61 +153,114 @@ pub fn validate_owned(root: Node, sink: &mut Sink) -> Option<AddonConfig> {
 }
 
 fn warn_duplicates(entries: &[(Node, Node)], sink: &mut Sink) {
-    for (i, (key, _)) in entries.iter().enumerate() {
-        if let Some(k) = key.as_str()
-            && entries[i + 1..]
-                .iter()
-                .any(|(later, _)| later.as_str() == Some(k))
-        {
-            sink.warn(
-                key.pos,
-                format!("key '{k}' is repeated; this value is replaced by a later one"),
-            );
-        }
+    for i in KeyIndex::new(entries).replaced() {
+        let key = &entries[i].0;
+        sink.warn(
+            key.pos,
+            format!(
+                "key '{}' is repeated; this value is replaced by a later one",
+                key.as_str().unwrap_or_default()
+            ),
+        );
+    }
+}
+
+/// The string keys of a mapping, sorted, for lookups where the last occurrence wins (as in a
+/// Python dict). Sorting keeps a config with tens of thousands of keys linearithmic: both a
+/// pairwise duplicate scan and a hash map of attacker-chosen keys can be made quadratic.
+struct KeyIndex<'a> {
+    /// (key, position in the mapping), sorted by key, then position.
+    keys: Vec<(&'a str, usize)>,
+    entries: &'a [(Node, Node)],
+}
+
+impl<'a> KeyIndex<'a> {
+    fn new(entries: &'a [(Node, Node)]) -> Self {
+        let mut keys: Vec<(&str, usize)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (k, _))| Some((k.as_str()?, i)))
+            .collect();
+        keys.sort_unstable();
+        KeyIndex { keys, entries }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        // The end of the run of `key`: its last occurrence is just before it.
+        let end = self.keys.partition_point(|(k, _)| *k <= key);
+        let (k, i) = *self.keys[..end].last()?;
+        (k == key).then(|| &self.entries[i].1)
+    }
+
+    /// Positions of entries a later entry with the same key replaces, in file order.
+    fn replaced(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .keys
+            .windows(2)
+            .filter(|pair| pair[0].0 == pair[1].0)
+            .map(|pair| pair[0].1)
+            .collect();
+        out.sort_unstable();
+        out
     }
 }
 
 /// The known key nearest to a typo, if one is close (Levenshtein distance on a normalised form).
 fn closest_key(key: &str) -> Option<&'static str> {
-    let norm = |s: &str| s.to_lowercase().replace(['-', ' '], "_");
+    fn norm(s: &str) -> String {
+        s.to_lowercase().replace(['-', ' '], "_")
+    }
+    /// Each known key with its two compared spellings, made once.
+    static KNOWN: std::sync::LazyLock<Vec<(&'static str, String, String)>> =
+        std::sync::LazyLock::new(|| {
+            KNOWN_KEYS
+                .iter()
+                .map(|c| (*c, norm(c), c.replace('_', "")))
+                .collect()
+        });
     let k = norm(key);
-    KNOWN_KEYS
+    let k_bare = k.replace('_', "");
+    let (k_len, bare_len) = (k.chars().count(), k_bare.chars().count());
+    KNOWN
         .iter()
-        .map(|c| {
-            (
-                levenshtein(&k, &norm(c))
-                    .min(levenshtein(&k.replace('_', ""), &c.replace('_', ""))),
-                *c,
-            )
+        .filter_map(|(c, c_norm, c_bare)| {
+            let limit = 2.max(c.len() / 5);
+            // The distance is at least the difference in length: most keys need no table.
+            if k_len.abs_diff(c_norm.len()) > limit && bare_len.abs_diff(c_bare.len()) > limit {
+                return None;
+            }
+            let d = levenshtein(&k, c_norm).min(levenshtein(&k_bare, c_bare));
+            (d <= limit).then_some((d, *c))
         })
-        .filter(|(d, c)| *d <= 2.max(c.len() / 5))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
+    // Two rows, reused: this runs for every unknown key against every known one.
     let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
     for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
+        cur[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
-        prev = cur;
+        std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
 }
 
 struct Validator<'a, 's> {
     root: &'a Node,
-    index: std::collections::HashMap<&'a str, &'a Node>,
+    index: KeyIndex<'a>,
     sink: &'a mut Sink<'s>,
 }
 
 impl<'a> Validator<'a, '_> {
     fn get(&self, key: &str) -> Option<&'a Node> {
-        self.index.get(key).copied()
+        self.index.get(key)
     }
 
     fn fail(&mut self, pos: Pos, key: &str, message: impl AsRef<str>) {

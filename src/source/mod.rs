@@ -74,15 +74,34 @@ impl Format {
 #[derive(Clone, Debug)]
 pub struct SourceText {
     pub text: String,
+    /// Byte offsets where lines start, built on the first snippet: a file with thousands of
+    /// diagnostics would otherwise be walked from the top for each.
+    line_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl SourceText {
+    pub fn new(text: String) -> SourceText {
+        SourceText {
+            text,
+            line_starts: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The text of 1-based line `line`, without its line break.
     pub fn line(&self, line: u32) -> Option<&str> {
-        if line == 0 {
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let start = *starts.get((line as usize).checked_sub(1)?)?;
+        if start == self.text.len() {
+            // After a final line break (or in an empty file) there is no further line.
             return None;
         }
-        self.text.lines().nth(line as usize - 1)
+        let rest = &self.text[start..];
+        let end = rest.find('\n').unwrap_or(rest.len());
+        Some(rest[..end].strip_suffix('\r').unwrap_or(&rest[..end]))
     }
 }
 
@@ -168,9 +187,38 @@ pub fn load(
     })
     .and_then(|decoded| decoded)
     .map_err(|e| (e, None))?;
-    let source = SourceText { text };
+    let source = SourceText::new(text);
     match parse(&source.text, format) {
         Ok(node) => Ok((node, source)),
         Err(err) => Err((err, Some(source))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SourceText;
+
+    #[test]
+    fn lines_as_str_lines_gives_them() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\r\nb\r\n",
+            "\n\nx\n",
+            "é\nü",
+        ] {
+            let source = SourceText::new(text.to_owned());
+            for n in 0..6u32 {
+                let want = if n == 0 {
+                    None
+                } else {
+                    text.lines().nth(n as usize - 1)
+                };
+                assert_eq!(source.line(n), want, "{text:?} line {n}");
+            }
+        }
     }
 }
