@@ -770,11 +770,11 @@ impl<'a> Decision<'a> {
         declared.dedup();
         if self.strict() {
             self.caps
-                .extend(BASELINE_CAPS.iter().map(|c| c.to_string()));
+                .extend(BASELINE_CAPS.iter().map(|c| (*c).to_owned()));
             for cap in declared {
                 let granted = if cap == Capability::SysModule && config.kernel_modules {
                     // Decided together with the /lib/modules mount.
-                    self.granted.contains(&"kernel_modules".to_string())
+                    self.granted.iter().any(|g| g == "kernel_modules")
                 } else if high_risk(cap) {
                     self.allow(
                         Right::Cap(cap),
@@ -833,7 +833,7 @@ impl<'a> Decision<'a> {
             if wanted {
                 self.grant(class.name());
                 self.cgroup_rules
-                    .extend(rules.iter().map(|r| r.to_string()));
+                    .extend(rules.iter().map(|r| (*r).to_owned()));
                 self.device_classes.insert(class);
             }
         }

@@ -91,7 +91,7 @@ impl SourceText {
     pub fn line(&self, line: u32) -> Option<&str> {
         let starts = self.line_starts.get_or_init(|| {
             std::iter::once(0)
-                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .chain(memchr::memchr_iter(b'\n', self.text.as_bytes()).map(|i| i + 1))
                 .collect()
         });
         let start = *starts.get((line as usize).checked_sub(1)?)?;
