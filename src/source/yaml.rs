@@ -24,15 +24,39 @@ pub const MAX_NODES: usize = 100_000;
 const YAML_TAGS: &str = "tag:yaml.org,2002:";
 
 pub fn parse(text: &str) -> Result<Node, SourceError> {
+    if let Some((pos, why)) = indentation_problem(text) {
+        return Err(SourceError::Syntax {
+            message: format!("invalid YAML: {why}"),
+            pos,
+        });
+    }
     let mut options = Options::default();
     options.emit_comments = false;
+    // As libyaml: a block scalar at the very end of a file without a final line break does not
+    // gain one.
+    options.block_scalar_eof_without_line_feed = true;
     // One level of headroom so the builder, not the parser, reports the depth.
     options.block_nesting_limit = MAX_DEPTH + 1;
     options.flow_nesting_limit = MAX_DEPTH + 1;
+    // Anchor names, to refuse one defined twice, as PyYAML's composer does.
+    options.emit_anchor_events = true;
     let mut builder = Builder::default();
+    let mut anchor_names: Vec<String> = Vec::new();
     for item in Parser::new_from_str_with_options(text, options) {
         let (event, span) = item.map_err(scan_error)?;
         let pos = pos(&span.start);
+        if let Event::Anchor(_, name) = &event {
+            if anchor_names.iter().any(|n| n == name) {
+                return Err(SourceError::Syntax {
+                    message: format!(
+                        "invalid YAML: anchor '&{name}' is defined twice (PyYAML refuses this)"
+                    ),
+                    pos,
+                });
+            }
+            anchor_names.push(name.to_string());
+            continue;
+        }
         if let Event::Scalar(_, ScalarStyle::Plain, ..) = &event
             && span.start.index() == span.end.index()
             && matches!(builder.slot(), Slot::Key)
@@ -71,6 +95,50 @@ fn implicit_empty_key(text: &str, colon: usize) -> bool {
         .rev()
         .find(|b| !b.is_ascii_whitespace());
     before != Some(&b'?')
+}
+
+const TAB_IN_INDENTATION: &str = "a tab where indentation is expected (YAML indents with \
+                                  spaces; the Supervisor's PyYAML refuses the file)";
+const EXPLICIT_KEY: &str = "an explicit '?' key, which add-on configs do not use (YAML 1.1 and \
+                            1.2 parsers disagree on its corner cases, so it is refused)";
+
+/// What is wrong at the start of a line, before the parser sees it:
+/// - a tab in the blanks that start it, or after a block indicator (`- `, `? `) in them. YAML
+///   1.2 parsers let some of these through as separation; libyaml, and so the Supervisor,
+///   refuses each one.
+/// - an explicit key (`? `), where granit-parser and libyaml read corner cases differently.
+///
+/// Lines inside quoted or block scalars are not told apart, so such a line there is refused
+/// too (the safe side; no real config has one).
+fn indentation_problem(text: &str) -> Option<(Pos, &'static str)> {
+    let bytes = text.as_bytes();
+    // Nothing to look for in most files: one fast scan says so.
+    memchr::memchr2(b'\t', b'?', bytes)?;
+    for (index, line) in text.split('\n').enumerate() {
+        let bytes = line.as_bytes();
+        let at = |i: usize| Pos {
+            line: index as u32 + 1,
+            column: line[..i].chars().count() as u32 + 1,
+        };
+        let mut i = 0;
+        loop {
+            while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+                if bytes[i] == b'\t' {
+                    return Some((at(i), TAB_IN_INDENTATION));
+                }
+                i += 1;
+            }
+            // A block indicator followed by a blank (or the end) continues the indentation.
+            match (bytes.get(i), bytes.get(i + 1)) {
+                (Some(b'?'), None | Some(b' ' | b'\t' | b'\r')) => {
+                    return Some((at(i), EXPLICIT_KEY));
+                }
+                (Some(b'-'), Some(b' ' | b'\t')) => i += 1,
+                _ => break,
+            }
+        }
+    }
+    None
 }
 
 fn pos(marker: &Marker) -> Pos {
@@ -465,6 +533,8 @@ mod tests {
         assert_eq!(node.get("b").unwrap().as_seq().unwrap().len(), 2);
         assert_eq!(node.get("b").unwrap().pos.line, 2);
         assert!(parse("a: &x [1, *x]\n").is_err());
+        let err = parse("a: &x 1\nb: &x 2\n").unwrap_err().to_string();
+        assert!(err.contains("defined twice"), "{err}");
     }
 
     #[test]
