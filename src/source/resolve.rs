@@ -43,8 +43,10 @@ pub fn plain(text: &str) -> Result<Plain, String> {
             if first != b'.' && is_int(text) {
                 return construct_int(text).map(|i| Plain::Value(Value::Int(i)));
             }
-            if first.is_ascii_digit() && is_timestamp(text) {
-                return construct_timestamp(text).map(|t| Plain::Value(Value::Timestamp(t)));
+            if first.is_ascii_digit()
+                && let Some(parts) = timestamp_parts(text, true)
+            {
+                return python_str(parts, text).map(|t| Plain::Value(Value::Timestamp(t)));
             }
         }
         b'<' if text == "<<" => return Ok(Plain::Merge),
@@ -220,12 +222,6 @@ fn is_int(text: &str) -> bool {
     sexagesimal_parts(&mut s) && s.done()
 }
 
-/// PyYAML's timestamp resolver: `YYYY-MM-DD`, or `YYYY-M-D` followed by a time
-/// (`[Tt]` or blanks, `H:MM:SS`, an optional fraction and zone).
-fn is_timestamp(text: &str) -> bool {
-    timestamp_parts(text, true).is_some()
-}
-
 struct Timestamp {
     year: u32,
     month: u32,
@@ -342,6 +338,12 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 /// (which is what the Supervisor's `vol.Coerce(str)` sees).
 pub fn construct_timestamp(text: &str) -> Result<String, String> {
     let t = timestamp_parts(text, false).ok_or_else(|| format!("'{text}' is not a timestamp"))?;
+    python_str(t, text)
+}
+
+/// Python's `str()` of the `date` or `datetime` a matched timestamp builds, or what Python
+/// fails with when it cannot build one.
+fn python_str(t: Timestamp, text: &str) -> Result<String, String> {
     if t.year == 0 || !(1..=12).contains(&t.month) || t.day == 0 {
         return Err(format!("'{text}' is not a valid date"));
     }
@@ -435,15 +437,15 @@ pub fn construct_float(text: &str) -> Result<f64, String> {
     if body.contains(':') {
         let mut value = 0.0;
         for part in body.split(':') {
-            value = value * 60.0 + python_float(part).ok_or_else(bad)?;
+            value = value * 60.0 + parse_python_float(part).ok_or_else(bad)?;
         }
         return Ok(sign * value);
     }
-    python_float(body).map(|f| sign * f).ok_or_else(bad)
+    parse_python_float(body).map(|f| sign * f).ok_or_else(bad)
 }
 
 /// Python's `float(s)` for the shapes the resolver admits (`1.`, `.5`, `1.e+3`).
-fn python_float(s: &str) -> Option<f64> {
+fn parse_python_float(s: &str) -> Option<f64> {
     if s.is_empty() {
         return None;
     }

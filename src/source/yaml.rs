@@ -25,10 +25,7 @@ const YAML_TAGS: &str = "tag:yaml.org,2002:";
 
 pub fn parse(text: &str) -> Result<Node, SourceError> {
     if let Some((pos, why)) = indentation_problem(text) {
-        return Err(SourceError::Syntax {
-            message: format!("invalid YAML: {why}"),
-            pos,
-        });
+        return Err(syntax(pos, why));
     }
     let mut options = Options::default();
     options.emit_comments = false;
@@ -41,22 +38,9 @@ pub fn parse(text: &str) -> Result<Node, SourceError> {
     // Anchor names, to refuse one defined twice, as PyYAML's composer does.
     options.emit_anchor_events = true;
     let mut builder = Builder::default();
-    let mut anchor_names: Vec<String> = Vec::new();
     for item in Parser::new_from_str_with_options(text, options) {
         let (event, span) = item.map_err(scan_error)?;
         let pos = pos(&span.start);
-        if let Event::Anchor(_, name) = &event {
-            if anchor_names.iter().any(|n| n == name) {
-                return Err(SourceError::Syntax {
-                    message: format!(
-                        "invalid YAML: anchor '&{name}' is defined twice (PyYAML refuses this)"
-                    ),
-                    pos,
-                });
-            }
-            anchor_names.push(name.to_string());
-            continue;
-        }
         if let Event::Scalar(_, ScalarStyle::Plain, ..) = &event
             && span.start.index() == span.end.index()
             && matches!(builder.slot(), Slot::Key)
@@ -66,18 +50,10 @@ pub fn parse(text: &str) -> Result<Node, SourceError> {
                 .is_some_and(|at| implicit_empty_key(text, at))
         {
             // YAML 1.2 reads `: v` as a null key; PyYAML (YAML 1.1) rejects it, and so does
-            // the Supervisor. An explicit empty key (`?` then `:`) is a null key in both.
-            return Err(SourceError::Syntax {
-                message: "invalid YAML: a mapping key is missing before ':'".into(),
-                pos,
-            });
+            // the Supervisor.
+            return Err(syntax(pos, "a mapping key is missing before ':'"));
         }
-        builder
-            .event(event, pos)
-            .map_err(|message| SourceError::Syntax {
-                message: format!("invalid YAML: {message}"),
-                pos,
-            })?;
+        builder.event(event, pos).map_err(|why| syntax(pos, why))?;
     }
     builder.root.ok_or(SourceError::Empty)
 }
@@ -148,11 +124,16 @@ fn pos(marker: &Marker) -> Pos {
     }
 }
 
-fn scan_error(err: ScanError) -> SourceError {
+/// A syntax error: the document is not YAML the Supervisor can read.
+fn syntax(pos: Pos, why: impl std::fmt::Display) -> SourceError {
     SourceError::Syntax {
-        message: format!("invalid YAML: {}", err.kind()),
-        pos: pos(err.marker()),
+        message: format!("invalid YAML: {why}"),
+        pos,
     }
+}
+
+fn scan_error(err: ScanError) -> SourceError {
+    syntax(pos(err.marker()), err.kind())
 }
 
 /// A finished node with what an alias of it would copy.
@@ -192,6 +173,8 @@ struct Builder {
     nodes: usize,
     bytes: usize,
     documents: usize,
+    /// Every anchor name defined so far.
+    anchor_names: Vec<String>,
     root: Option<Node>,
 }
 
@@ -216,7 +199,8 @@ impl Builder {
                 self.count(1, text.len())?;
                 let slot = self.slot();
                 let Some(value) = scalar(&text, style, tag.as_deref(), &slot)? else {
-                    return self.finish(Node::new(Value::Null, MERGE_MARKER), 1);
+                    self.merge_key();
+                    return Ok(());
                 };
                 let node = Node::new(value, pos);
                 if anchor != 0 {
@@ -239,7 +223,16 @@ impl Builder {
             }
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => self.alias(id, pos),
-            // Not requested from the parser (anchor and comment events, unresolved aliases).
+            Event::Anchor(_, name) => {
+                if self.anchor_names.iter().any(|n| *n == name) {
+                    return Err(format!(
+                        "anchor '&{name}' is defined twice (PyYAML refuses this)"
+                    ));
+                }
+                self.anchor_names.push(name.into_owned());
+                Ok(())
+            }
+            // Not requested from the parser (comment events, unresolved aliases).
             _ => Ok(()),
         }
     }
@@ -343,6 +336,17 @@ impl Builder {
         });
     }
 
+    /// A `<<` key in the mapping being built: the value that follows is merged into it.
+    fn merge_key(&mut self) {
+        if let Some(Frame {
+            collection: Collection::Map { key, .. },
+            ..
+        }) = self.stack.last_mut()
+        {
+            *key = Some(None);
+        }
+    }
+
     /// Put a finished node where it belongs: the enclosing collection or the document root.
     fn finish(&mut self, node: Node, height: usize) -> Result<(), String> {
         let Some(frame) = self.stack.last_mut() else {
@@ -361,11 +365,7 @@ impl Builder {
                     if matches!(node.value, Value::Seq(_) | Value::Map(_)) {
                         return Err("a mapping key must be a scalar, not a list or mapping".into());
                     }
-                    *key = Some(if is_merge_marker(&node) {
-                        None
-                    } else {
-                        Some(node)
-                    });
+                    *key = Some(Some(node));
                 }
                 Some(None) => merges.push(node),
                 Some(Some(k)) => entries.push((k, node)),
@@ -374,14 +374,6 @@ impl Builder {
         Ok(())
     }
 }
-
-/// The builder marks a merge key (`<<`) as a null scalar at position 0:0, which no real scalar
-/// has (positions are 1-based).
-fn is_merge_marker(node: &Node) -> bool {
-    node.value == Value::Null && node.pos == MERGE_MARKER
-}
-
-const MERGE_MARKER: Pos = Pos { line: 0, column: 0 };
 
 /// The value of a scalar; `None` for a merge key (`<<` as a mapping key).
 fn scalar(
