@@ -126,14 +126,43 @@ fn disagreements(docs: &[String], theirs: &[Json]) -> Vec<String> {
 }
 
 fn assert_agree(docs: &[String], theirs: &[Json]) {
-    let bad = disagreements(docs, theirs);
+    assert_none_differ(&disagreements(docs, theirs), docs.len());
+}
+
+/// Fail naming the first twenty disagreements, if there are any.
+fn assert_none_differ(bad: &[String], total: usize) {
     assert!(
         bad.is_empty(),
-        "{} of {} documents differ from PyYAML:\n{}",
+        "{} of {total} documents differ from PyYAML:\n{}",
         bad.len(),
-        docs.len(),
         bad.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
     );
+}
+
+fn owned(docs: &[&str]) -> Vec<String> {
+    docs.iter().map(|s| s.to_string()).collect()
+}
+
+/// An endless, deterministic stream of strings, each 1 to `max_pieces` pieces picked by a
+/// xorshift generator from `seed`.
+fn assembled<'a>(
+    pieces: &'a [&'a str],
+    seed: u64,
+    max_pieces: u64,
+) -> impl Iterator<Item = String> + 'a {
+    let mut state = seed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    std::iter::repeat_with(move || {
+        let len = 1 + next() % max_pieces;
+        (0..len)
+            .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+            .collect()
+    })
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -174,31 +203,17 @@ fn generated_scalars(count: usize) -> Vec<String> {
         "E", "x", "b", "o", "a", "f", "F", "T", "t", "Z", " ", "inf", "Inf", "nan", "NaN", "yes",
         "No", "on", "OFF", "null", "~", "<<", "=",
     ];
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut out = Vec::with_capacity(count);
-    while out.len() < count {
-        let len = 1 + (next() % 5) as usize;
-        let s: String = (0..len)
-            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
-            .collect();
-        let s = s.trim().to_owned();
-        if !s.is_empty() {
-            out.push(s);
-        }
-    }
-    out
+    assembled(&PIECES, 0x9e37_79b9_7f4a_7c15, 5)
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .take(count)
+        .collect()
 }
 
 #[test]
 fn scalars_type_as_pyyaml_types_them() {
     let Some(python) = python() else { return };
-    let mut scalars: Vec<String> = [
+    let mut scalars: Vec<String> = owned(&[
         "yes",
         "Yes",
         "YES",
@@ -263,10 +278,7 @@ fn scalars_type_as_pyyaml_types_them() {
         "1e400",
         "<<",
         "=",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     scalars.extend(generated_scalars(4000));
     let mut docs = Vec::new();
     for s in &scalars {
@@ -282,7 +294,7 @@ fn scalars_type_as_pyyaml_types_them() {
 #[test]
 fn structure_anchors_merges_and_tags_as_pyyaml_builds_them() {
     let Some(python) = python() else { return };
-    let docs: Vec<String> = [
+    let docs: Vec<String> = owned(&[
         "a: 1\na: 2\nb: 3\n",
         "base: &b {x: 1, y: 2}\none: {<<: *b, x: 9}\n",
         "b1: &b1 {x: 1, y: 2}\nb2: &b2 {y: 3, z: 4}\nm: {<<: [*b1, *b2], w: 0}\n",
@@ -313,10 +325,7 @@ fn structure_anchors_merges_and_tags_as_pyyaml_builds_them() {
         "a: [1, 2\n",
         "a:\n\t- 1\n",
         "name: x\nslug: y\nversion: 1.10\noptions: {a: null, b: [1, 2]}\n",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     assert_agree(&docs, &pyyaml(&python, &docs));
 }
 
@@ -364,20 +373,8 @@ fn generated_documents_read_as_pyyaml_reads_them() {
         "\t",
         "2024-01-02",
     ];
-    let mut state: u64 = 88_172_645_463_325_252;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let docs: Vec<String> = (0..20000)
-        .map(|_| {
-            let len = 1 + (next() % 40) as usize;
-            (0..len)
-                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
-                .collect()
-        })
+    let docs: Vec<String> = assembled(&PIECES, 88_172_645_463_325_252, 40)
+        .take(20000)
         .collect();
     let theirs = pyyaml(&python, &docs);
     let mut read_by_both = 0;
@@ -425,33 +422,25 @@ fn generated_documents_read_as_pyyaml_reads_them() {
         stricter < docs.len() / 20,
         "{stricter} refused that PyYAML reads"
     );
-    assert!(
-        bad.is_empty(),
-        "{} of {} documents:\n{}",
-        bad.len(),
-        docs.len(),
-        bad.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
-    );
+    assert_none_differ(&bad, docs.len());
 }
 
 /// Where we refuse what PyYAML builds: types no add-on config can use, integers beyond 128
-/// bits and explicit `?` keys. (A tab at the start of a line that PyYAML reads as part of a
-/// scalar is refused too: see the generated documents.) Each fails closed here, with a message saying why. (A recursive alias, which
-/// PyYAML builds as a self-containing list, is refused too: see the unit tests.)
+/// bits and explicit `?` keys. Each fails closed here, with a message saying why. (A tab at
+/// the start of a line that PyYAML reads as part of a scalar is refused too: see the generated
+/// documents. So is a recursive alias, which PyYAML builds as a self-containing list: see the
+/// unit tests.)
 #[test]
 fn stricter_than_pyyaml_only_where_said() {
     let Some(python) = python() else { return };
-    let docs: Vec<String> = [
+    let docs: Vec<String> = owned(&[
         "a: !!binary aGVsbG8=\n",
         "a: !!set {x, y}\n",
         "a: !!omap [{x: 1}]\n",
         "? a\n: x\n",
         "? \n: x\n",
         "a: 99999999999999999999999999999999999999999\n",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     let theirs = pyyaml(&python, &docs);
     for (doc, theirs) in docs.iter().zip(&theirs) {
         assert_ne!(theirs[0], "error", "PyYAML builds {doc:?}");
