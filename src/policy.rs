@@ -338,16 +338,6 @@ fn check_data_root(root: &str) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// The parts joined, in one allocation of the exact size (`format!` guesses and grows; the
-/// plan of a device-heavy add-on builds hundreds of these names).
-fn concat(parts: &[&str]) -> String {
-    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for part in parts {
-        out.push_str(part);
-    }
-    out
-}
-
 /// Decide the sandbox of a validated add-on.
 ///
 /// `ships_profile`: the add-on folder has an installable `apparmor.txt` (it moves the
@@ -458,7 +448,7 @@ impl<'a> Decision<'a> {
     }
 
     fn root(&self, rel: &str) -> String {
-        concat(&[self.options.data_root.trim_end_matches('/'), "/", rel])
+        [self.options.data_root.trim_end_matches('/'), "/", rel].concat()
     }
 
     fn mount(&mut self, source: String, target: &str, read_only: bool, origin: &str) {
@@ -518,7 +508,7 @@ impl<'a> Decision<'a> {
         };
 
         let data_target = target(MapType::Data, "/data")?;
-        let data_source = self.root(&concat(&["apps/data/", &self.full_slug]));
+        let data_source = self.root(&["apps/data/", &self.full_slug].concat());
         self.mount(data_source, &data_target, false, DATA_MOUNT_ORIGIN);
 
         if let Some(entry) = config.map_entry(MapType::Config) {
@@ -638,11 +628,7 @@ impl<'a> Decision<'a> {
     }
 
     fn map_right(&mut self, kind: &str, read_only: bool) {
-        self.grant(concat(&[
-            "map:",
-            kind,
-            if read_only { ":ro" } else { ":rw" },
-        ]));
+        self.grant(["map:", kind, if read_only { ":ro" } else { ":rw" }].concat());
     }
 
     /// Host paths the Supervisor binds for device, socket and log access.
@@ -770,7 +756,7 @@ impl<'a> Decision<'a> {
         declared.dedup();
         if self.strict() {
             self.caps
-                .extend(BASELINE_CAPS.iter().map(|c| (*c).to_owned()));
+                .extend(BASELINE_CAPS.iter().map(|c| c.to_string()));
             for cap in declared {
                 let granted = if cap == Capability::SysModule && config.kernel_modules {
                     // Decided together with the /lib/modules mount.
@@ -833,7 +819,7 @@ impl<'a> Decision<'a> {
             if wanted {
                 self.grant(class.name());
                 self.cgroup_rules
-                    .extend(rules.iter().map(|r| (*r).to_owned()));
+                    .extend(rules.iter().map(|r| r.to_string()));
                 self.device_classes.insert(class);
             }
         }
@@ -844,7 +830,7 @@ impl<'a> Decision<'a> {
         }
         for path in &config.devices {
             if !self.strict() {
-                self.granted.push(concat(&["device:", path]));
+                self.granted.push(["device:", path].concat());
                 continue;
             }
             // A trailing '/' names a directory of devices (`/dev/dvb/`): Docker passes every
@@ -857,7 +843,7 @@ impl<'a> Decision<'a> {
             if raw_device(path) && !self.allow_device(path) {
                 continue;
             }
-            self.granted.push(concat(&["device:", path]));
+            self.granted.push(["device:", path].concat());
             self.devices.push(Device {
                 path_on_host: path.to_owned(),
                 path_in_container: path.to_owned(),
