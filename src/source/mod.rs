@@ -99,9 +99,12 @@ impl SourceText {
             // After a final line break (or in an empty file) there is no further line.
             return None;
         }
-        let rest = &self.text[start..];
-        let end = rest.find('\n').unwrap_or(rest.len());
-        Some(rest[..end].strip_suffix('\r').unwrap_or(&rest[..end]))
+        // The next line's start is just past this line's break.
+        let end = starts
+            .get(line as usize)
+            .map_or(self.text.len(), |next| next - 1);
+        let text = &self.text[start..end];
+        Some(text.strip_suffix('\r').unwrap_or(text))
     }
 }
 
