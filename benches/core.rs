@@ -107,41 +107,80 @@ fn parser_events_only(texts: &[String]) -> usize {
     events
 }
 
-/// The Supervisor's own reader, PyYAML's C `SafeLoader`, over the same files in a Python
-/// process started now: the part of the Supervisor's 350 µs that is reading, on this machine.
-/// `None` without python3 and PyYAML.
-fn pyyaml_read_and_load(dirs: &[PathBuf], rounds: usize) -> Option<f64> {
+/// What the Supervisor's side costs on this machine, in a Python process started now, over
+/// the same add-ons:
+/// - `load`: its reader alone, PyYAML's C `SafeLoader` (or `json`) on each config and build file;
+/// - `validate`: the same plus its own validation (`SCHEMA_ADDON_CONFIG`, `SCHEMA_BUILD_CONFIG`
+///   from `supervisor/apps/validate.py`, `addons/` in older releases), when `SUPERVISOR_SRC`
+///   names a Supervisor checkout whose Python requirements `SUPERVISOR_PYTHON` (default
+///   `python3`) can import. That is the baseline the issue's 10x is about, measured here.
+///
+/// `None` without a Python that has PyYAML.
+struct PythonBaseline {
+    load: f64,
+    validate: Option<f64>,
+}
+
+fn python_baseline(dirs: &[PathBuf], rounds: usize) -> Option<PythonBaseline> {
     const SCRIPT: &str = r#"
 import json, sys, time, yaml
-dirs, rounds = json.load(sys.stdin)
+dirs, rounds, src = json.load(sys.stdin)
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-names = ["config.yaml", "config.yml", "config.json", "build.yaml", "build.yml", "build.json"]
-def once():
-    for d in dirs:
-        for n in names:
+schemas = None
+if src:
+    sys.path.insert(0, src)
+    try:
+        from supervisor.apps.validate import SCHEMA_ADDON_CONFIG, SCHEMA_BUILD_CONFIG
+    except ImportError:
+        from supervisor.addons.validate import SCHEMA_ADDON_CONFIG, SCHEMA_BUILD_CONFIG
+    import logging
+    logging.disable(logging.CRITICAL)  # its warnings go to a log, not measured here
+    schemas = {"config": SCHEMA_ADDON_CONFIG, "build": SCHEMA_BUILD_CONFIG}
+files = []
+for d in dirs:
+    for stem in ("config", "build"):
+        for ext in (".json", ".yaml", ".yml"):
             try:
-                with open(d + "/" + n, encoding="utf-8") as f:
-                    text = f.read()
-            except FileNotFoundError:
+                open(d + "/" + stem + ext).close()
+            except OSError:
                 continue
-            json.loads(text) if n.endswith(".json") else yaml.load(text, Loader=Loader)
-best = float("inf")
-for _ in range(5):
-    start = time.perf_counter()
-    for _ in range(rounds):
-        once()
-    best = min(best, (time.perf_counter() - start) / rounds)
-print(best / len(dirs) * 1e6)
+            files.append((d + "/" + stem + ext, stem))
+            break
+def once(validate):
+    for path, stem in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            data = (json.loads(text) if path.endswith(".json") else yaml.load(text, Loader=Loader)) or {}
+            if validate:
+                schemas[stem](data)
+        except Exception:
+            pass  # an invalid add-on costs what it costs until refused
+def best(validate):
+    b = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            once(validate)
+        b = min(b, (time.perf_counter() - start) / rounds)
+    return b / len(dirs) * 1e6
+print(json.dumps([best(False), best(True) if schemas else None]))
 "#;
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let python = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import yaml"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })?;
+    let src = std::env::var("SUPERVISOR_SRC").ok();
+    let configured = std::env::var("SUPERVISOR_PYTHON").ok();
+    let python = configured
+        .iter()
+        .map(String::as_str)
+        .chain(["/usr/bin/python3", "python3"])
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import yaml"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })?;
     let mut child = Command::new(python)
         .args(["-c", SCRIPT])
         .stdin(Stdio::piped())
@@ -149,10 +188,17 @@ print(best / len(dirs) * 1e6)
         .spawn()
         .ok()?;
     let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    let input = serde_json::to_vec(&(dirs, rounds)).ok()?;
+    let input = serde_json::to_vec(&(dirs, rounds, src.as_deref())).ok()?;
     child.stdin.take()?.write_all(&input).ok()?;
     let output = child.wait_with_output().ok()?;
-    String::from_utf8(output.stdout).ok()?.trim().parse().ok()
+    if !output.status.success() {
+        eprintln!(
+            "python baseline failed (is SUPERVISOR_SRC a Supervisor checkout SUPERVISOR_PYTHON can import?)"
+        );
+        return None;
+    }
+    let (load, validate): (f64, Option<f64>) = serde_json::from_slice(&output.stdout).ok()?;
+    Some(PythonBaseline { load, validate })
 }
 
 fn parse_only(dirs: &[PathBuf]) -> usize {
@@ -209,7 +255,7 @@ fn main() {
     let events = time(rounds, || parser_events_only(&texts)) / n * 1e6;
     let full = time(rounds, || pipeline(&dirs, &strict, &supervisor)) / n * 1e6;
     let full_cores = time(rounds, || pipeline_all_cores(&dirs, &strict, &supervisor)) / n * 1e6;
-    let pyyaml = pyyaml_read_and_load(&dirs, 5);
+    let python = python_baseline(&dirs, 5);
     println!(
         "corpus: {} add-ons, {} KiB of config files; {cores} cores",
         dirs.len(),
@@ -228,13 +274,24 @@ fn main() {
         "  the same on all {cores} cores:                {full_cores:8.1} us/add-on   ({:.2}x the read alone)",
         full_cores / read
     );
-    match pyyaml {
+    match &python {
         Some(py) => println!(
-            "PyYAML CSafeLoader read + load, same files, this run: {py:8.1} us/add-on   -> pipeline {:.1}x faster ({:.1}x on all cores)",
-            py / full,
-            py / full_cores
+            "PyYAML CSafeLoader read + load, same files, this run: {:8.1} us/add-on   -> pipeline {:.1}x faster ({:.1}x on all cores)",
+            py.load,
+            py.load / full,
+            py.load / full_cores
         ),
         None => println!("PyYAML CSafeLoader: not measured (no python3 with PyYAML)"),
+    }
+    match python.as_ref().and_then(|py| py.validate) {
+        Some(sv) => println!(
+            "Supervisor read + validate, its own code, this run: {sv:8.1} us/add-on   -> pipeline {:.1}x faster ({:.1}x on all cores)",
+            sv / full,
+            sv / full_cores
+        ),
+        None => println!(
+            "Supervisor read + validate: not measured in this run (set SUPERVISOR_SRC to a Supervisor checkout)"
+        ),
     }
     println!(
         "Supervisor read + validate, published: {SUPERVISOR_US_PER_ADDON:8.1} us/add-on on its authors' machine   -> {:.1}x ({:.1}x on all cores)",
