@@ -88,33 +88,43 @@ const EXPLICIT_KEY: &str = "an explicit '?' key, which add-on configs do not use
 /// too (the safe side; no real config has one).
 fn indentation_problem(text: &str) -> Option<(Pos, &'static str)> {
     let bytes = text.as_bytes();
-    // Nothing to look for in most files: one fast scan says so.
-    memchr::memchr2(b'\t', b'?', bytes)?;
-    for (index, line) in text.split('\n').enumerate() {
-        let bytes = line.as_bytes();
-        let at = |i: usize| Pos {
-            line: index as u32 + 1,
-            column: line[..i].chars().count() as u32 + 1,
-        };
-        let mut i = 0;
-        loop {
-            while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
-                if bytes[i] == b'\t' {
-                    return Some((at(i), TAB_IN_INDENTATION));
-                }
-                i += 1;
-            }
-            // A block indicator followed by a blank (or the end) continues the indentation.
-            match (bytes.get(i), bytes.get(i + 1)) {
-                (Some(b'?'), None | Some(b' ' | b'\t' | b'\r')) => {
-                    return Some((at(i), EXPLICIT_KEY));
-                }
-                (Some(b'-'), Some(b' ' | b'\t')) => i += 1,
-                _ => break,
-            }
+    // Only a line holding a tab or a '?' can have a problem, and in most files that is a few
+    // lines (`str?` in a schema): look at those alone.
+    let mut from = 0;
+    while let Some(found) = memchr::memchr2(b'\t', b'?', &bytes[from..]) {
+        let at = from + found;
+        let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
+        if let Some((column, why)) = line_indentation_problem(&text[start..end]) {
+            let line = memchr::memchr_iter(b'\n', &bytes[..start]).count() as u32 + 1;
+            return Some((Pos { line, column }, why));
         }
+        from = end;
     }
     None
+}
+
+/// The column (from 1) and kind of an indentation problem in one line, if it has one.
+fn line_indentation_problem(line: &str) -> Option<(u32, &'static str)> {
+    let bytes = line.as_bytes();
+    let column = |i: usize| line[..i].chars().count() as u32 + 1;
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+            if bytes[i] == b'\t' {
+                return Some((column(i), TAB_IN_INDENTATION));
+            }
+            i += 1;
+        }
+        // A block indicator followed by a blank (or the end) continues the indentation.
+        match (bytes.get(i), bytes.get(i + 1)) {
+            (Some(b'?'), None | Some(b' ' | b'\t' | b'\r')) => {
+                return Some((column(i), EXPLICIT_KEY));
+            }
+            (Some(b'-'), Some(b' ' | b'\t')) => i += 1,
+            _ => return None,
+        }
+    }
 }
 
 fn pos(marker: &Marker) -> Pos {
@@ -470,6 +480,22 @@ fn check_collection_tag(tag: Option<&Tag>, want: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Looking only at the lines that hold a tab or a '?' finds what checking every line
+        /// finds, at the same place.
+        #[test]
+        fn indentation_scan_skips_no_line(
+            text in proptest::string::string_regex("[ \t?\\-a\r\né:]{0,40}").unwrap()
+        ) {
+            let every_line = text.split('\n').enumerate().find_map(|(index, line)| {
+                line_indentation_problem(line).map(|(column, why)| {
+                    (Pos { line: index as u32 + 1, column }, why)
+                })
+            });
+            proptest::prop_assert_eq!(indentation_problem(&text), every_line);
+        }
+    }
 
     #[test]
     fn positions_and_types() {
