@@ -10,21 +10,26 @@ use crate::source::Pos;
 /// The one profile name of the file, or an error reported to `sink`.
 pub fn check(text: &str, sink: &mut Sink) -> Option<String> {
     let mut names: Vec<(String, Pos)> = Vec::new();
-    for (i, line) in text.split('\n').enumerate() {
-        let Some(rest) = line.strip_prefix("profile ") else {
-            continue;
-        };
-        let name: String = rest.chars().take_while(|c| *c != ' ').collect();
-        // `[^ ]+` needs at least one character, and Python's `.` stops at a line break only.
-        if name.is_empty() || name.contains('\n') {
+    let bytes = text.as_bytes();
+    // A profile file is mostly rules: find the few `profile ` words, then keep those that
+    // start a line.
+    let (mut line, mut counted_to) = (1, 0);
+    for at in memchr::memmem::find_iter(bytes, b"profile ") {
+        if at > 0 && bytes[at - 1] != b'\n' {
             continue;
         }
-        let pos = Pos {
-            line: i as u32 + 1,
-            column: 9,
-        };
-        if !names.iter().any(|(n, _)| *n == name) {
-            names.push((name, pos));
+        let rest = &text[at + "profile ".len()..];
+        let end = rest.find([' ', '\n']).unwrap_or(rest.len());
+        // `[^ ]+` needs at least one character, and Python's `.` stops at a line break only.
+        let name = &rest[..end];
+        if name.is_empty() {
+            continue;
+        }
+        line += memchr::memchr_iter(b'\n', &bytes[counted_to..at]).count() as u32;
+        counted_to = at;
+        let pos = Pos { line, column: 9 };
+        if !names.iter().any(|(n, _)| n == name) {
+            names.push((name.to_owned(), pos));
         }
     }
     match names.len() {
@@ -82,6 +87,20 @@ mod tests {
     fn indented_or_missing_profile_fails() {
         assert_eq!(run("  profile foo {\n}\n"), (None, 1));
         assert_eq!(run("foo {\n}\n"), (None, 1));
+    }
+
+    #[test]
+    fn profile_lines_anywhere_in_the_file() {
+        let text = "# profile not {\nabc profile no {\nprofile\nprofile \n\nprofile a {\n}\nx\nprofile b\n";
+        let mut sink = Sink::new(Path::new("apparmor.txt"), None);
+        assert_eq!(check(text, &mut sink), None);
+        let at: Vec<_> = sink
+            .diagnostics
+            .iter()
+            .map(|d| (d.line, d.column))
+            .collect();
+        assert_eq!(at, [(6, 9), (9, 9)]);
+        assert_eq!(run("profile last"), (Some("last".into()), 0));
     }
 
     #[test]
