@@ -118,7 +118,8 @@ fn truncate(line: &str, max: usize) -> String {
 }
 
 pub fn display_path(path: &Path) -> String {
-    path.display().to_string()
+    // What `path.display()` writes, without the formatting machinery (a path per file read).
+    path.to_string_lossy().into_owned()
 }
 
 /// A diagnostic about a file or folder as a whole.
