@@ -33,17 +33,7 @@ pub fn check(node: &Node, errors: &mut Vec<(Pos, String)>) {
     match &node.value {
         // `vol.Any(..., False)` compares with ==, so 0 is accepted too.
         Value::Bool(false) | Value::Int(0) => {}
-        Value::Map(entries) => {
-            for (key, value) in entries {
-                match key.as_str() {
-                    Some(name) => element(value, &format!("schema.{name}"), errors),
-                    None => errors.push((
-                        key.pos,
-                        format!("schema keys must be strings, got {}", key.kind()),
-                    )),
-                }
-            }
-        }
+        Value::Map(entries) => nested_map(entries, &ElementPath::Schema, errors),
         _ => errors.push((
             node.pos,
             format!(
@@ -54,13 +44,31 @@ pub fn check(node: &Node, errors: &mut Vec<(Pos, String)>) {
     }
 }
 
-fn element(node: &Node, path: &str, errors: &mut Vec<(Pos, String)>) {
+/// Where an element sits under `schema`, written out only for an error: most schemas have no
+/// error and dozens of elements.
+enum ElementPath<'a> {
+    Schema,
+    Key(&'a ElementPath<'a>, &'a str),
+    Index(&'a ElementPath<'a>, usize),
+}
+
+impl std::fmt::Display for ElementPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ElementPath::Schema => f.write_str("schema"),
+            ElementPath::Key(parent, name) => write!(f, "{parent}.{name}"),
+            ElementPath::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+fn element(node: &Node, path: &ElementPath, errors: &mut Vec<(Pos, String)>) {
     match &node.value {
         Value::Str(s) => type_string(node, s, path, errors),
         Value::Map(entries) => nested_map(entries, path, errors),
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                let item_path = format!("{path}[{i}]");
+                let item_path = ElementPath::Index(path, i);
                 match &item.value {
                     Value::Str(s) => type_string(item, s, &item_path, errors),
                     Value::Map(entries) => nested_map(entries, &item_path, errors),
@@ -84,10 +92,14 @@ fn element(node: &Node, path: &str, errors: &mut Vec<(Pos, String)>) {
     }
 }
 
-fn nested_map(entries: &[(Node, Node)], path: &str, errors: &mut Vec<(Pos, String)>) {
+fn nested_map(entries: &[(Node, Node)], path: &ElementPath, errors: &mut Vec<(Pos, String)>) {
     for (key, value) in entries {
         match key.as_str() {
-            Some(name) => element(value, &format!("{path}.{name}"), errors),
+            Some(name) => element(value, &ElementPath::Key(path, name), errors),
+            None if matches!(path, ElementPath::Schema) => errors.push((
+                key.pos,
+                format!("schema keys must be strings, got {}", key.kind()),
+            )),
             None => errors.push((
                 key.pos,
                 format!("{path}: keys must be strings, got {}", key.kind()),
@@ -96,20 +108,66 @@ fn nested_map(entries: &[(Node, Node)], path: &str, errors: &mut Vec<(Pos, Strin
     }
 }
 
-fn type_string(node: &Node, s: &str, path: &str, errors: &mut Vec<(Pos, String)>) {
-    if !RE_SCHEMA_ELEMENT.is_match(s) {
-        errors.push((
-            node.pos,
-            format!(
-                "{path}: '{s}' is not an option type (expected bool, email, url, port, device, str, password, int, float with optional (min,max), match(regex), list(a|b), each optionally ending in '?')"
-            ),
-        ));
+/// The types written without arguments, which most elements are: each matches the grammar.
+const PLAIN_TYPES: [&str; 18] = [
+    "str",
+    "str?",
+    "bool",
+    "bool?",
+    "int",
+    "int?",
+    "float",
+    "float?",
+    "port",
+    "port?",
+    "password",
+    "password?",
+    "email",
+    "email?",
+    "url",
+    "url?",
+    "device",
+    "device?",
+];
+
+fn type_string(node: &Node, s: &str, path: &ElementPath, errors: &mut Vec<(Pos, String)>) {
+    if PLAIN_TYPES.contains(&s) || RE_SCHEMA_ELEMENT.is_match(s) {
+        return;
     }
+    errors.push((
+        node.pos,
+        format!(
+            "{path}: '{s}' is not an option type (expected bool, email, url, port, device, str, password, int, float with optional (min,max), match(regex), list(a|b), each optionally ending in '?')"
+        ),
+    ));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_types_are_in_the_grammar() {
+        for plain in PLAIN_TYPES {
+            assert!(RE_SCHEMA_ELEMENT.is_match(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn error_paths_name_the_element() {
+        let node = crate::source::parse(
+            "a: strr\nb:\n  - int\n  - c: [nope]\nd: {e: 3}\n",
+            crate::source::Format::Yaml,
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        check(&node, &mut errors);
+        let paths: Vec<&str> = errors
+            .iter()
+            .map(|(_, m)| m.split(':').next().unwrap())
+            .collect();
+        assert_eq!(paths, ["schema.a", "schema.b[1].c[0]", "schema.d.e"]);
+    }
 
     #[test]
     fn element_grammar() {
