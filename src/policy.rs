@@ -63,22 +63,22 @@ pub enum Right {
 }
 
 impl Right {
-    pub fn name(self) -> String {
+    pub fn name(self) -> &'static str {
         match self {
-            Right::HostNetwork => "host_network".into(),
-            Right::HostPid => "host_pid".into(),
-            Right::HostIpc => "host_ipc".into(),
-            Right::HostUts => "host_uts".into(),
-            Right::HostDbus => "host_dbus".into(),
-            Right::DockerApi => "docker_api".into(),
-            Right::FullAccess => "full_access".into(),
-            Right::KernelModules => "kernel_modules".into(),
-            Right::Cap(c) => c.name().into(),
-            Right::Unconfined => "unconfined".into(),
-            Right::AdminRole => "admin_role".into(),
-            Right::NewPrivileges => "new_privileges".into(),
-            Right::SeccompUnconfined => "seccomp_unconfined".into(),
-            Right::RawDevices => "raw_devices".into(),
+            Right::HostNetwork => "host_network",
+            Right::HostPid => "host_pid",
+            Right::HostIpc => "host_ipc",
+            Right::HostUts => "host_uts",
+            Right::HostDbus => "host_dbus",
+            Right::DockerApi => "docker_api",
+            Right::FullAccess => "full_access",
+            Right::KernelModules => "kernel_modules",
+            Right::Cap(c) => c.name(),
+            Right::Unconfined => "unconfined",
+            Right::AdminRole => "admin_role",
+            Right::NewPrivileges => "new_privileges",
+            Right::SeccompUnconfined => "seccomp_unconfined",
+            Right::RawDevices => "raw_devices",
         }
     }
 
@@ -127,7 +127,7 @@ impl Right {
 
 impl fmt::Display for Right {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
+        f.write_str(self.name())
     }
 }
 
@@ -257,18 +257,26 @@ fn literal_path_problem(path: &str) -> Result<(), String> {
 /// component non-empty, not `.` or `..`, and made of ASCII letters, digits and `._-+:` only.
 /// Anything else takes the slow path, which says what is wrong.
 fn plain_normal_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return false;
-    };
-    rest.is_empty()
-        || rest.split('/').all(|segment| {
-            !segment.is_empty()
-                && segment != "."
-                && segment != ".."
-                && segment.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b':')
-                })
-        })
+    }
+    if bytes.len() == 1 {
+        return true;
+    }
+    let plain_segment = |segment: &[u8]| !segment.is_empty() && segment != b"." && segment != b"..";
+    let mut segment_start = 1;
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        if b == b'/' {
+            if !plain_segment(&bytes[segment_start..i]) {
+                return false;
+            }
+            segment_start = i + 1;
+        } else if !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b':')) {
+            return false;
+        }
+    }
+    plain_segment(&bytes[segment_start..])
 }
 
 /// Check a target path from the config: literal (see [`check_literal_path`]), not `/` and not
@@ -279,7 +287,10 @@ pub fn check_target_path(path: &str) -> Result<(), String> {
         return Err("must not be '/'".into());
     }
     for dir in SYSTEM_DIRS {
-        if path == dir || path.starts_with(&format!("{dir}/")) {
+        if path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
             return Err(format!("must not be inside the system directory {dir}"));
         }
     }
@@ -384,7 +395,7 @@ impl<'a> Decision<'a> {
         Decision {
             config,
             options,
-            full_slug: format!("{}_{}", options.repository, config.slug),
+            full_slug: [options.repository.as_str(), "_", &config.slug].concat(),
             apparmor_mode: ApparmorMode::of(config, ships_profile),
             granted: Vec::new(),
             withheld: Vec::new(),
@@ -416,12 +427,12 @@ impl<'a> Decision<'a> {
             true
         };
         if ok {
-            self.granted.push(name);
+            self.granted.push(name.to_owned());
         } else {
             self.withheld.push(Withheld {
-                right: name.clone(),
+                right: name.to_owned(),
                 reason: reason.to_owned(),
-                grant_with: format!("--grant {name}"),
+                grant_with: ["--grant ", name].concat(),
             });
         }
         ok
@@ -432,13 +443,13 @@ impl<'a> Decision<'a> {
         let name = right.name();
         if self.options.protected {
             self.withheld.push(Withheld {
-                right: name,
+                right: name.to_owned(),
                 reason: reason.to_owned(),
                 grant_with: "--protection off".to_owned(),
             });
             false
         } else {
-            self.granted.push(name);
+            self.granted.push(name.to_owned());
             true
         }
     }
@@ -524,8 +535,8 @@ impl<'a> Decision<'a> {
             if let Some((kind, entry)) = pick(MapType::AppConfig, MapType::AddonConfig) {
                 let t = target(kind, "/config")?;
                 self.map_right(kind.name(), entry.read_only);
-                let src = self.root(&format!("app_configs/{}", self.full_slug));
-                self.mount(src, &t, entry.read_only, &format!("map: {}", kind.name()));
+                let src = self.root(&["app_configs/", &self.full_slug].concat());
+                self.mount(src, &t, entry.read_only, &["map: ", kind.name()].concat());
             }
             if let Some(entry) = config.map_entry(MapType::HomeassistantConfig) {
                 let t = target(MapType::HomeassistantConfig, "/homeassistant")?;
@@ -550,7 +561,7 @@ impl<'a> Decision<'a> {
                 self.root("app_configs"),
                 &t,
                 entry.read_only,
-                &format!("map: {}", kind.name()),
+                &["map: ", kind.name()].concat(),
             );
         }
         if let Some(entry) = config.map_entry(MapType::Ssl) {
@@ -570,7 +581,7 @@ impl<'a> Decision<'a> {
                 self.root("apps/local"),
                 &t,
                 entry.read_only,
-                &format!("map: {}", kind.name()),
+                &["map: ", kind.name()].concat(),
             );
         }
         if let Some(entry) = config.map_entry(MapType::Backup) {
@@ -586,7 +597,7 @@ impl<'a> Decision<'a> {
                     self.root(kind.name()),
                     &t,
                     entry.read_only,
-                    &format!("map: {}", kind.name()),
+                    &["map: ", kind.name()].concat(),
                 );
                 if let Some(m) = self.mounts.last_mut() {
                     m.propagation = Some("rslave".into());
@@ -620,9 +631,9 @@ impl<'a> Decision<'a> {
             return true;
         }
         self.withheld.push(Withheld {
-            right: format!("device:{path}"),
+            right: ["device:", path].concat(),
             reason: "raw memory, I/O ports or a whole disk: access past every file permission of the host".into(),
-            grant_with: format!("--grant {}", right.name()),
+            grant_with: ["--grant ", right.name()].concat(),
         });
         false
     }
@@ -712,7 +723,7 @@ impl<'a> Decision<'a> {
         }
         if config.audio {
             self.grant("audio");
-            let pulse = self.root(&format!("tmp/{}_pulse", self.full_slug));
+            let pulse = self.root(&["tmp/", &self.full_slug, "_pulse"].concat());
             self.mount_kind(
                 pulse,
                 "/etc/pulse/client.conf",
@@ -910,7 +921,7 @@ impl<'a> Decision<'a> {
         }
         if config.hassio_api {
             self.granted
-                .push(format!("hassio_api:{}", effective_role.name()));
+                .push(["hassio_api:", effective_role.name()].concat());
         }
         if config.homeassistant_api {
             self.granted.push("homeassistant_api".into());
@@ -946,7 +957,7 @@ impl<'a> Decision<'a> {
         let mut security_opt = Vec::new();
         if strict {
             match &apparmor_profile {
-                Some(p) => security_opt.push(format!("apparmor={p}")),
+                Some(p) => security_opt.push(["apparmor=", p].concat()),
                 None => security_opt.push("apparmor=unconfined".into()),
             }
             if no_new_privileges {
@@ -960,7 +971,7 @@ impl<'a> Decision<'a> {
             match confinement {
                 Confinement::Unconfined => security_opt.push("apparmor=unconfined".into()),
                 Confinement::AddonProfile => {
-                    security_opt.push(format!("apparmor={}", self.full_slug))
+                    security_opt.push(["apparmor=", &self.full_slug].concat())
                 }
                 _ => {}
             }
@@ -1065,7 +1076,7 @@ impl<'a> Decision<'a> {
         granted.dedup();
         let hostname = (!config.host_uts).then(|| self.full_slug.replace('_', "-"));
         SandboxPlan {
-            container_name: format!("app_{}", self.full_slug),
+            container_name: ["app_", &self.full_slug].concat(),
             full_slug: self.full_slug,
             rating: rating_detail.rating,
             policy: self.options.policy,
@@ -1120,7 +1131,7 @@ impl<'a> Decision<'a> {
     fn grant_used(&mut self, right: Right) -> bool {
         if self.options.grants.contains(&right) {
             self.used_grants.insert(right);
-            self.granted.push(right.name());
+            self.granted.push(right.name().to_owned());
             true
         } else {
             false
@@ -1135,9 +1146,9 @@ impl<'a> Decision<'a> {
         let machine = host.machine.as_deref().unwrap_or("qemux86-64");
         let repo = match &self.config.image {
             Some(image) => image.replace("{arch}", arch).replace("{machine}", machine),
-            None => format!("local/{arch}-addon-{}", self.config.slug),
+            None => ["local/", arch, "-addon-", &self.config.slug].concat(),
         };
-        format!("{repo}:{}", self.config.version)
+        [repo.as_str(), ":", &self.config.version].concat()
     }
 }
 
