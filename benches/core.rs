@@ -107,24 +107,25 @@ fn parser_events_only(texts: &[String]) -> usize {
     events
 }
 
-/// What the Supervisor's side costs on this machine, in a Python process started now, over
-/// the same add-ons:
+/// The Supervisor's side, in a Python process that stays up for the whole run and times a
+/// batch each time it is asked, so its numbers are sampled in the same moments as ours:
 /// - `load`: its reader alone, PyYAML's C `SafeLoader` (or `json`) on each config and build file;
 /// - `validate`: the same plus its own validation (`SCHEMA_ADDON_CONFIG`, `SCHEMA_BUILD_CONFIG`
 ///   from `supervisor/apps/validate.py`, `addons/` in older releases), when `SUPERVISOR_SRC`
 ///   names a Supervisor checkout whose Python requirements `SUPERVISOR_PYTHON` (default
 ///   `python3`) can import. That is the baseline the issue's 10x is about, measured here.
-///
-/// `None` without a Python that has PyYAML.
 struct PythonBaseline {
-    load: f64,
-    validate: Option<f64>,
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    has_validate: bool,
 }
 
-fn python_baseline(dirs: &[PathBuf], rounds: usize) -> Option<PythonBaseline> {
-    const SCRIPT: &str = r#"
+impl PythonBaseline {
+    /// `None` without a Python that has PyYAML (or when `SUPERVISOR_SRC` does not import).
+    fn start(dirs: &[PathBuf]) -> Option<PythonBaseline> {
+        const SCRIPT: &str = r#"
 import json, sys, time, yaml
-dirs, rounds, src = json.load(sys.stdin)
+dirs, src = json.loads(sys.stdin.readline())
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 schemas = None
 if src:
@@ -156,49 +157,74 @@ def once(validate):
                 schemas[stem](data)
         except Exception:
             pass  # an invalid add-on costs what it costs until refused
-def best(validate):
-    b = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(rounds):
-            once(validate)
-        b = min(b, (time.perf_counter() - start) / rounds)
-    return b / len(dirs) * 1e6
-print(json.dumps([best(False), best(True) if schemas else None]))
+print(json.dumps(schemas is not None), flush=True)
+for line in sys.stdin:
+    what, rounds = line.split()
+    start = time.perf_counter()
+    for _ in range(int(rounds)):
+        once(what == "validate")
+    print((time.perf_counter() - start) / int(rounds), flush=True)
 "#;
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let src = std::env::var("SUPERVISOR_SRC").ok();
-    let configured = std::env::var("SUPERVISOR_PYTHON").ok();
-    let python = configured
-        .iter()
-        .map(String::as_str)
-        .chain(["/usr/bin/python3", "python3"])
-        .find(|p| {
-            Command::new(p)
-                .args(["-c", "import yaml"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })?;
-    let mut child = Command::new(python)
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    let input = serde_json::to_vec(&(dirs, rounds, src.as_deref())).ok()?;
-    child.stdin.take()?.write_all(&input).ok()?;
-    let output = child.wait_with_output().ok()?;
-    if !output.status.success() {
-        eprintln!(
-            "python baseline failed (is SUPERVISOR_SRC a Supervisor checkout SUPERVISOR_PYTHON can import?)"
-        );
-        return None;
+        use std::io::{BufRead, Write};
+        use std::process::{Command, Stdio};
+        let src = std::env::var("SUPERVISOR_SRC").ok();
+        let configured = std::env::var("SUPERVISOR_PYTHON").ok();
+        let python = configured
+            .iter()
+            .map(String::as_str)
+            .chain(["/usr/bin/python3", "python3"])
+            .find(|p| {
+                Command::new(p)
+                    .args(["-c", "import yaml"])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })?;
+        let mut child = Command::new(python)
+            .args(["-c", SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let mut input = serde_json::to_vec(&(dirs, src.as_deref())).ok()?;
+        input.push(b'\n');
+        child.stdin.as_mut()?.write_all(&input).ok()?;
+        let mut stdout = std::io::BufReader::new(child.stdout.take()?);
+        let mut ready = String::new();
+        stdout.read_line(&mut ready).ok()?;
+        let Ok(has_validate) = serde_json::from_str(ready.trim()) else {
+            eprintln!(
+                "python baseline failed (is SUPERVISOR_SRC a Supervisor checkout SUPERVISOR_PYTHON can import?)"
+            );
+            let _ = child.kill();
+            return None;
+        };
+        Some(PythonBaseline {
+            child,
+            stdout,
+            has_validate,
+        })
     }
-    let (load, validate): (f64, Option<f64>) = serde_json::from_slice(&output.stdout).ok()?;
-    Some(PythonBaseline { load, validate })
+
+    /// Seconds per round of `what` ("load" or "validate") over `rounds` rounds.
+    fn batch(&mut self, what: &str, rounds: usize) -> f64 {
+        use std::io::{BufRead, Write};
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        writeln!(stdin, "{what} {rounds}").expect("python baseline is running");
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("python baseline answers");
+        line.trim().parse().expect("python baseline prints seconds")
+    }
+}
+
+impl Drop for PythonBaseline {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 fn parse_only(dirs: &[PathBuf]) -> usize {
@@ -217,17 +243,50 @@ fn parse_only(dirs: &[PathBuf]) -> usize {
     n
 }
 
-fn time<T>(rounds: usize, mut f: impl FnMut() -> T) -> f64 {
-    // Best of five batches: the least disturbed by the rest of the machine.
-    (0..5)
-        .map(|_| {
+/// One measurement: a batch of rounds that takes about `BATCH_SECONDS`, timed again and again
+/// in turn with every other measurement; the fastest batch is the one least disturbed by the
+/// rest of the machine, and taking them in turn lets a slow moment of the machine hit every
+/// measurement alike, so the ratios hold even when the absolute numbers move.
+struct Measurement<'a> {
+    name: &'static str,
+    run: Box<dyn FnMut(usize) -> f64 + 'a>,
+    rounds: usize,
+    best: f64,
+}
+
+const BATCH_SECONDS: f64 = 0.25;
+const TURNS: usize = 12;
+
+impl<'a> Measurement<'a> {
+    /// `f` does one round of the work.
+    fn of<T>(name: &'static str, mut f: impl FnMut() -> T + 'a) -> Measurement<'a> {
+        Measurement::batched(name, move |rounds| {
             let start = Instant::now();
             for _ in 0..rounds {
                 std::hint::black_box(f());
             }
             start.elapsed().as_secs_f64() / rounds as f64
         })
-        .fold(f64::INFINITY, f64::min)
+    }
+
+    /// `run(rounds)` does the rounds and returns the seconds per round.
+    fn batched(name: &'static str, run: impl FnMut(usize) -> f64 + 'a) -> Measurement<'a> {
+        Measurement {
+            name,
+            run: Box::new(run),
+            rounds: 0,
+            best: f64::INFINITY,
+        }
+    }
+
+    fn turn(&mut self) {
+        if self.rounds == 0 {
+            let once = (self.run)(1);
+            self.rounds = ((BATCH_SECONDS / once) as usize).max(1);
+            self.best = once;
+        }
+        self.best = self.best.min((self.run)(self.rounds));
+    }
 }
 
 fn main() {
@@ -246,16 +305,56 @@ fn main() {
         ..PlanOptions::default()
     };
     let n = dirs.len() as f64;
-    let rounds = 40;
     let bytes = read_only(&dirs);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let read = time(rounds, || read_only(&dirs)) / n * 1e6;
-    let parse = time(rounds, || parse_only(&dirs)) / n * 1e6;
     let texts = yaml_texts(&dirs);
-    let events = time(rounds, || parser_events_only(&texts)) / n * 1e6;
-    let full = time(rounds, || pipeline(&dirs, &strict, &supervisor)) / n * 1e6;
-    let full_cores = time(rounds, || pipeline_all_cores(&dirs, &strict, &supervisor)) / n * 1e6;
-    let python = python_baseline(&dirs, 5);
+    let python = std::cell::RefCell::new(PythonBaseline::start(&dirs));
+    let mut measurements = vec![
+        Measurement::of("read", || read_only(&dirs)),
+        Measurement::of("parse", || parse_only(&dirs)),
+        Measurement::of("events", || parser_events_only(&texts)),
+        Measurement::of("full", || pipeline(&dirs, &strict, &supervisor)),
+        Measurement::of("full_cores", || {
+            pipeline_all_cores(&dirs, &strict, &supervisor)
+        }),
+    ];
+    let has_python = python.borrow().is_some();
+    let has_validate = python.borrow().as_ref().is_some_and(|p| p.has_validate);
+    if has_python {
+        measurements.push(Measurement::batched("pyyaml", |rounds| {
+            python
+                .borrow_mut()
+                .as_mut()
+                .map_or(f64::NAN, |p| p.batch("load", rounds))
+        }));
+    }
+    if has_validate {
+        measurements.push(Measurement::batched("supervisor", |rounds| {
+            python
+                .borrow_mut()
+                .as_mut()
+                .map_or(f64::NAN, |p| p.batch("validate", rounds))
+        }));
+    }
+    for _ in 0..TURNS {
+        for m in &mut measurements {
+            m.turn();
+        }
+    }
+    let us = |name: &str| {
+        measurements
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.best / n * 1e6)
+    };
+    let read = us("read").unwrap_or(f64::NAN);
+    let parse = us("parse").unwrap_or(f64::NAN);
+    let events = us("events").unwrap_or(f64::NAN);
+    let full = us("full").unwrap_or(f64::NAN);
+    let full_cores = us("full_cores").unwrap_or(f64::NAN);
+    let pyyaml = us("pyyaml");
+    let supervisor_here = us("supervisor");
+    drop(measurements);
     println!(
         "corpus: {} add-ons, {} KiB of config files; {cores} cores",
         dirs.len(),
@@ -274,16 +373,15 @@ fn main() {
         "  the same on all {cores} cores:                {full_cores:8.1} us/add-on   ({:.2}x the read alone)",
         full_cores / read
     );
-    match &python {
+    match pyyaml {
         Some(py) => println!(
-            "PyYAML CSafeLoader read + load, same files, this run: {:8.1} us/add-on   -> pipeline {:.1}x faster ({:.1}x on all cores)",
-            py.load,
-            py.load / full,
-            py.load / full_cores
+            "PyYAML CSafeLoader read + load, same files, this run: {py:8.1} us/add-on   -> pipeline {:.1}x faster ({:.1}x on all cores)",
+            py / full,
+            py / full_cores
         ),
         None => println!("PyYAML CSafeLoader: not measured (no python3 with PyYAML)"),
     }
-    match python.as_ref().and_then(|py| py.validate) {
+    match supervisor_here {
         Some(sv) => println!(
             "Supervisor read + validate, its own code, this run: {sv:8.1} us/add-on   -> pipeline {:.1}x faster ({:.1}x on all cores)",
             sv / full,
