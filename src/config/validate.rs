@@ -623,12 +623,15 @@ impl<'a> Validator<'a, '_> {
         let mut out = Vec::new();
         for (k, v) in entries {
             let spec = k.as_str().and_then(|s| {
-                let caps = rules::RE_DOCKER_PORT.captures(s)?;
-                let port = caps[1].parse::<u32>().ok()?;
-                let protocol = match caps.get(2).map(|m| m.as_str()) {
-                    Some("udp") => Protocol::Udp,
-                    _ => Protocol::Tcp,
-                };
+                let (port, protocol) = plain_port_key(s).or_else(|| {
+                    let caps = rules::RE_DOCKER_PORT.captures(s)?;
+                    let protocol = match caps.get(2).map(|m| m.as_str()) {
+                        Some("udp") => Protocol::Udp,
+                        _ => Protocol::Tcp,
+                    };
+                    Some((caps.get(1)?.as_str(), protocol))
+                })?;
+                let port = port.parse::<u32>().ok()?;
                 // The Supervisor does not bound the container port; Docker does.
                 u16::try_from(port).ok().map(|port| PortSpec {
                     key: s.to_owned(),
@@ -918,8 +921,36 @@ impl<'a> Validator<'a, '_> {
     }
 }
 
+/// The usual port key, `8080`, `8080/tcp` or `53/udp` in ASCII, without the regex (which
+/// decides every other key the Python way: Unicode digits, a final line break).
+fn plain_port_key(key: &str) -> Option<(&str, Protocol)> {
+    let (port, protocol) = match key.split_once('/') {
+        None => (key, Protocol::Tcp),
+        Some((port, "tcp")) => (port, Protocol::Tcp),
+        Some((port, "udp")) => (port, Protocol::Udp),
+        Some(_) => return None,
+    };
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some((port, protocol))
+}
+
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// The port-key fast path says what the Python-compatible regex says, on every ASCII
+        /// key without a line break (the others always go to the regex).
+        #[test]
+        fn plain_port_keys_agree_with_the_regex(key in "[0-9/tcpud x]{0,9}") {
+            let by_regex = rules::RE_DOCKER_PORT.captures(&key).map(|caps| {
+                let udp = caps.get(2).is_some_and(|m| m.as_str() == "udp");
+                (caps[1].to_owned(), udp)
+            });
+            let fast = plain_port_key(&key).map(|(port, protocol)| {
+                (port.to_owned(), protocol == Protocol::Udp)
+            });
+            proptest::prop_assert_eq!(fast, by_regex);
+        }
+    }
+
     use super::*;
 
     #[test]
