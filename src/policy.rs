@@ -1072,7 +1072,8 @@ impl<'a> Decision<'a> {
 
         let cap_add: Vec<String> = self.caps.iter().cloned().collect();
         let mut granted = self.granted;
-        granted.sort();
+        // Equal names are the same text, so an unstable sort gives the same list, sooner.
+        granted.sort_unstable();
         granted.dedup();
         let hostname = (!config.host_uts).then(|| self.full_slug.replace('_', "-"));
         SandboxPlan {
