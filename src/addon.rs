@@ -21,6 +21,10 @@ pub struct Addon {
     pub has_apparmor_txt: bool,
     /// The profile name in `apparmor.txt`, when the file is installable.
     pub apparmor_profile: Option<String>,
+    /// The text of `apparmor.txt` as read and checked here, when it is installable and valid
+    /// UTF-8: what a launch loads, so the file that was checked is the file that is loaded
+    /// (reading it again at launch could load a file changed since, or fail differently).
+    pub apparmor_text: Option<String>,
     /// The `slug` as written, when it is a string (reported even for invalid configs).
     pub raw_slug: Option<String>,
 }
@@ -70,6 +74,7 @@ pub fn load(dir: &Path) -> Addon {
         diagnostics: Vec::new(),
         has_apparmor_txt: false,
         apparmor_profile: None,
+        apparmor_text: None,
         raw_slug: None,
     };
     let listing = Listing::of(dir);
@@ -152,16 +157,20 @@ pub fn load(dir: &Path) -> Addon {
         match source::with_file(&apparmor_path, source::MAX_CONFIG_BYTES, |bytes| {
             // The profile text is not ours to refuse for a stray byte; std's UTF-8 check is
             // several times faster than the lossy decoder on the usual valid file.
-            std::str::from_utf8(bytes).map_or_else(
-                |_| String::from_utf8_lossy(bytes).into_owned(),
-                str::to_owned,
-            )
+            match std::str::from_utf8(bytes) {
+                Ok(text) => (text.to_owned(), true),
+                Err(_) => (String::from_utf8_lossy(bytes).into_owned(), false),
+            }
         }) {
-            Ok(text) => {
+            Ok((text, utf8)) => {
                 let source = source::SourceText::new(text);
                 let mut sink = Sink::new(&apparmor_path, Some(&source));
                 addon.apparmor_profile = config::apparmor_txt::check(&source.text, &mut sink);
                 addon.diagnostics.append(&mut sink.diagnostics);
+                drop(sink);
+                if addon.apparmor_profile.is_some() && utf8 {
+                    addon.apparmor_text = Some(source.text);
+                }
             }
             Err(err) => addon.diagnostics.push(diag::whole_file(
                 Severity::Error,

@@ -800,7 +800,7 @@ fn native_run_command(
             ConfinementArg::None => native::ConfinementChoice::None,
         },
         data_root: PathBuf::from(&options.data_root),
-        addon_profile: std::fs::read_to_string(addon.dir.join("apparmor.txt")).ok(),
+        addon_profile: addon.apparmor_text,
         timezone: std::env::var("TZ").ok().filter(|t| !t.is_empty()),
     };
     run_outcome(out, path, json, native::run::run(&state, &plan, &opts))
@@ -876,7 +876,7 @@ fn run_command(
         command: (!command.is_empty()).then_some(command),
         allow_unconfined,
         data_root: PathBuf::from(&options.data_root),
-        addon_profile: std::fs::read_to_string(addon.dir.join("apparmor.txt")).ok(),
+        addon_profile: addon.apparmor_text,
         timezone: std::env::var("TZ").ok().filter(|t| !t.is_empty()),
     };
     let rt = runtime()?;

@@ -1358,6 +1358,58 @@ fn apparmor_txt_with_one_profile_is_valid() {
     assert!(addon.valid(), "{:?}", addon.diagnostics);
     assert!(addon.has_apparmor_txt);
     assert_eq!(addon.apparmor_profile.as_deref(), Some("myapp"));
+    assert_eq!(
+        addon.apparmor_text.as_deref(),
+        Some(
+            "#include <tunables/global>\n\nprofile myapp flags=(attach_disconnected) {\n  file,\n}\n"
+        )
+    );
+}
+
+#[test]
+fn apparmor_txt_loaded_at_launch_is_the_one_checked() {
+    let dir = common::addon_dir(&common::minimal(""));
+    let checked = "profile mine {\n  /data/** rw,\n}\n";
+    std::fs::write(dir.path().join("apparmor.txt"), checked).unwrap();
+    let addon = addon::load(dir.path());
+    // Changed after the check: a launch must not pick up the new text.
+    std::fs::write(
+        dir.path().join("apparmor.txt"),
+        "profile a {\n}\nprofile b {\n}\n",
+    )
+    .unwrap();
+    let options = PlanOptions {
+        policy: PolicyMode::Supervisor,
+        ..PlanOptions::default()
+    };
+    let plan = decide(addon.config.as_ref().unwrap(), true, &options).unwrap();
+    let text =
+        addon_sandbox::launch::profile_text(&plan, "local_x", addon.apparmor_text.as_deref())
+            .unwrap();
+    assert_eq!(text, "profile local_x {\n  /data/** rw,\n}\n");
+}
+
+#[test]
+fn apparmor_txt_not_utf8_is_never_loaded() {
+    let dir = common::addon_dir(&common::minimal(""));
+    std::fs::write(
+        dir.path().join("apparmor.txt"),
+        b"# caf\xe9\nprofile mine {\n}\n",
+    )
+    .unwrap();
+    let addon = addon::load(dir.path());
+    assert_eq!(addon.apparmor_profile.as_deref(), Some("mine"));
+    assert_eq!(addon.apparmor_text, None);
+    let options = PlanOptions {
+        policy: PolicyMode::Supervisor,
+        ..PlanOptions::default()
+    };
+    let plan = decide(addon.config.as_ref().unwrap(), true, &options).unwrap();
+    // A lossy copy would load a profile other than the file: the launch refuses instead.
+    assert!(
+        addon_sandbox::launch::profile_text(&plan, "local_x", addon.apparmor_text.as_deref())
+            .is_err()
+    );
 }
 
 #[test]
@@ -1379,6 +1431,7 @@ fn apparmor_txt_with_only_an_indented_profile_is_invalid() {
 fn apparmor_txt_with_two_profiles_is_invalid() {
     let addon = with_apparmor_txt("profile a {\n}\n\nprofile b {\n}\n");
     assert!(!addon.valid());
+    assert_eq!(addon.apparmor_text, None);
     let lines: Vec<u32> = addon.errors().map(|d| d.line).collect();
     assert_eq!(lines, vec![1, 4], "{:?}", addon.diagnostics);
 }
