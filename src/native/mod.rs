@@ -370,25 +370,90 @@ pub fn live_pid(record_id: &str) -> Option<i32> {
     (start_time(pid) == Some(started) && state != "Z").then_some(pid)
 }
 
+/// How long a process may take to go after SIGKILL. One that outlives this is stuck in the
+/// kernel (uninterruptible sleep on a dead file system, say): waiting longer would hang
+/// `stop` and `rm` for ever.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// What [`stop`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// The record's process was not running.
+    NotRunning,
+    /// It ran and has ended.
+    Ended,
+    /// It still runs after SIGTERM, `grace`, SIGKILL and [`KILL_WAIT`]: pid given.
+    StillRunning(i32),
+}
+
 /// SIGTERM, then SIGKILL after `grace`: the sandbox is PID 1 of its namespace, which ignores
 /// signals it has no handler for, so the second is often needed. Its mounts go with it.
-pub fn stop(record_id: &str, grace: Duration) -> bool {
+pub fn stop(record_id: &str, grace: Duration) -> Stopped {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let Some(pid) = live_pid(record_id) else {
-        return false;
+        return Stopped::NotRunning;
     };
+    let gone = || live_pid(record_id).is_none();
     let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    let deadline = std::time::Instant::now() + grace;
-    while std::time::Instant::now() < deadline {
-        if live_pid(record_id).is_none() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if wait_until(gone, grace, Duration::from_millis(20)) {
+        return Stopped::Ended;
     }
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    while live_pid(record_id).is_some() {
-        std::thread::sleep(Duration::from_millis(10));
+    if wait_until(gone, KILL_WAIT, Duration::from_millis(10)) {
+        Stopped::Ended
+    } else {
+        Stopped::StillRunning(pid)
     }
-    true
+}
+
+/// Whether `done` became true within `limit`, asking every `every`.
+fn wait_until(done: impl Fn() -> bool, limit: Duration, every: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_for_a_process_is_bounded() {
+        let start = std::time::Instant::now();
+        assert!(!wait_until(
+            || false,
+            Duration::from_millis(50),
+            Duration::from_millis(5)
+        ));
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert!(wait_until(|| true, Duration::ZERO, Duration::from_secs(60)));
+        let calls = std::cell::Cell::new(0);
+        let third = || {
+            calls.set(calls.get() + 1);
+            calls.get() == 3
+        };
+        assert!(wait_until(
+            third,
+            Duration::from_secs(5),
+            Duration::from_millis(1)
+        ));
+        assert_eq!(calls.get(), 3);
+    }
+
+    #[test]
+    fn stopping_a_record_whose_process_is_gone() {
+        // A pid that cannot be ours with a start time it never had.
+        assert_eq!(
+            stop("native:999999999:1", Duration::ZERO),
+            Stopped::NotRunning
+        );
+    }
 }

@@ -68,7 +68,7 @@ pub fn run(
     // A second run replaces the first.
     if let Some(old) = state.read_record(&slug) {
         if is_native(&old) {
-            super::stop(&old.container_id, Duration::from_secs(5));
+            stopped(super::stop(&old.container_id, Duration::from_secs(5)))?;
         } else {
             return Err(LaunchError::Native(format!(
                 "{slug} runs in Docker ({}): rm it first",
@@ -121,7 +121,8 @@ pub fn run(
         confinement.label(),
     );
     if let Err(e) = state.write_record(&record) {
-        super::stop(&id, Duration::from_secs(1));
+        // Best effort: the write error is the one to report.
+        let _ = super::stop(&id, Duration::from_secs(1));
         undo(&loaded);
         return Err(e.into());
     }
@@ -165,15 +166,24 @@ pub fn ps_entry(record: &Record) -> PsEntry {
 
 pub fn stop(state: &StateDir, record: &Record) -> Result<(), LaunchError> {
     let _lock = state.lock(&record.full_slug)?;
-    super::stop(&record.container_id, Duration::from_secs(10));
-    Ok(())
+    stopped(super::stop(&record.container_id, Duration::from_secs(10)))
+}
+
+/// A process that outlived SIGKILL is an error: the record stays, so `rm` can be tried again.
+fn stopped(outcome: super::Stopped) -> Result<(), LaunchError> {
+    match outcome {
+        super::Stopped::NotRunning | super::Stopped::Ended => Ok(()),
+        super::Stopped::StillRunning(pid) => Err(LaunchError::Native(format!(
+            "process {pid} still runs after SIGKILL (stuck in the kernel?); its record is kept"
+        ))),
+    }
 }
 
 /// Kill it (as `docker rm -f` does), unload its profile, forget its token and record; its
 /// data and log stay.
 pub fn rm(state: &StateDir, record: &Record) -> Result<(), LaunchError> {
     let _lock = state.lock(&record.full_slug)?;
-    super::stop(&record.container_id, Duration::ZERO);
+    stopped(super::stop(&record.container_id, Duration::ZERO))?;
     if let Some(name) = record.confinement.strip_prefix("apparmor:") {
         let file = state.profile_path(name);
         if file.exists() {
