@@ -759,7 +759,7 @@ fn native_record(
     engine: &EngineFlags,
     slug: &str,
 ) -> Option<(launch::state::StateDir, launch::state::Record)> {
-    let state = launch::state::StateDir::open(&engine.state_dir().ok()?).ok()?;
+    let state = launch::state::StateDir::existing(&engine.state_dir().ok()?)?;
     let record = state.read_record(slug)?;
     native::run::is_native(&record).then_some((state, record))
 }
@@ -841,7 +841,7 @@ where
     let has_native = engine
         .state_dir()
         .ok()
-        .and_then(|d| launch::state::StateDir::open(&d).ok())
+        .and_then(|d| launch::state::StateDir::existing(&d))
         .is_some_and(|s| s.records().iter().any(native::run::is_native));
     let result = runtime()?.block_on(async {
         match engine.launcher().await {

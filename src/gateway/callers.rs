@@ -61,7 +61,7 @@ pub struct Registry {
 
 fn load(state_dir: &Path) -> Snapshot {
     let mut snapshot = Snapshot::default();
-    let Ok(state) = StateDir::open(state_dir) else {
+    let Some(state) = StateDir::existing(state_dir) else {
         return snapshot;
     };
     for record in state.records() {

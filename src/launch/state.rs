@@ -128,6 +128,14 @@ impl StateDir {
         })
     }
 
+    /// The state directory at `root` for reading, when there is one: nothing is created, so
+    /// listing sandboxes or reloading the gateway's tokens never writes to the host.
+    pub fn existing(root: &Path) -> Option<StateDir> {
+        root.join("addons").is_dir().then(|| StateDir {
+            root: root.to_path_buf(),
+        })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -221,5 +229,21 @@ impl StateDir {
 
     pub fn parser_cache(&self) -> PathBuf {
         self.root.join("apparmor").join("cache")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_a_state_directory_creates_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("state");
+        assert!(StateDir::existing(&root).is_none());
+        assert!(!root.exists(), "a reader made the directory");
+        StateDir::open(&root).unwrap();
+        let state = StateDir::existing(&root).expect("made by open");
+        assert!(state.records().is_empty());
     }
 }
