@@ -546,14 +546,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Some(l) => l.ps().await?,
                     None => Vec::new(),
                 };
-                let state = launch::state::StateDir::open(&state_dir)?;
-                list.extend(
-                    state
-                        .records()
-                        .iter()
-                        .filter(|r| native::run::is_native(r))
-                        .map(native::run::ps_entry),
-                );
+                if let Some(state) = launch::state::StateDir::existing(&state_dir) {
+                    list.extend(
+                        state
+                            .records()
+                            .iter()
+                            .filter(|r| native::run::is_native(r))
+                            .map(native::run::ps_entry),
+                    );
+                }
                 list.sort_by(|a, b| a.full_slug.cmp(&b.full_slug));
                 let stdout = std::io::stdout();
                 let mut out = stdout.lock();
