@@ -935,6 +935,8 @@ fn plain_port_key(key: &str) -> Option<(&str, Protocol)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     proptest::proptest! {
         /// The port-key fast path says what the Python-compatible regex says, on every ASCII
         /// key without a line break (the others always go to the regex).
@@ -950,8 +952,6 @@ mod tests {
             proptest::prop_assert_eq!(fast, by_regex);
         }
     }
-
-    use super::*;
 
     #[test]
     fn typo_suggestions() {
