@@ -1,0 +1,55 @@
+//! `check`: validate add-on folders (or repositories of them) exactly as the Supervisor does.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use addon_sandbox::addon::Addon;
+use addon_sandbox::report;
+
+use super::output::{collect, status};
+
+#[derive(Args)]
+pub struct CheckArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// One JSON object per add-on per line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn exec(args: CheckArgs, out: &mut impl Write) -> Result<ExitCode> {
+    let (addons, problems) = collect(&args.paths);
+    for p in &problems {
+        eprint!("{p}");
+    }
+    let mut all_valid = problems.is_empty();
+    for a in &addons {
+        all_valid &= a.valid();
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(&report::check(a))?)?;
+        } else {
+            print_check(out, a)?;
+        }
+    }
+    Ok(status(all_valid))
+}
+
+fn print_check(out: &mut impl Write, a: &Addon) -> Result<()> {
+    let verdict = if a.valid() { "valid" } else { "INVALID" };
+    writeln!(
+        out,
+        "{}: {} ({verdict})",
+        a.dir.display(),
+        a.slug().unwrap_or("?")
+    )?;
+    let mut diagnostics: Vec<_> = a.diagnostics.iter().collect();
+    diagnostics.sort_by(|x, y| (&x.file, x.line, x.column).cmp(&(&y.file, y.line, y.column)));
+    for d in diagnostics {
+        write!(out, "{d}")?;
+    }
+    Ok(())
+}

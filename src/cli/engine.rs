@@ -1,0 +1,73 @@
+//! What the running commands share: a runtime for one engine call, the launch error turned
+//! into an exit status, and the lookup that sends a native sandbox to the native backend.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use addon_sandbox::launch::state::{Record, StateDir};
+use addon_sandbox::{launch, native};
+
+use super::flags::EngineFlags;
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The state and record of `slug` when it is a native sandbox.
+pub fn native_record(engine: &EngineFlags, slug: &str) -> Option<(StateDir, Record)> {
+    let state = StateDir::existing(&engine.state_dir().ok()?)?;
+    let record = state.read_record(slug)?;
+    native::run::is_native(&record).then_some((state, record))
+}
+
+/// A launch error is printed and becomes the exit status.
+pub fn launch_result(result: Result<(), launch::LaunchError>) -> Result<ExitCode> {
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    })
+}
+
+/// Run one engine command; a launch error is printed and becomes its exit status.
+pub fn engine_command<F, Fut>(engine: &EngineFlags, f: F) -> Result<ExitCode>
+where
+    F: FnOnce(launch::Launcher) -> Fut,
+    Fut: std::future::Future<Output = Result<(), launch::LaunchError>>,
+{
+    let result = runtime()?.block_on(async {
+        let launcher = engine.launcher().await?;
+        f(launcher).await
+    });
+    launch_result(result)
+}
+
+/// `engine_command` for listings that also cover native sandboxes: without a reachable engine,
+/// `f` gets `None` when there are native sandboxes to show (and a warning is printed).
+pub fn engine_command_or_native<F, Fut>(engine: &EngineFlags, f: F) -> Result<ExitCode>
+where
+    F: FnOnce(Option<launch::Launcher>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), launch::LaunchError>>,
+{
+    let has_native = engine
+        .state_dir()
+        .ok()
+        .and_then(|d| StateDir::existing(&d))
+        .is_some_and(|s| s.records().iter().any(native::run::is_native));
+    let result = runtime()?.block_on(async {
+        match engine.launcher().await {
+            Ok(launcher) => f(Some(launcher)).await,
+            Err(e) if has_native && e.exit_code() == 4 => {
+                eprintln!("warning: {e}; showing the native sandboxes only");
+                f(None).await
+            }
+            Err(e) => Err(e),
+        }
+    });
+    launch_result(result)
+}

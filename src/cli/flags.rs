@@ -1,0 +1,156 @@
+//! Flags shared by several commands (the plan's choices, the engine and state directory) and
+//! the default folders they fall back to.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use addon_sandbox::launch;
+use addon_sandbox::plan::PolicyMode;
+use addon_sandbox::policy::{self, PlanOptions, Right};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PolicyArg {
+    Strict,
+    Supervisor,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Args)]
+pub struct PlanFlags {
+    /// strict: least privilege (default); supervisor: exactly what the Supervisor does.
+    #[arg(long, value_enum, default_value = "strict")]
+    policy: PolicyArg,
+    /// Protection mode (on by default): withholds the rights that reach the host.
+    #[arg(long, value_enum, default_value = "on")]
+    protection: OnOff,
+    /// Grant one withheld right (repeatable), e.g. host_network, SYS_ADMIN, docker_api.
+    #[arg(long = "grant", value_name = "RIGHT")]
+    grants: Vec<String>,
+    /// Repository name: the full slug is REPOSITORY_SLUG.
+    #[arg(long, default_value = "local")]
+    repository: String,
+    /// Where add-on data lives on the host [default: /var/lib/addon-sandbox as root,
+    /// $XDG_DATA_HOME/addon-sandbox (~/.local/share/addon-sandbox) otherwise].
+    #[arg(long, value_name = "DIR")]
+    data_root: Option<PathBuf>,
+}
+
+impl PlanFlags {
+    pub fn options(&self) -> Result<PlanOptions> {
+        let grants: BTreeSet<Right> = self
+            .grants
+            .iter()
+            .map(|g| Right::parse(g))
+            .collect::<Result<_, _>>()?;
+        let data_root = match &self.data_root {
+            Some(dir) => absolute(dir)?,
+            None => default_data_root(),
+        };
+        Ok(PlanOptions {
+            policy: match self.policy {
+                PolicyArg::Strict => PolicyMode::Strict,
+                PolicyArg::Supervisor => PolicyMode::Supervisor,
+            },
+            protected: matches!(self.protection, OnOff::On),
+            grants,
+            repository: self.repository.clone(),
+            data_root: data_root.to_string_lossy().into_owned(),
+            host: policy::HostFacts {
+                arch: Some(host_arch().to_owned()),
+                ..policy::HostFacts::default()
+            },
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct EngineFlags {
+    /// Tokens, records and loaded profiles [default: /var/lib/addon-sandbox/state as root,
+    /// $XDG_STATE_HOME/addon-sandbox (~/.local/state/addon-sandbox) otherwise].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Seconds to wait for any one answer of the Docker engine.
+    #[arg(long, value_name = "SECONDS", default_value = "30")]
+    timeout: u64,
+}
+
+impl EngineFlags {
+    pub fn state_dir(&self) -> Result<PathBuf> {
+        state_dir_or_default(self.state_dir.as_deref())
+    }
+
+    pub async fn launcher(&self) -> Result<launch::Launcher, launch::LaunchError> {
+        let dir = self
+            .state_dir()
+            .map_err(|e| launch::LaunchError::State(std::io::Error::other(e.to_string())))?;
+        launch::Launcher::connect(&dir, std::time::Duration::from_secs(self.timeout.max(1))).await
+    }
+}
+
+/// The state directory given, made absolute, or the default one.
+pub fn state_dir_or_default(dir: Option<&Path>) -> Result<PathBuf> {
+    match dir {
+        Some(d) => absolute(d),
+        None => Ok(default_state_dir()),
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+fn default_state_dir() -> PathBuf {
+    default_dir(
+        "/var/lib/addon-sandbox/state",
+        "XDG_STATE_HOME",
+        ".local/state",
+    )
+}
+
+fn default_data_root() -> PathBuf {
+    default_dir("/var/lib/addon-sandbox", "XDG_DATA_HOME", ".local/share")
+}
+
+/// `root_dir` for root (/proc/self belongs to the effective uid: root may write /var/lib,
+/// others may not), else `$<xdg_var>/addon-sandbox`, else `~/<home_dir>/addon-sandbox`.
+fn default_dir(root_dir: &str, xdg_var: &str, home_dir: &str) -> PathBuf {
+    if is_root() {
+        return PathBuf::from(root_dir);
+    }
+    if let Some(xdg) = std::env::var_os(xdg_var).filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("addon-sandbox");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(home_dir).join("addon-sandbox"),
+        None => PathBuf::from(root_dir),
+    }
+}
+
+/// The Supervisor's name of this machine's architecture.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "aarch64",
+        "arm" => "armv7",
+        "x86" => "i386",
+        _ => "amd64",
+    }
+}
+
+pub fn absolute(dir: &Path) -> Result<PathBuf> {
+    if dir.is_absolute() {
+        return Ok(dir.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("cannot read the current folder")?
+        .join(dir))
+}

@@ -1,0 +1,118 @@
+//! `plan`: the sandbox plan, granted and withheld rights, mounts, capabilities, namespaces.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use addon_sandbox::addon::Addon;
+use addon_sandbox::plan::SandboxPlan;
+use addon_sandbox::report;
+
+use super::flags::PlanFlags;
+use super::output::{plans, status};
+
+#[derive(Args)]
+pub struct PlanArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    plan: PlanFlags,
+}
+
+pub fn exec(args: PlanArgs, out: &mut impl Write) -> Result<ExitCode> {
+    let options = args.plan.options()?;
+    let (plans, ok) = plans(&args.paths, &options);
+    for (a, plan) in &plans {
+        if args.json {
+            let r = report::PlanReport {
+                path: a.dir.display().to_string(),
+                plan,
+            };
+            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+        } else {
+            print_plan(out, a, plan)?;
+        }
+    }
+    Ok(status(ok))
+}
+
+fn print_plan(out: &mut impl Write, a: &Addon, p: &SandboxPlan) -> Result<()> {
+    writeln!(out, "{} ({})", p.full_slug, a.dir.display())?;
+    writeln!(
+        out,
+        "  policy {}, protection {}, rating {}/8, image {}",
+        p.policy.name(),
+        if p.protected { "on" } else { "off" },
+        p.rating,
+        p.image
+    )?;
+    print_rights(out, p)?;
+    writeln!(out, "  mounts:")?;
+    for m in &p.mounts {
+        let mode = if m.read_only { "ro" } else { "rw" };
+        let prop = m
+            .propagation
+            .as_deref()
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default();
+        writeln!(out, "    {} -> {} ({mode}{prop})", m.source, m.target)?;
+    }
+    print_isolation(out, p)?;
+    for note in &p.notes {
+        writeln!(out, "  note: {note}")?;
+    }
+    Ok(())
+}
+
+/// The granted rights, then the withheld ones with the flag that grants each.
+fn print_rights(out: &mut impl Write, p: &SandboxPlan) -> Result<()> {
+    writeln!(out, "  granted:")?;
+    for g in &p.granted {
+        writeln!(out, "    {g}")?;
+    }
+    if !p.withheld.is_empty() {
+        writeln!(out, "  WITHHELD:")?;
+        for w in &p.withheld {
+            writeln!(
+                out,
+                "    {}: {} (grant with {})",
+                w.right, w.reason, w.grant_with
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Capabilities, namespaces, security options and devices.
+fn print_isolation(out: &mut impl Write, p: &SandboxPlan) -> Result<()> {
+    writeln!(
+        out,
+        "  capabilities: drop [{}] add [{}]",
+        p.cap_drop.join(", "),
+        p.cap_add.join(", ")
+    )?;
+    writeln!(
+        out,
+        "  namespaces: network {}, pid {}, uts {}, ipc {}",
+        p.network_mode,
+        p.pid_mode.as_deref().unwrap_or("private"),
+        p.uts_mode.as_deref().unwrap_or("private"),
+        p.ipc_mode.as_deref().unwrap_or("docker default")
+    )?;
+    writeln!(out, "  security options: {}", p.security_opt.join(", "))?;
+    if !p.device_cgroup_rules.is_empty() || !p.devices.is_empty() {
+        let devices: Vec<&str> = p.devices.iter().map(|d| d.path_on_host.as_str()).collect();
+        writeln!(
+            out,
+            "  devices: [{}] cgroup rules [{}]",
+            devices.join(", "),
+            p.device_cgroup_rules.join(", ")
+        )?;
+    }
+    Ok(())
+}

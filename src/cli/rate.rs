@@ -1,0 +1,44 @@
+//! `rate`: the Supervisor's security rating (1-8) and the factors that moved it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use addon_sandbox::report;
+
+use super::output::{collect, print_invalid, status};
+
+#[derive(Args)]
+pub struct RateArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn exec(args: RateArgs, out: &mut impl Write) -> Result<ExitCode> {
+    let (addons, problems) = collect(&args.paths);
+    let mut ok = problems.is_empty();
+    for p in &problems {
+        eprint!("{p}");
+    }
+    for a in &addons {
+        let Some(r) = report::rating(a).filter(|_| a.valid()) else {
+            ok = false;
+            print_invalid(a);
+            continue;
+        };
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+        } else {
+            writeln!(out, "{} ({}): rating {}/8", r.slug, r.path, r.rating)?;
+            for f in &r.factors {
+                writeln!(out, "  {:+}  {}", f.delta, f.reason)?;
+            }
+        }
+    }
+    Ok(status(ok))
+}

@@ -1,0 +1,176 @@
+//! `run`: validate, plan, load the profile, create and start the add-on, attest it; with the
+//! Docker engine (the default) or the native backend.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use addon_sandbox::{launch, native};
+
+use super::engine::runtime;
+use super::flags::{EngineFlags, PlanFlags, absolute};
+use super::output::one_plan;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Docker,
+    Native,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ConfinementArg {
+    Apparmor,
+    Landlock,
+    Any,
+    None,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    path: PathBuf,
+    /// Image to run instead of the config's `image` and version.
+    #[arg(long, value_name = "IMAGE[:TAG]")]
+    image: Option<String>,
+    /// Command to run instead of the image's (give it last: it takes the rest).
+    #[arg(long = "command", value_name = "CMD", num_args = 1.., allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// Run without AppArmor when this host cannot enforce the plan's profile (warned).
+    #[arg(long)]
+    allow_unconfined: bool,
+    /// docker: a container through the engine; native: a confined process of this binary's
+    /// own (namespaces, capabilities, no_new_privs, AppArmor or Landlock), needs --rootfs.
+    #[arg(long, value_enum, default_value = "docker")]
+    backend: BackendArg,
+    /// The native backend's root filesystem: a directory (an exported image, a busybox tree).
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// Native backend: apparmor, landlock, any (AppArmor if enforced, else Landlock, else
+    /// refuse) or none (unconfined, warned).
+    #[arg(long, value_enum, default_value = "any")]
+    confinement: ConfinementArg,
+    #[command(flatten)]
+    engine: EngineFlags,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    plan: PlanFlags,
+}
+
+pub fn exec(args: RunArgs, out: &mut impl Write) -> Result<ExitCode> {
+    match args.backend {
+        BackendArg::Native => {
+            if args.image.is_some() || args.allow_unconfined {
+                anyhow::bail!(
+                    "--image and --allow-unconfined are Docker options; the native backend takes --rootfs and --confinement"
+                );
+            }
+            let rootfs = args
+                .rootfs
+                .as_deref()
+                .context("--backend native needs --rootfs DIR")?;
+            let rootfs = absolute(rootfs)?;
+            run_native(out, args, rootfs)
+        }
+        BackendArg::Docker => {
+            if args.rootfs.is_some() {
+                anyhow::bail!("--rootfs is for --backend native");
+            }
+            run_docker(out, args)
+        }
+    }
+}
+
+fn timezone() -> Option<String> {
+    std::env::var("TZ").ok().filter(|t| !t.is_empty())
+}
+
+fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
+    let options = args.plan.options()?;
+    let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
+        return Ok(ExitCode::from(1));
+    };
+    let run_options = launch::RunOptions {
+        image: args.image,
+        command: (!args.command.is_empty()).then_some(args.command),
+        allow_unconfined: args.allow_unconfined,
+        data_root: PathBuf::from(&options.data_root),
+        addon_profile: addon.apparmor_text,
+        timezone: timezone(),
+    };
+    let rt = runtime()?;
+    let engine = &args.engine;
+    let result = rt.block_on(async {
+        let launcher = engine.launcher().await?;
+        let interrupt = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        launcher.run(&plan, &run_options, interrupt).await
+    });
+    // An interrupted launch may leave a parser call running on a blocking thread: do not wait.
+    rt.shutdown_background();
+    print_outcome(out, &args.path, args.json, result)
+}
+
+fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<ExitCode> {
+    let options = args.plan.options()?;
+    let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
+        return Ok(ExitCode::from(1));
+    };
+    let state = launch::state::StateDir::open(&args.engine.state_dir()?)?;
+    let opts = native::run::NativeOptions {
+        rootfs,
+        command: args.command,
+        confinement: match args.confinement {
+            ConfinementArg::Apparmor => native::ConfinementChoice::Apparmor,
+            ConfinementArg::Landlock => native::ConfinementChoice::Landlock,
+            ConfinementArg::Any => native::ConfinementChoice::Any,
+            ConfinementArg::None => native::ConfinementChoice::None,
+        },
+        data_root: PathBuf::from(&options.data_root),
+        addon_profile: addon.apparmor_text,
+        timezone: timezone(),
+    };
+    let result = native::run::run(&state, &plan, &opts);
+    print_outcome(out, &args.path, args.json, result)
+}
+
+/// Print what a start did (or why it failed) and turn it into the exit status.
+fn print_outcome(
+    out: &mut impl Write,
+    path: &Path,
+    json: bool,
+    result: Result<launch::RunReport, launch::LaunchError>,
+) -> Result<ExitCode> {
+    match result {
+        Ok(report) => {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "started {} as {} ({}), confinement: {}",
+                    report.full_slug, report.container_name, report.image, report.confinement
+                )?;
+                writeln!(out, "  granted: {}", report.granted.join(", "))?;
+                for w in &report.withheld {
+                    writeln!(
+                        out,
+                        "  withheld: {} ({}; {})",
+                        w.right, w.reason, w.grant_with
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("error: {}: {err}", path.display());
+            Ok(ExitCode::from(err.exit_code()))
+        }
+    }
+}
