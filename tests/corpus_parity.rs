@@ -173,6 +173,10 @@ fn compare(plan: &SandboxPlan, expected: &Value) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(corpus),
+    ignore = "no corpus: set ADDON_SANDBOX_CORPUS (see docs/testing.md)"
+)]
 fn supervisor_parity_on_every_corpus_addon() {
     let Some(corpus) = common::corpus_dir() else {
         return;
@@ -236,6 +240,10 @@ fn supervisor_parity_on_every_corpus_addon() {
 }
 
 #[test]
+#[cfg_attr(
+    not(corpus),
+    ignore = "no corpus: set ADDON_SANDBOX_CORPUS (see docs/testing.md)"
+)]
 fn rate_command_agrees_with_plan_rating() {
     // The rating reported alone and the one inside a plan come from one function; check the
     // factors add up to the number for every corpus add-on.
@@ -261,6 +269,19 @@ fn rate_command_agrees_with_plan_rating() {
             record["protected"]["rating"],
             "{}",
             record["dir"]
+        );
+    }
+}
+
+/// Without a corpus the corpus tests are ignored (build.rs); CI requires it, and this is the
+/// test that fails when it is required and absent.
+#[test]
+fn the_corpus_is_here_when_required() {
+    if std::env::var("REQUIRE_CORPUS").as_deref() == Ok("1") {
+        assert!(
+            cfg!(corpus),
+            "REQUIRE_CORPUS=1 but no corpus was found when the tests were built \
+             (set ADDON_SANDBOX_CORPUS to a folder holding expected/)"
         );
     }
 }

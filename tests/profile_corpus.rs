@@ -295,6 +295,10 @@ fn case(plan: &SandboxPlan, full: bool) -> Case {
 }
 
 #[test]
+#[cfg_attr(
+    not(corpus),
+    ignore = "no corpus: set ADDON_SANDBOX_CORPUS (see docs/testing.md)"
+)]
 fn every_corpus_profile_compiles_cleanly_with_one_name() {
     let Some(parser) = common::parser() else {
         return;
@@ -348,6 +352,10 @@ fn every_corpus_profile_compiles_cleanly_with_one_name() {
 }
 
 #[test]
+#[cfg_attr(
+    not(corpus),
+    ignore = "no corpus: set ADDON_SANDBOX_CORPUS (see docs/testing.md)"
+)]
 fn every_corpus_profile_denies_the_attacks_and_allows_the_needs() {
     let Some(parser) = common::parser() else {
         return;

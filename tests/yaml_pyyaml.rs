@@ -180,6 +180,10 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
+#[cfg_attr(
+    not(corpus),
+    ignore = "no corpus: set ADDON_SANDBOX_CORPUS (see docs/testing.md)"
+)]
 fn every_corpus_yaml_file_reads_as_pyyaml_reads_it() {
     let Some(corpus) = common::corpus_dir() else {
         return;
