@@ -54,3 +54,40 @@ pub struct PlanReport<'a> {
     #[serde(flatten)]
     pub plan: &'a SandboxPlan,
 }
+
+/// The object `plan --json` and `rate --json` print for an add-on they cannot plan or rate,
+/// in place of its plan: `valid` says whether the config passed, `errors` why there is no
+/// plan (the config's errors, or the policy's refusal), in the shape of `check`'s errors.
+#[derive(Serialize)]
+pub struct NotPlanned<'a> {
+    pub path: String,
+    pub slug: Option<&'a str>,
+    pub valid: bool,
+    pub errors: Vec<Diagnostic>,
+}
+
+/// `refusal`: the policy's reason when a valid add-on cannot be planned; None for an invalid one.
+pub fn not_planned<'a>(addon: &'a Addon, refusal: Option<&str>) -> NotPlanned<'a> {
+    let errors = match refusal {
+        Some(why) => vec![Diagnostic {
+            severity: crate::diag::Severity::Error,
+            message: why.to_owned(),
+            file: addon
+                .config_file
+                .as_deref()
+                .unwrap_or(&addon.dir)
+                .display()
+                .to_string(),
+            line: 0,
+            column: 0,
+            snippet: None,
+        }],
+        None => addon.errors().cloned().collect(),
+    };
+    NotPlanned {
+        path: addon.dir.display().to_string(),
+        slug: addon.slug(),
+        valid: addon.valid(),
+        errors,
+    }
+}

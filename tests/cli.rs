@@ -585,3 +585,87 @@ fn serve_prints_its_address_and_gates_the_api() {
         "{err}"
     );
 }
+
+#[test]
+fn plan_and_rate_json_write_an_object_with_the_errors_for_an_addon_without_a_plan() {
+    // An invalid config, a valid one the policy refuses, and a good one: one object each, in
+    // the order given, exit 1.
+    let refused =
+        common::addon_dir(&common::minimal("").replace("slug: test\n", "slug: |\n  test\n"));
+    let refused = refused.path().to_str().unwrap();
+    let out = run(&[
+        "plan",
+        "--json",
+        "tests/fixtures/bad-addon",
+        refused,
+        "examples/mqtt-bridge",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(keys(&lines[0]), ["path", "slug", "valid", "errors"]);
+    assert_eq!(lines[0]["valid"], false);
+    let bad_lines: Vec<u64> = lines[0]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert!(bad_lines.contains(&4), "{bad_lines:?}");
+    assert_eq!(lines[1]["valid"], true);
+    let why = lines[1]["errors"][0]["message"].as_str().unwrap();
+    assert!(why.contains("line break"), "{why}");
+    assert_eq!(lines[2]["full_slug"], "local_mqtt_bridge");
+
+    let out = run(&[
+        "rate",
+        "--json",
+        "tests/fixtures/bad-addon",
+        "examples/mqtt-bridge",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["valid"], false);
+    assert!(!lines[0]["errors"].as_array().unwrap().is_empty());
+    assert_eq!(lines[1]["slug"], "mqtt_bridge");
+}
+
+#[test]
+fn plan_text_shows_what_reaches_the_network_and_what_it_runs_with() {
+    let out = run(&["plan", "examples/media-server"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = plan(&["examples/media-server"]);
+    // Every published port, tmpfs, ulimit and environment key of the plan is in the text.
+    for port in json["ports"].as_array().unwrap() {
+        let line = format!(
+            "{} -> host {}",
+            port["container"].as_str().unwrap(),
+            port["host"]
+        );
+        assert!(text.contains(&line), "{line} missing:\n{text}");
+    }
+    for (target, _) in json["tmpfs"].as_object().unwrap() {
+        assert!(text.contains(&format!("{target} (")), "{target}:\n{text}");
+    }
+    for limit in json["ulimits"].as_array().unwrap() {
+        let line = format!(
+            "{} {}/{}",
+            limit["name"].as_str().unwrap(),
+            limit["soft"],
+            limit["hard"]
+        );
+        assert!(text.contains(&line), "{line}:\n{text}");
+    }
+    let keys: Vec<&str> = json["env_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        text.contains(&format!("environment keys: [{}]", keys.join(", "))),
+        "{text}"
+    );
+}

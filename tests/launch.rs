@@ -811,6 +811,46 @@ fn http(addr: &str, request: &str) -> String {
 }
 
 #[test]
+fn run_text_output_names_the_ingress_token_the_record_holds() {
+    if !setup() {
+        return;
+    }
+    let env = Env::new("webtext", "ingress: true\ningress_port: 8099\n");
+    let out = env
+        .run_cmd(
+            common::TEST_IMAGE,
+            &["--allow-unconfined"],
+            &["/bin/sh", "-c", "sleep 60"],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(
+            env.state()
+                .join("addons")
+                .join(env.full_slug())
+                .join("record.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let token = record["ingress_token"]
+        .as_str()
+        .expect("record has a token");
+    assert!(
+        text.contains(&format!("  ingress: /ingress/{token}/ on the gateway")),
+        "{text}"
+    );
+    assert!(env.sub("rm").status.success());
+}
+
+#[test]
 fn an_ingress_addon_is_reached_through_the_gateway_as_the_sessions_user() {
     if !setup() {
         return;

@@ -61,26 +61,65 @@ pub fn one_plan(
     Ok(Some(plans.remove(0)))
 }
 
-/// The plans of the valid add-ons under `paths`; problems are printed, and `ok` says whether
-/// there were any.
-pub fn plans(paths: &[PathBuf], options: &PlanOptions) -> (Vec<(Addon, SandboxPlan)>, bool) {
+/// An add-on named on the command line that has no plan: invalid, or refused by the policy.
+pub struct Unplanned {
+    pub addon: Addon,
+    /// The policy's reason; None when the config is invalid.
+    pub refusal: Option<String>,
+}
+
+impl Unplanned {
+    /// Says why on standard error.
+    pub fn print(&self) {
+        match &self.refusal {
+            None => print_invalid(&self.addon),
+            Some(err) => eprintln!("error: {}: {err}", self.addon.dir.display()),
+        }
+    }
+}
+
+/// Every add-on under `paths`, planned or not, in order; unresolvable paths are printed and
+/// make `ok` false.
+pub fn plan_each(
+    paths: &[PathBuf],
+    options: &PlanOptions,
+) -> (Vec<Result<(Addon, SandboxPlan), Unplanned>>, bool) {
     let (addons, problems) = collect(paths);
-    let mut ok = problems.is_empty();
     for p in &problems {
         eprint!("{p}");
     }
+    let each = addons
+        .into_iter()
+        .map(|addon| {
+            let Some(config) = addon.config.as_ref().filter(|_| addon.valid()) else {
+                return Err(Unplanned {
+                    addon,
+                    refusal: None,
+                });
+            };
+            match policy::decide(config, addon.apparmor_profile.is_some(), options) {
+                Ok(plan) => Ok((addon, plan)),
+                Err(err) => Err(Unplanned {
+                    addon,
+                    refusal: Some(err.to_string()),
+                }),
+            }
+        })
+        .collect();
+    (each, problems.is_empty())
+}
+
+/// The plans of the valid add-ons under `paths`; problems are printed, and `ok` says whether
+/// there were any.
+pub fn plans(paths: &[PathBuf], options: &PlanOptions) -> (Vec<(Addon, SandboxPlan)>, bool) {
+    let (each, mut ok) = plan_each(paths, options);
     let mut out = Vec::new();
-    for a in addons {
-        let Some(config) = a.config.as_ref().filter(|_| a.valid()) else {
-            ok = false;
-            print_invalid(&a);
-            continue;
-        };
-        match policy::decide(config, a.apparmor_profile.is_some(), options) {
-            Ok(plan) => out.push((a, plan)),
-            Err(err) => {
+    for planned in each {
+        match planned {
+            Ok(p) => out.push(p),
+            Err(unplanned) => {
                 ok = false;
-                eprintln!("error: {}: {err}", a.dir.display());
+                unplanned.print();
             }
         }
     }

@@ -12,7 +12,7 @@ use addon_sandbox::plan::SandboxPlan;
 use addon_sandbox::report;
 
 use super::flags::PlanFlags;
-use super::output::{plans, status};
+use super::output::{plan_each, status};
 
 #[derive(Args)]
 pub struct PlanArgs {
@@ -26,16 +26,25 @@ pub struct PlanArgs {
 
 pub fn exec(args: PlanArgs, out: &mut impl Write) -> Result<ExitCode> {
     let options = args.plan.options()?;
-    let (plans, ok) = plans(&args.paths, &options);
-    for (a, plan) in &plans {
-        if args.json {
-            let r = report::PlanReport {
-                path: a.dir.display().to_string(),
-                plan,
-            };
-            writeln!(out, "{}", serde_json::to_string(&r)?)?;
-        } else {
-            print_plan(out, a, plan)?;
+    let (each, mut ok) = plan_each(&args.paths, &options);
+    for planned in &each {
+        match planned {
+            Ok((a, plan)) if args.json => {
+                let r = report::PlanReport {
+                    path: a.dir.display().to_string(),
+                    plan,
+                };
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            }
+            Ok((a, plan)) => print_plan(out, a, plan)?,
+            Err(unplanned) => {
+                ok = false;
+                unplanned.print();
+                if args.json {
+                    let r = report::not_planned(&unplanned.addon, unplanned.refusal.as_deref());
+                    writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                }
+            }
         }
     }
     Ok(status(ok))
@@ -63,6 +72,7 @@ fn print_plan(out: &mut impl Write, a: &Addon, p: &SandboxPlan) -> Result<()> {
         writeln!(out, "    {} -> {} ({mode}{prop})", m.source, m.target)?;
     }
     print_isolation(out, p)?;
+    print_reach(out, p)?;
     for note in &p.notes {
         writeln!(out, "  note: {note}")?;
     }
@@ -114,5 +124,36 @@ fn print_isolation(out: &mut impl Write, p: &SandboxPlan) -> Result<()> {
             p.device_cgroup_rules.join(", ")
         )?;
     }
+    Ok(())
+}
+
+/// What reaches the add-on from the network, and what it runs with: published ports, ingress,
+/// tmpfs, ulimits and the environment's keys (never their values).
+fn print_reach(out: &mut impl Write, p: &SandboxPlan) -> Result<()> {
+    let ports: Vec<String> = p
+        .ports
+        .iter()
+        .map(|b| match b.host {
+            Some(host) => format!("{} -> host {host}", b.container),
+            None => format!("{} (not published)", b.container),
+        })
+        .collect();
+    writeln!(out, "  ports: [{}]", ports.join(", "))?;
+    if let Some(port) = p.ingress_port {
+        writeln!(out, "  ingress: container port {port}")?;
+    }
+    if !p.tmpfs.is_empty() {
+        let tmpfs: Vec<String> = p.tmpfs.iter().map(|(t, o)| format!("{t} ({o})")).collect();
+        writeln!(out, "  tmpfs: [{}]", tmpfs.join(", "))?;
+    }
+    if !p.ulimits.is_empty() {
+        let limits: Vec<String> = p
+            .ulimits
+            .iter()
+            .map(|u| format!("{} {}/{}", u.name, u.soft, u.hard))
+            .collect();
+        writeln!(out, "  ulimits (soft/hard): [{}]", limits.join(", "))?;
+    }
+    writeln!(out, "  environment keys: [{}]", p.env_keys.join(", "))?;
     Ok(())
 }

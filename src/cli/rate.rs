@@ -29,6 +29,13 @@ pub fn exec(args: RateArgs, out: &mut impl Write) -> Result<ExitCode> {
         let Some(r) = report::rating(a).filter(|_| a.valid()) else {
             ok = false;
             print_invalid(a);
+            if args.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&report::not_planned(a, None))?
+                )?;
+            }
             continue;
         };
         if args.json {

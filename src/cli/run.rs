@@ -158,6 +158,9 @@ fn print_outcome(
                     report.full_slug, report.container_name, report.image, report.confinement
                 )?;
                 writeln!(out, "  granted: {}", report.granted.join(", "))?;
+                if let Some(token) = &report.ingress_token {
+                    writeln!(out, "  ingress: /ingress/{token}/ on the gateway (serve)")?;
+                }
                 for w in &report.withheld {
                     writeln!(
                         out,
