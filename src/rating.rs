@@ -43,40 +43,68 @@ impl ApparmorMode {
     }
 }
 
-pub fn rate(config: &AddonConfig, apparmor: ApparmorMode) -> Rating {
-    let mut rating = BASE;
-    let mut factors = Vec::new();
-    let mut add = |rating: &mut i32, delta: i32, reason: String| {
-        *rating += delta;
-        factors.push(Factor { reason, delta });
-    };
+/// The running total and the factors that moved it.
+struct Tally {
+    rating: i32,
+    factors: Vec<Factor>,
+}
 
+impl Tally {
+    fn add(&mut self, delta: i32, reason: String) {
+        self.rating += delta;
+        self.factors.push(Factor { reason, delta });
+    }
+}
+
+pub fn rate(config: &AddonConfig, apparmor: ApparmorMode) -> Rating {
+    let mut tally = Tally {
+        rating: BASE,
+        factors: Vec::new(),
+    };
     match apparmor {
-        ApparmorMode::Disable => add(
-            &mut rating,
+        ApparmorMode::Disable => tally.add(
             -1,
             "apparmor: false (runs without an AppArmor profile)".into(),
         ),
-        ApparmorMode::Profile => add(
-            &mut rating,
-            1,
-            "ships its own AppArmor profile (apparmor.txt)".into(),
-        ),
+        ApparmorMode::Profile => {
+            tally.add(1, "ships its own AppArmor profile (apparmor.txt)".into())
+        }
         ApparmorMode::Default => {}
     }
     if config.ingress {
-        add(
-            &mut rating,
+        tally.add(
             2,
             "ingress: true (web UI behind Home Assistant's authentication)".into(),
         );
     } else if config.auth_api {
-        add(
-            &mut rating,
+        tally.add(
             1,
             "auth_api: true (authenticates users against Home Assistant)".into(),
         );
     }
+    privileges(&mut tally, config);
+    match config.hassio_role {
+        Role::Manager => tally.add(-1, "hassio_role: manager".into()),
+        Role::Admin => tally.add(
+            -2,
+            "hassio_role: admin (can switch off protection mode)".into(),
+        ),
+        _ => {}
+    }
+    host_access(&mut tally, config);
+    let clamped = tally.rating.clamp(1, 8);
+    if clamped != tally.rating {
+        let delta = clamped - tally.rating;
+        tally.add(delta, "limited to the 1-8 scale".into());
+    }
+    Rating {
+        rating: tally.rating as u8,
+        factors: tally.factors,
+    }
+}
+
+/// High-risk capabilities and `kernel_modules`, one factor for all of them.
+fn privileges(tally: &mut Tally, config: &AddonConfig) {
     let risky: Vec<&str> = config
         .privileged
         .iter()
@@ -88,37 +116,24 @@ pub fn rate(config: &AddonConfig, apparmor: ApparmorMode) -> Rating {
         if config.kernel_modules {
             what.push("kernel_modules".into());
         }
-        add(
-            &mut rating,
-            -1,
-            format!("high-risk privileges: {}", what.join(", ")),
-        );
+        tally.add(-1, format!("high-risk privileges: {}", what.join(", ")));
     }
-    match config.hassio_role {
-        Role::Manager => add(&mut rating, -1, "hassio_role: manager".into()),
-        Role::Admin => add(
-            &mut rating,
-            -2,
-            "hassio_role: admin (can switch off protection mode)".into(),
-        ),
-        _ => {}
-    }
+}
+
+/// The host's namespaces, and the Docker engine or every device, which set the rating to 1.
+fn host_access(tally: &mut Tally, config: &AddonConfig) {
     if config.host_network {
-        add(&mut rating, -1, "host_network: true".into());
+        tally.add(-1, "host_network: true".into());
     }
     if config.host_pid {
-        add(&mut rating, -2, "host_pid: true".into());
+        tally.add(-2, "host_pid: true".into());
     }
     if config.host_uts
         && config
             .privileged
             .contains(&crate::config::Capability::SysAdmin)
     {
-        add(
-            &mut rating,
-            -1,
-            "host_uts: true together with SYS_ADMIN".into(),
-        );
+        tally.add(-1, "host_uts: true together with SYS_ADMIN".into());
     }
     if config.docker_api || config.full_access {
         let what = match (config.docker_api, config.full_access) {
@@ -126,20 +141,10 @@ pub fn rate(config: &AddonConfig, apparmor: ApparmorMode) -> Rating {
             (true, false) => "docker_api (control of the host's Docker engine)",
             _ => "full_access (every host device)",
         };
-        let delta = 1 - rating;
-        add(
-            &mut rating,
+        let delta = 1 - tally.rating;
+        tally.add(
             delta,
             format!("{what}: the rating is 1 whatever else is set"),
         );
-    }
-    let clamped = rating.clamp(1, 8);
-    if clamped != rating {
-        let delta = clamped - rating;
-        add(&mut rating, delta, "limited to the 1-8 scale".into());
-    }
-    Rating {
-        rating: rating as u8,
-        factors,
     }
 }
