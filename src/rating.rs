@@ -10,7 +10,12 @@ pub const BASE: i32 = 5;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Factor {
     pub reason: String,
+    /// What it added; the deltas always sum to the rating.
     pub delta: i32,
+    /// The value the factor set the rating to, whatever came before (docker_api, full_access,
+    /// the 1-8 limits); its delta is only what that took, not a bonus or a penalty of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sets: Option<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -52,7 +57,22 @@ struct Tally {
 impl Tally {
     fn add(&mut self, delta: i32, reason: String) {
         self.rating += delta;
-        self.factors.push(Factor { reason, delta });
+        self.factors.push(Factor {
+            reason,
+            delta,
+            sets: None,
+        });
+    }
+
+    /// The rating becomes `value` whatever came before.
+    fn set(&mut self, value: u8, reason: String) {
+        let delta = i32::from(value) - self.rating;
+        self.rating = i32::from(value);
+        self.factors.push(Factor {
+            reason,
+            delta,
+            sets: Some(value),
+        });
     }
 }
 
@@ -94,8 +114,7 @@ pub fn rate(config: &AddonConfig, apparmor: ApparmorMode) -> Rating {
     host_access(&mut tally, config);
     let clamped = tally.rating.clamp(1, 8);
     if clamped != tally.rating {
-        let delta = clamped - tally.rating;
-        tally.add(delta, "limited to the 1-8 scale".into());
+        tally.set(clamped as u8, "limited to the 1-8 scale".into());
     }
     Rating {
         rating: tally.rating as u8,
@@ -141,10 +160,6 @@ fn host_access(tally: &mut Tally, config: &AddonConfig) {
             (true, false) => "docker_api (control of the host's Docker engine)",
             _ => "full_access (every host device)",
         };
-        let delta = 1 - tally.rating;
-        tally.add(
-            delta,
-            format!("{what}: the rating is 1 whatever else is set"),
-        );
+        tally.set(1, format!("{what}: the rating is 1 whatever else is set"));
     }
 }

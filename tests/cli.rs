@@ -152,6 +152,18 @@ fn rate_json_factors_add_up() {
     // docker_api and full_access pin the rating to 1; ingress + auth_api + nothing risky is 7.
     assert_eq!(lines[0]["rating"], 1);
     assert_eq!(lines[1]["rating"], 7);
+    // The override says what it is: the rating set to 1, not a delta to add.
+    let pin = lines[0]["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["reason"].as_str().unwrap().contains("docker_api"))
+        .expect("the docker_api factor");
+    assert_eq!(pin["sets"], 1);
+    let text = String::from_utf8(run(&["rate", "examples/network-monitor"]).stdout).unwrap();
+    let line = text.lines().find(|l| l.contains("docker_api")).unwrap();
+    assert!(line.trim_start().starts_with("=1 "), "{line}");
+    assert!(!line.contains('+'), "{text}");
 }
 
 const PLAN_FIELDS: [&str; 23] = [
@@ -668,4 +680,41 @@ fn plan_text_shows_what_reaches_the_network_and_what_it_runs_with() {
         text.contains(&format!("environment keys: [{}]", keys.join(", "))),
         "{text}"
     );
+}
+
+#[test]
+fn plan_warns_when_the_addon_is_unreachable_or_gets_no_ingress() {
+    let notes = |extra: &str, flags: &[&str]| -> Vec<String> {
+        let dir = common::addon_dir(&common::minimal(extra));
+        let mut args = vec![dir.path().to_str().unwrap()];
+        args.extend_from_slice(flags);
+        plan(&args)["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let unreachable = |n: &Vec<String>| n.iter().any(|n| n.starts_with("unreachable:"));
+    let no_ingress = |n: &Vec<String>| n.iter().any(|n| n.starts_with("no ingress:"));
+    assert!(unreachable(&notes("host_network: true\n", &[])));
+    // Granted, published, or reached through ingress: reachable.
+    assert!(!unreachable(&notes(
+        "host_network: true\n",
+        &["--grant", "host_network"]
+    )));
+    assert!(!unreachable(&notes(
+        "host_network: true\nports:\n  80/tcp: 8080\n",
+        &[]
+    )));
+    assert!(!unreachable(&notes(
+        "host_network: true\ningress: true\n",
+        &[]
+    )));
+    assert!(!unreachable(&notes("", &[])));
+    assert!(no_ingress(&notes("ingress: true\ningress_port: 0\n", &[])));
+    assert!(!no_ingress(&notes(
+        "ingress: true\ningress_port: 8099\n",
+        &[]
+    )));
 }

@@ -43,7 +43,12 @@ pub fn exec(args: RateArgs, out: &mut impl Write) -> Result<ExitCode> {
         } else {
             writeln!(out, "{} ({}): rating {}/8", r.slug, r.path, r.rating)?;
             for f in &r.factors {
-                writeln!(out, "  {:+}  {}", f.delta, f.reason)?;
+                // A factor that sets the rating shows the value it sets, not its delta (a
+                // "+4" for docker_api would read as a bonus).
+                match f.sets {
+                    Some(value) => writeln!(out, "  ={value}  {}", f.reason)?,
+                    None => writeln!(out, "  {:+}  {}", f.delta, f.reason)?,
+                }
             }
         }
     }

@@ -92,6 +92,31 @@ impl Decision<'_> {
         }
     }
 
+    /// What the operator should know about how the add-on is reached: asked for the host's
+    /// network, withheld it, and nothing published leaves it unreachable; `ingress_port: 0`
+    /// (a port the Supervisor picks at start) gets no ingress here.
+    pub(super) fn reach_notes(
+        &self,
+        host_network: bool,
+        ports: &[PortBinding],
+        ingress_port: Option<u16>,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.config.host_network && !host_network && ports.is_empty() && ingress_port.is_none() {
+            notes.push(
+                "unreachable: host_network is withheld and the add-on publishes no ports and has no ingress; nothing outside its container reaches it (declare ports, or --grant host_network)"
+                    .to_owned(),
+            );
+        }
+        if self.config.ingress && ingress_port.is_none() {
+            notes.push(
+                "no ingress: ingress_port: 0 asks for a port the Supervisor picks at start; addon-sandbox assigns none, so the gateway has no ingress for this add-on (set a fixed ingress_port)"
+                    .to_owned(),
+            );
+        }
+        notes
+    }
+
     /// The image reference with `{arch}`/`{machine}` filled in and the version as tag; a
     /// config without `image` is built locally as `local/{arch}-addon-{slug}`.
     pub(super) fn image(&self) -> String {

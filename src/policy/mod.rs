@@ -356,7 +356,8 @@ impl<'a> Decision<'a> {
         let ports = self.ports(namespaces.network);
         let image = self.image();
         let ingress_port = self.ingress_port();
-        let unused = self.unused_grants();
+        let mut notes = self.unused_grants();
+        notes.extend(self.reach_notes(namespaces.network, &ports, ingress_port));
         let rating_detail = rating::rate(config, self.apparmor_mode);
 
         let cap_add: Vec<String> = self.caps.iter().cloned().collect();
@@ -408,7 +409,7 @@ impl<'a> Decision<'a> {
             ingress_port,
             apparmor_mode: self.apparmor_mode,
             rating_detail,
-            notes: unused,
+            notes,
             environment,
         }
         .with_docker_socket()
