@@ -78,12 +78,15 @@ impl Unplanned {
     }
 }
 
+/// One add-on named on the command line: planned, or why not.
+pub type Planned = Result<(Addon, SandboxPlan), Unplanned>;
+
 /// Every add-on under `paths`, planned or not, in order; unresolvable paths are printed and
 /// make `ok` false.
 pub fn plan_each(
     paths: &[PathBuf],
     options: &PlanOptions,
-) -> (Vec<Result<(Addon, SandboxPlan), Unplanned>>, bool) {
+) -> (Vec<Planned>, bool) {
     let (addons, problems) = collect(paths);
     for p in &problems {
         eprint!("{p}");
