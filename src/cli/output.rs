@@ -61,32 +61,41 @@ pub fn one_plan(
     Ok(Some(plans.remove(0)))
 }
 
-/// An add-on named on the command line that has no plan: invalid, or refused by the policy.
-pub struct Unplanned {
+/// One add-on named on the command line, and its plan or why it has none.
+pub struct Planned {
     pub addon: Addon,
-    /// The policy's reason; None when the config is invalid.
-    pub refusal: Option<String>,
+    pub plan: Result<SandboxPlan, NoPlan>,
 }
 
-impl Unplanned {
-    /// Says why on standard error.
-    pub fn print(&self) {
-        match &self.refusal {
-            None => print_invalid(&self.addon),
-            Some(err) => eprintln!("error: {}: {err}", self.addon.dir.display()),
+/// Why an add-on has no plan.
+pub enum NoPlan {
+    Invalid,
+    /// The policy's reason.
+    Refused(String),
+}
+
+impl Planned {
+    /// Says on standard error why there is no plan.
+    pub fn print_why(&self) {
+        match &self.plan {
+            Ok(_) => {}
+            Err(NoPlan::Invalid) => print_invalid(&self.addon),
+            Err(NoPlan::Refused(err)) => eprintln!("error: {}: {err}", self.addon.dir.display()),
+        }
+    }
+
+    /// The policy's refusal, when that is why there is no plan.
+    pub fn refusal(&self) -> Option<&str> {
+        match &self.plan {
+            Err(NoPlan::Refused(why)) => Some(why),
+            _ => None,
         }
     }
 }
 
-/// One add-on named on the command line: planned, or why not.
-pub type Planned = Result<(Addon, SandboxPlan), Unplanned>;
-
 /// Every add-on under `paths`, planned or not, in order; unresolvable paths are printed and
 /// make `ok` false.
-pub fn plan_each(
-    paths: &[PathBuf],
-    options: &PlanOptions,
-) -> (Vec<Planned>, bool) {
+pub fn plan_each(paths: &[PathBuf], options: &PlanOptions) -> (Vec<Planned>, bool) {
     let (addons, problems) = collect(paths);
     for p in &problems {
         eprint!("{p}");
@@ -94,19 +103,12 @@ pub fn plan_each(
     let each = addons
         .into_iter()
         .map(|addon| {
-            let Some(config) = addon.config.as_ref().filter(|_| addon.valid()) else {
-                return Err(Unplanned {
-                    addon,
-                    refusal: None,
-                });
+            let plan = match addon.config.as_ref().filter(|_| addon.valid()) {
+                None => Err(NoPlan::Invalid),
+                Some(config) => policy::decide(config, addon.apparmor_profile.is_some(), options)
+                    .map_err(|err| NoPlan::Refused(err.to_string())),
             };
-            match policy::decide(config, addon.apparmor_profile.is_some(), options) {
-                Ok(plan) => Ok((addon, plan)),
-                Err(err) => Err(Unplanned {
-                    addon,
-                    refusal: Some(err.to_string()),
-                }),
-            }
+            Planned { addon, plan }
         })
         .collect();
     (each, problems.is_empty())
@@ -118,12 +120,10 @@ pub fn plans(paths: &[PathBuf], options: &PlanOptions) -> (Vec<(Addon, SandboxPl
     let (each, mut ok) = plan_each(paths, options);
     let mut out = Vec::new();
     for planned in each {
-        match planned {
-            Ok(p) => out.push(p),
-            Err(unplanned) => {
-                ok = false;
-                unplanned.print();
-            }
+        planned.print_why();
+        match planned.plan {
+            Ok(plan) => out.push((planned.addon, plan)),
+            Err(_) => ok = false,
         }
     }
     (out, ok)

@@ -28,20 +28,21 @@ pub fn exec(args: PlanArgs, out: &mut impl Write) -> Result<ExitCode> {
     let options = args.plan.options()?;
     let (each, mut ok) = plan_each(&args.paths, &options);
     for planned in &each {
-        match planned {
-            Ok((a, plan)) if args.json => {
+        let a = &planned.addon;
+        match &planned.plan {
+            Ok(plan) if args.json => {
                 let r = report::PlanReport {
                     path: a.dir.display().to_string(),
                     plan,
                 };
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
             }
-            Ok((a, plan)) => print_plan(out, a, plan)?,
-            Err(unplanned) => {
+            Ok(plan) => print_plan(out, a, plan)?,
+            Err(_) => {
                 ok = false;
-                unplanned.print();
+                planned.print_why();
                 if args.json {
-                    let r = report::not_planned(&unplanned.addon, unplanned.refusal.as_deref());
+                    let r = report::not_planned(a, planned.refusal());
                     writeln!(out, "{}", serde_json::to_string(&r)?)?;
                 }
             }
