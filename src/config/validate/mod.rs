@@ -1,14 +1,16 @@
 //! `_SCHEMA_APP_CONFIG`: every key, its type, coercion and default.
 //!
-//! This module walks the top level (a mapping, its repeated and unknown keys, the
-//! Supervisor's migrations) and hands the keys to [`Validator`]; the key families are checked in
-//! the submodules, in the order the Supervisor's schema lists them, so the diagnostics come out
-//! in that order.
+//! This module walks the top level (a mapping, its repeated and unknown keys, the Supervisor's
+//! migrations) and hands the keys to `Validator`, which looks them up through a `KeyIndex`
+//! (kept here, beside the type whose methods make every lookup, so the two are compiled
+//! together). The submodules check the keys: `build` walks them in the order the Supervisor's
+//! schema lists them (so the diagnostics come out in that order), `fields` holds the shapes of
+//! a schema entry, `ports`, `map`, `environment` and `ulimits` the key families with a structure
+//! of their own, and `typo` the hint for an unknown key.
 
 mod build;
 mod environment;
 mod fields;
-mod keys;
 mod map;
 mod ports;
 mod typo;
@@ -18,7 +20,6 @@ use crate::diag::Sink;
 use crate::source::{Node, Value};
 
 use super::{AddonConfig, migrate};
-use keys::KeyIndex;
 use typo::closest_key;
 
 /// Every key the Supervisor's schema knows. Anything else is dropped by it (`REMOVE_EXTRA`);
@@ -154,6 +155,53 @@ fn warn_duplicates(entries: &[(Node, Node)], sink: &mut Sink) {
                 key.as_str().unwrap_or_default()
             ),
         );
+    }
+}
+
+/// Keys ordered by length first: most comparisons of a lookup end there, without a memcmp.
+fn order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// The string keys of a mapping, sorted, for lookups where the last occurrence wins (as in a
+/// Python dict). Sorting keeps a config with tens of thousands of keys linearithmic: both a
+/// pairwise duplicate scan and a hash map of attacker-chosen keys can be made quadratic.
+struct KeyIndex<'a> {
+    /// (key, position in the mapping), sorted by key, then position.
+    keys: Vec<(&'a str, usize)>,
+    entries: &'a [(Node, Node)],
+}
+
+impl<'a> KeyIndex<'a> {
+    fn new(entries: &'a [(Node, Node)]) -> Self {
+        let mut keys: Vec<(&str, usize)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (k, _))| Some((k.as_str()?, i)))
+            .collect();
+        keys.sort_unstable_by(|a, b| order(a.0, b.0).then(a.1.cmp(&b.1)));
+        KeyIndex { keys, entries }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        // The end of the run of `key`: its last occurrence is just before it.
+        let end = self
+            .keys
+            .partition_point(|(k, _)| order(k, key) != std::cmp::Ordering::Greater);
+        let (k, i) = *self.keys[..end].last()?;
+        (k == key).then(|| &self.entries[i].1)
+    }
+
+    /// Positions of entries a later entry with the same key replaces, in file order.
+    fn replaced(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .keys
+            .windows(2)
+            .filter(|pair| pair[0].0 == pair[1].0)
+            .map(|pair| pair[0].1)
+            .collect();
+        out.sort_unstable();
+        out
     }
 }
 
