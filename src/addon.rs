@@ -78,54 +78,15 @@ pub fn load(dir: &Path) -> Addon {
         raw_slug: None,
     };
     let listing = Listing::of(dir);
-    let present: Vec<PathBuf> = CONFIG_NAMES
-        .iter()
-        .zip(listing.configs)
-        .filter(|(_, here)| *here)
-        .map(|(n, _)| dir.join(n))
-        .collect();
-    let config_path = match present.as_slice() {
-        [] => {
-            addon.diagnostics.push(diag::whole_file(
-                Severity::Error,
-                dir,
-                "no config.yaml, config.yml or config.json in this folder",
-            ));
-            return addon;
-        }
-        [one] => one.clone(),
-        many => {
-            let names: Vec<String> = many
-                .iter()
-                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .collect();
-            addon.diagnostics.push(diag::whole_file(
-                Severity::Error,
-                dir,
-                format!(
-                    "more than one config file ({}): the Supervisor would load each as a separate add-on; keep one",
-                    names.join(", ")
-                ),
-            ));
+    let config_path = match config_path(dir, listing.configs) {
+        Ok(path) => path,
+        Err(diagnostic) => {
+            addon.diagnostics.push(diagnostic);
             return addon;
         }
     };
     addon.config_file = Some(config_path.clone());
-
-    let format = Format::from_path(&config_path).unwrap_or(Format::Yaml);
-    match source::load(&config_path, format) {
-        Ok((root, text)) => {
-            let mut sink = Sink::new(&config_path, Some(&text));
-            addon.raw_slug = root.get("slug").and_then(|s| s.as_str()).map(str::to_owned);
-            addon.config = config::validate::validate_owned(root, &mut sink);
-            addon.diagnostics.append(&mut sink.diagnostics);
-        }
-        Err((err, text)) => {
-            let mut sink = Sink::new(&config_path, text.as_ref());
-            sink.error(err.pos().unwrap_or_default(), err.to_string());
-            addon.diagnostics.append(&mut sink.diagnostics);
-        }
-    }
+    read_config(&mut addon, &config_path);
 
     if let Some(build_path) = BUILD_NAMES
         .iter()
@@ -133,54 +94,114 @@ pub fn load(dir: &Path) -> Addon {
         .find(|(_, here)| *here)
         .map(|(n, _)| dir.join(n))
     {
-        let format = Format::from_path(&build_path).unwrap_or(Format::Yaml);
-        match source::load(&build_path, format) {
-            Ok((root, text)) => {
-                let mut sink = Sink::new(&build_path, Some(&text));
-                config::build::check(&root, &mut sink);
-                addon.diagnostics.append(&mut sink.diagnostics);
-            }
-            Err((err, text)) => {
-                let mut sink = Sink::new(&build_path, text.as_ref());
-                sink.warn(
-                    err.pos().unwrap_or_default(),
-                    format!("{err}; the build file is ignored"),
-                );
-                addon.diagnostics.append(&mut sink.diagnostics);
-            }
-        }
+        read_build(&mut addon.diagnostics, &build_path);
     }
 
     if listing.apparmor {
-        let apparmor_path = dir.join(APPARMOR_NAME);
-        addon.has_apparmor_txt = true;
-        match source::with_file(&apparmor_path, source::MAX_CONFIG_BYTES, |bytes| {
-            // A stray byte does not stop the check (a lossy copy is checked), but only a file
-            // that is UTF-8 as written is kept for loading. std's check first: several times
-            // faster than the lossy decoder on the usual valid file.
-            match std::str::from_utf8(bytes) {
-                Ok(text) => (text.to_owned(), true),
-                Err(_) => (String::from_utf8_lossy(bytes).into_owned(), false),
-            }
-        }) {
-            Ok((text, utf8)) => {
-                let source = source::SourceText::new(text);
-                let mut sink = Sink::new(&apparmor_path, Some(&source));
-                addon.apparmor_profile = config::apparmor_txt::check(&source.text, &mut sink);
-                addon.diagnostics.append(&mut sink.diagnostics);
-                drop(sink);
-                if addon.apparmor_profile.is_some() && utf8 {
-                    addon.apparmor_text = Some(source.text);
-                }
-            }
-            Err(err) => addon.diagnostics.push(diag::whole_file(
-                Severity::Error,
-                &apparmor_path,
-                format!("cannot read file: {err}"),
-            )),
-        }
+        read_apparmor(&mut addon, dir);
     }
     addon
+}
+
+/// The one config file of the folder, or the error when it has none or more than one.
+fn config_path(dir: &Path, configs: [bool; 3]) -> Result<PathBuf, Diagnostic> {
+    let present: Vec<PathBuf> = CONFIG_NAMES
+        .iter()
+        .zip(configs)
+        .filter(|(_, here)| *here)
+        .map(|(n, _)| dir.join(n))
+        .collect();
+    match present.as_slice() {
+        [] => Err(diag::whole_file(
+            Severity::Error,
+            dir,
+            "no config.yaml, config.yml or config.json in this folder",
+        )),
+        [one] => Ok(one.clone()),
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            Err(diag::whole_file(
+                Severity::Error,
+                dir,
+                format!(
+                    "more than one config file ({}): the Supervisor would load each as a separate add-on; keep one",
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// Parse and validate the config file: the config when valid, the raw slug, the diagnostics.
+fn read_config(addon: &mut Addon, config_path: &Path) {
+    let format = Format::from_path(config_path).unwrap_or(Format::Yaml);
+    match source::load(config_path, format) {
+        Ok((root, text)) => {
+            let mut sink = Sink::new(config_path, Some(&text));
+            addon.raw_slug = root.get("slug").and_then(|s| s.as_str()).map(str::to_owned);
+            addon.config = config::validate::validate_owned(root, &mut sink);
+            addon.diagnostics.append(&mut sink.diagnostics);
+        }
+        Err((err, text)) => {
+            let mut sink = Sink::new(config_path, text.as_ref());
+            sink.error(err.pos().unwrap_or_default(), err.to_string());
+            addon.diagnostics.append(&mut sink.diagnostics);
+        }
+    }
+}
+
+/// Parse and check the build file; one that cannot be read is a warning and is ignored.
+fn read_build(diagnostics: &mut Vec<Diagnostic>, build_path: &Path) {
+    let format = Format::from_path(build_path).unwrap_or(Format::Yaml);
+    match source::load(build_path, format) {
+        Ok((root, text)) => {
+            let mut sink = Sink::new(build_path, Some(&text));
+            config::build::check(&root, &mut sink);
+            diagnostics.append(&mut sink.diagnostics);
+        }
+        Err((err, text)) => {
+            let mut sink = Sink::new(build_path, text.as_ref());
+            sink.warn(
+                err.pos().unwrap_or_default(),
+                format!("{err}; the build file is ignored"),
+            );
+            diagnostics.append(&mut sink.diagnostics);
+        }
+    }
+}
+
+/// Read and check `apparmor.txt`: its profile name, and its text when it can be loaded.
+fn read_apparmor(addon: &mut Addon, dir: &Path) {
+    let apparmor_path = dir.join(APPARMOR_NAME);
+    addon.has_apparmor_txt = true;
+    match source::with_file(&apparmor_path, source::MAX_CONFIG_BYTES, |bytes| {
+        // A stray byte does not stop the check (a lossy copy is checked), but only a file
+        // that is UTF-8 as written is kept for loading. std's check first: several times
+        // faster than the lossy decoder on the usual valid file.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => (text.to_owned(), true),
+            Err(_) => (String::from_utf8_lossy(bytes).into_owned(), false),
+        }
+    }) {
+        Ok((text, utf8)) => {
+            let source = source::SourceText::new(text);
+            let mut sink = Sink::new(&apparmor_path, Some(&source));
+            addon.apparmor_profile = config::apparmor_txt::check(&source.text, &mut sink);
+            addon.diagnostics.append(&mut sink.diagnostics);
+            drop(sink);
+            if addon.apparmor_profile.is_some() && utf8 {
+                addon.apparmor_text = Some(source.text);
+            }
+        }
+        Err(err) => addon.diagnostics.push(diag::whole_file(
+            Severity::Error,
+            &apparmor_path,
+            format!("cannot read file: {err}"),
+        )),
+    }
 }
 
 const APPARMOR_NAME: &str = "apparmor.txt";

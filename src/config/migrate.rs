@@ -126,6 +126,20 @@ fn migrate_map(entries: &mut [(Node, Node)], sink: &mut Sink) {
     };
     let map_node = &entries[idx].1;
     let pos = map_node.pos;
+    let Some(items) = map_items(map_node, sink) else {
+        return;
+    };
+    let volumes: Vec<Node> = items
+        .into_iter()
+        .filter_map(|item| map_volume(item, sink))
+        .collect();
+    warn_map_types(&volumes, pos, sink);
+    entries[idx].1 = Node::new(Value::Seq(volumes), pos);
+}
+
+/// The items of `map` as the Supervisor iterates them, or `None` when it would fail.
+fn map_items(map_node: &Node, sink: &mut Sink) -> Option<Vec<Node>> {
+    let pos = map_node.pos;
     // Python iterates whatever the value is: a list's items, a dict's keys, a string's
     // characters. Anything else makes the Supervisor fail with an exception.
     let items: Vec<Node> = match &map_node.value {
@@ -152,52 +166,66 @@ fn migrate_map(entries: &mut [(Node, Node)], sink: &mut Sink) {
                     map_node.kind()
                 ),
             );
-            return;
+            return None;
         }
     };
+    Some(items)
+}
 
-    let mut volumes = Vec::new();
-    for item in items {
-        match &item.value {
-            Value::Map(_) => {
-                if item.get("type").is_none() {
-                    sink.warn(
-                        item.pos,
-                        "map entry has no 'type' and is skipped (the Supervisor drops it silently)",
-                    );
-                    continue;
-                }
-                volumes.push(item);
+/// One `map` item as a volume mapping (`TYPE:rw` written out as type and read_only), or
+/// `None` when the Supervisor drops it.
+fn map_volume(item: Node, sink: &mut Sink) -> Option<Node> {
+    match &item.value {
+        Value::Map(_) => {
+            if item.get("type").is_none() {
+                sink.warn(
+                    item.pos,
+                    "map entry has no 'type' and is skipped (the Supervisor drops it silently)",
+                );
+                return None;
             }
-            Value::Str(s) => match RE_VOLUME.captures(s) {
-                Some(caps) => {
-                    let kind = caps.get(1).map_or("", |m| m.as_str());
-                    let read_only = caps.get(2).map(|m| m.as_str()) != Some("rw");
-                    volumes.push(Node::new(
-                        Value::Map(vec![
-                            (str_node("type", item.pos), str_node(kind, item.pos)),
-                            (
-                                str_node("read_only", item.pos),
-                                Node::new(Value::Bool(read_only), item.pos),
-                            ),
-                        ]),
-                        item.pos,
-                    ));
-                }
-                None => sink.warn(
+            Some(item)
+        }
+        Value::Str(s) => match RE_VOLUME.captures(s) {
+            Some(caps) => {
+                let kind = caps.get(1).map_or("", |m| m.as_str());
+                let read_only = caps.get(2).map(|m| m.as_str()) != Some("rw");
+                Some(Node::new(
+                    Value::Map(vec![
+                        (str_node("type", item.pos), str_node(kind, item.pos)),
+                        (
+                            str_node("read_only", item.pos),
+                            Node::new(Value::Bool(read_only), item.pos),
+                        ),
+                    ]),
+                    item.pos,
+                ))
+            }
+            None => {
+                sink.warn(
                     item.pos,
                     format!(
                         "map entry '{s}' is not a known folder (expected TYPE, TYPE:rw or TYPE:ro, lowercase) and is skipped; the Supervisor drops it silently"
                     ),
-                ),
-            },
-            _ => sink.warn(
+                );
+                None
+            }
+        },
+        _ => {
+            sink.warn(
                 item.pos,
-                format!("map entry of {} is skipped (the Supervisor drops it silently)", item.kind()),
-            ),
+                format!(
+                    "map entry of {} is skipped (the Supervisor drops it silently)",
+                    item.kind()
+                ),
+            );
+            None
         }
     }
+}
 
+/// Deprecated and legacy map types, and a legacy type given beside its modern name.
+fn warn_map_types(volumes: &[Node], pos: Pos, sink: &mut Sink) {
     let kinds: Vec<&str> = volumes
         .iter()
         .filter_map(|v| v.get("type").and_then(Node::as_str))
@@ -237,8 +265,6 @@ fn migrate_map(entries: &mut [(Node, Node)], sink: &mut Sink) {
             }
         }
     }
-
-    entries[idx].1 = Node::new(Value::Seq(volumes), pos);
 }
 
 /// `_warn_app_config`: advisories, and the dynamic ingress port conflict (a hard error).
