@@ -17,9 +17,19 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli::dispatch(cli) {
         Ok(code) => code,
+        // A reader that went away (`| head`) ends the output, as it ends other Unix tools'.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

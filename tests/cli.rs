@@ -718,3 +718,121 @@ fn plan_warns_when_the_addon_is_unreachable_or_gets_no_ingress() {
         &[]
     )));
 }
+
+/// The visible commands, as the top-level help lists them.
+fn commands() -> Vec<String> {
+    let help = String::from_utf8(run(&["--help"]).stdout).unwrap();
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .filter(|c| c != "help")
+        .collect()
+}
+
+#[test]
+fn every_command_describes_every_argument_and_shows_examples() {
+    let commands = commands();
+    assert!(commands.len() >= 14, "{commands:?}");
+    for command in &commands {
+        let out = run(&[command, "--help"]);
+        assert!(out.status.success(), "{command}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            help.contains(&format!("Examples:\n  addon-sandbox {command}")),
+            "{command} --help has no example:\n{help}"
+        );
+        // Every entry of Arguments and Options: a name, then (after two spaces) what it does.
+        let mut section = false;
+        for line in help.lines() {
+            if line == "Arguments:" || line == "Options:" {
+                section = true;
+                continue;
+            }
+            if !line.starts_with("  ") {
+                section = false;
+            }
+            let entry = line.trim_start();
+            if section && (entry.starts_with('-') || entry.starts_with('<')) {
+                assert!(
+                    entry.contains("  "),
+                    "{command}: {entry:?} has no description"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_itself() {
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let bash = String::from_utf8(bash.stdout).unwrap();
+    for command in commands() {
+        assert!(bash.contains(&command), "no completion for {command}");
+    }
+    assert!(bash.contains("--attacks-only"));
+    assert!(run(&["completions", "tcsh"]).status.code() == Some(2));
+
+    let page = String::from_utf8(run(&["man"]).stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH addon-sandbox 1"),
+        "{page}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["man", "--out", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let plan = std::fs::read_to_string(dir.path().join("addon-sandbox-plan.1")).unwrap();
+    assert!(plan.contains("addon\\-sandbox plan"), "{plan}");
+    assert!(plan.contains("\\-\\-grant"));
+    for command in commands() {
+        assert!(
+            dir.path()
+                .join(format!("addon-sandbox-{command}.1"))
+                .exists()
+        );
+    }
+}
+
+#[test]
+fn a_flag_is_taken_only_where_it_changes_what_the_command_does() {
+    // The profile (and what compare and preview judge) never names a host folder.
+    for command in ["profile", "compare", "preview"] {
+        let out = run(&[command, "examples/mqtt-bridge", "--data-root", "/srv"]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--data-root"));
+    }
+    let out = run(&["plan", "examples/mqtt-bridge", "--data-root", "/srv"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/srv/"));
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::Read;
+    // Many add-ons' plans into a reader that stops after the first line.
+    let mut child = bin()
+        .args(["plan", "examples", "examples", "examples", "examples"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(
+        !stderr.contains("Broken pipe") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}

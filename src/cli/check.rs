@@ -14,6 +14,7 @@ use super::output::{collect, status};
 
 #[derive(Args)]
 pub struct CheckArgs {
+    /// Add-on folders, config files, or repository folders (every add-on below is read).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// One JSON object per add-on per line.

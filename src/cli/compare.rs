@@ -15,6 +15,7 @@ use super::output::{plans, status};
 
 #[derive(Args)]
 pub struct CompareArgs {
+    /// Add-on folders, config files, or repository folders (every add-on below is read).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// One JSON object per add-on per line.
@@ -28,7 +29,7 @@ pub struct CompareArgs {
 }
 
 pub fn exec(args: CompareArgs, out: &mut impl Write) -> Result<ExitCode> {
-    let options = args.plan.options()?;
+    let options = args.plan.options(None)?;
     let parser = apparmor::Parser::find()?;
     let (plans, mut ok) = plans(&args.paths, &options);
     let mut items = Vec::new();

@@ -34,17 +34,25 @@ pub fn launch_result(result: Result<(), launch::LaunchError>) -> Result<ExitCode
     })
 }
 
+/// Run one engine call on a runtime of its own.
+pub fn with_engine<T, F, Fut>(engine: &EngineFlags, f: F) -> Result<Result<T, launch::LaunchError>>
+where
+    F: FnOnce(launch::Launcher) -> Fut,
+    Fut: std::future::Future<Output = Result<T, launch::LaunchError>>,
+{
+    Ok(runtime()?.block_on(async {
+        let launcher = engine.launcher().await?;
+        f(launcher).await
+    }))
+}
+
 /// Run one engine command; a launch error is printed and becomes its exit status.
 pub fn engine_command<F, Fut>(engine: &EngineFlags, f: F) -> Result<ExitCode>
 where
     F: FnOnce(launch::Launcher) -> Fut,
     Fut: std::future::Future<Output = Result<(), launch::LaunchError>>,
 {
-    let result = runtime()?.block_on(async {
-        let launcher = engine.launcher().await?;
-        f(launcher).await
-    });
-    launch_result(result)
+    launch_result(with_engine(engine, f)?)
 }
 
 /// `engine_command` for listings that also cover native sandboxes: without a reachable engine,

@@ -37,20 +37,33 @@ pub struct PlanFlags {
     /// Repository name: the full slug is REPOSITORY_SLUG.
     #[arg(long, default_value = "local")]
     repository: String,
+}
+
+/// `--data-root`, for the commands whose output names host folders (`plan`, `run`); the
+/// profile and what is judged in a kernel do not depend on it, so those commands refuse it.
+#[derive(Args)]
+pub struct DataRootFlag {
     /// Where add-on data lives on the host [default: /var/lib/addon-sandbox as root,
     /// $XDG_DATA_HOME/addon-sandbox (~/.local/share/addon-sandbox) otherwise].
     #[arg(long, value_name = "DIR")]
     data_root: Option<PathBuf>,
 }
 
+impl DataRootFlag {
+    pub fn get(&self) -> Option<&Path> {
+        self.data_root.as_deref()
+    }
+}
+
 impl PlanFlags {
-    pub fn options(&self) -> Result<PlanOptions> {
+    /// The plan's options; `data_root` None is the default data root.
+    pub fn options(&self, data_root: Option<&Path>) -> Result<PlanOptions> {
         let grants: BTreeSet<Right> = self
             .grants
             .iter()
             .map(|g| Right::parse(g))
             .collect::<Result<_, _>>()?;
-        let data_root = match &self.data_root {
+        let data_root = match data_root {
             Some(dir) => absolute(dir)?,
             None => default_data_root(),
         };

@@ -1,5 +1,6 @@
 //! `logs`: the output of a started add-on, from the engine or the native sandbox's log.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -12,23 +13,29 @@ use super::flags::EngineFlags;
 
 #[derive(Args)]
 pub struct LogsArgs {
+    /// The add-on's full slug (local_example), or its slug when only one add-on has it.
     slug: String,
+    /// Keep printing what the add-on writes until it stops (engine containers).
     #[arg(long, short = 'f')]
     follow: bool,
     #[command(flatten)]
     engine: EngineFlags,
 }
 
-pub fn exec(args: LogsArgs) -> Result<ExitCode> {
+pub fn exec(args: LogsArgs, out: &mut impl Write) -> Result<ExitCode> {
     let LogsArgs {
         slug,
         follow,
         engine,
     } = args;
     match native_record(&engine, &slug) {
-        Some((state, record)) => {
-            launch_result(native::run::logs(&state, &record).map(|text| print!("{text}")))
-        }
+        Some((state, record)) => match native::run::logs(&state, &record) {
+            Ok(text) => {
+                out.write_all(text.as_bytes())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(err) => launch_result(Err(err)),
+        },
         None => engine_command(&engine, |l| async move {
             let mut out = std::io::stdout();
             l.logs(&slug, follow, &mut out).await

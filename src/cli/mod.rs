@@ -4,9 +4,11 @@
 
 mod check;
 mod compare;
+mod completions;
 mod engine;
 mod flags;
 mod logs;
+mod man;
 mod output;
 mod plan;
 mod preview;
@@ -38,36 +40,71 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Validate add-on folders (or repositories of them) exactly as the Supervisor does.
+    #[command(after_help = EXAMPLES_CHECK)]
     Check(check::CheckArgs),
     /// The Supervisor's security rating (1-8) and the factors that moved it.
+    #[command(after_help = EXAMPLES_RATE)]
     Rate(rate::RateArgs),
     /// The sandbox plan: granted and withheld rights, mounts, capabilities, namespaces.
+    #[command(after_help = EXAMPLES_PLAN)]
     Plan(plan::PlanArgs),
     /// The generated AppArmor profile of an add-on (least privilege, from its sandbox plan).
+    #[command(after_help = EXAMPLES_PROFILE)]
     Profile(profile::ProfileArgs),
     /// Validate, plan, load the profile, create and start the container, attest it.
+    #[command(after_help = EXAMPLES_RUN)]
     Run(run::RunArgs),
     /// (internal) The native backend's sandbox setup; reads its spec on standard input.
     #[command(name = "__native-init", hide = true)]
     NativeInit,
     /// Stop a started add-on (its container stays, so `logs` still works).
+    #[command(after_help = EXAMPLES_STOP)]
     Stop(stop::SlugArgs),
     /// Remove a started add-on: container, loaded profile, token. Its data stays.
+    #[command(after_help = EXAMPLES_RM)]
     Rm(stop::SlugArgs),
     /// The add-ons started by addon-sandbox, with their state and confinement.
+    #[command(after_help = EXAMPLES_PS)]
     Ps(ps::PsArgs),
     /// The output of a started add-on.
+    #[command(after_help = EXAMPLES_LOGS)]
     Logs(logs::LogsArgs),
     /// The Supervisor API gateway (roles, `/auth`) and the ingress proxy, on one listener.
     /// Prints {"listen": "ADDR"} once it accepts connections; runs until SIGINT or SIGTERM.
+    #[command(after_help = EXAMPLES_SERVE)]
     Serve(serve::ServeArgs),
     /// Boot a real AppArmor kernel (qemu) with the add-on's generated profile and show what it
     /// is denied: the standard attacks and needs, plus your own probes.
+    #[command(after_help = EXAMPLES_PREVIEW)]
     Preview(preview::PreviewArgs),
     /// Compare the generated profile with the add-on's own apparmor.txt: what each allows
     /// that the other does not, and the attacker probes each lets through.
+    #[command(after_help = EXAMPLES_COMPARE)]
     Compare(compare::CompareArgs),
+    /// Shell completions for bash, zsh, fish, elvish or PowerShell, on standard output.
+    #[command(after_help = EXAMPLES_COMPLETIONS)]
+    Completions(completions::CompletionsArgs),
+    /// The manual pages (roff): the main page on standard output, or one page per command
+    /// into a folder.
+    #[command(after_help = EXAMPLES_MAN)]
+    Man(man::ManArgs),
 }
+
+const EXAMPLES_CHECK: &str = "Examples:\n  addon-sandbox check examples/mqtt-bridge\n  addon-sandbox check --json ../my-addons    # every add-on of a repository";
+const EXAMPLES_RATE: &str = "Examples:\n  addon-sandbox rate examples/network-monitor\n  addon-sandbox rate --json ../my-addons";
+const EXAMPLES_PLAN: &str = "Examples:\n  addon-sandbox plan examples/media-server\n  addon-sandbox plan --json --policy supervisor examples/media-server\n  addon-sandbox plan --grant host_network --data-root /srv/ha examples/network-monitor";
+const EXAMPLES_PROFILE: &str = "Examples:\n  addon-sandbox profile --explain examples/mqtt-bridge\n  addon-sandbox profile -o mqtt.apparmor examples/mqtt-bridge\n  addon-sandbox profile --out profiles/ ../my-addons";
+const EXAMPLES_RUN: &str = "Examples:\n  addon-sandbox run examples/mqtt-bridge --image busybox --command sleep 600\n  addon-sandbox run --json --allow-unconfined examples/mqtt-bridge   # a host without AppArmor\n  addon-sandbox run --backend native --rootfs /srv/rootfs examples/mqtt-bridge --command /bin/sh";
+const EXAMPLES_STOP: &str = "Examples:\n  addon-sandbox stop local_mqtt_bridge";
+const EXAMPLES_RM: &str = "Examples:\n  addon-sandbox rm local_mqtt_bridge";
+const EXAMPLES_PS: &str = "Examples:\n  addon-sandbox ps\n  addon-sandbox ps --json";
+const EXAMPLES_LOGS: &str =
+    "Examples:\n  addon-sandbox logs local_mqtt_bridge\n  addon-sandbox logs -f mqtt_bridge";
+const EXAMPLES_SERVE: &str = "Examples:\n  addon-sandbox serve --upstream http://172.30.32.2:80 --core-token-file /run/ha-token\n  addon-sandbox serve --listen 127.0.0.1:0 --upstream http://127.0.0.1:8123";
+const EXAMPLES_PREVIEW: &str = "Examples:\n  addon-sandbox preview examples/mqtt-bridge\n  addon-sandbox preview examples/mqtt-bridge --probe \"write /share/notes.txt\"";
+const EXAMPLES_COMPARE: &str = "Examples:\n  addon-sandbox compare ../shared/corpus/official/ssh\n  addon-sandbox compare --json --attacks-only ../my-addons";
+const EXAMPLES_COMPLETIONS: &str = "Examples:\n  addon-sandbox completions bash > /etc/bash_completion.d/addon-sandbox\n  addon-sandbox completions zsh > ~/.zfunc/_addon-sandbox";
+const EXAMPLES_MAN: &str = "Examples:\n  addon-sandbox man | man -l -\n  addon-sandbox man --out /usr/local/share/man/man1";
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let stdout = std::io::stdout();
@@ -79,12 +116,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Profile(args) => profile::exec(args, &mut out),
         Command::Run(args) => run::exec(args, &mut out),
         Command::NativeInit => Ok(ExitCode::from(native::init::main())),
-        Command::Stop(args) => stop::stop(args),
-        Command::Rm(args) => stop::rm(args),
+        Command::Stop(args) => stop::stop(args, &mut out),
+        Command::Rm(args) => stop::rm(args, &mut out),
         Command::Ps(args) => ps::exec(args),
-        Command::Logs(args) => logs::exec(args),
+        Command::Logs(args) => logs::exec(args, &mut out),
         Command::Serve(args) => serve::exec(args),
         Command::Preview(args) => preview::exec(args, &mut out),
         Command::Compare(args) => compare::exec(args, &mut out),
+        Command::Completions(args) => completions::exec(args, &mut out),
+        Command::Man(args) => man::exec(args, &mut out),
     }
 }

@@ -11,21 +11,25 @@ use addon_sandbox::addon::Addon;
 use addon_sandbox::plan::SandboxPlan;
 use addon_sandbox::report;
 
-use super::flags::PlanFlags;
+use super::flags::{DataRootFlag, PlanFlags};
 use super::output::{plan_each, status};
 
 #[derive(Args)]
 pub struct PlanArgs {
+    /// Add-on folders, config files, or repository folders (every add-on below is read).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// One JSON object per add-on per line.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     plan: PlanFlags,
+    #[command(flatten)]
+    data_root: DataRootFlag,
 }
 
 pub fn exec(args: PlanArgs, out: &mut impl Write) -> Result<ExitCode> {
-    let options = args.plan.options()?;
+    let options = args.plan.options(args.data_root.get())?;
     let (each, mut ok) = plan_each(&args.paths, &options);
     for planned in &each {
         let a = &planned.addon;

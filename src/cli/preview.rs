@@ -16,6 +16,7 @@ use super::output::{one_plan, status};
 
 #[derive(Args)]
 pub struct PreviewArgs {
+    /// The add-on folder (or its config file).
     path: PathBuf,
     /// An extra probe, "OP PATH" with OP one of read, write, create, exec, mmap, mount,
     /// connect, device (repeatable), e.g. --probe "write /share/notes.txt".
@@ -26,7 +27,7 @@ pub struct PreviewArgs {
 }
 
 pub fn exec(args: PreviewArgs, out: &mut impl Write) -> Result<ExitCode> {
-    let options = args.plan.options()?;
+    let options = args.plan.options(None)?;
     let Some((_, plan)) = one_plan(&args.path, &options, "preview")? else {
         return Ok(ExitCode::from(1));
     };

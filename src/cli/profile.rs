@@ -14,6 +14,7 @@ use super::output::{plans, status};
 
 #[derive(Args)]
 pub struct ProfileArgs {
+    /// Add-on folders, config files, or repository folders (every add-on below is read).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Annotate every rule with the config key (or base policy) that caused it.
@@ -35,7 +36,7 @@ pub struct ProfileArgs {
 }
 
 pub fn exec(args: ProfileArgs, out: &mut impl Write) -> Result<ExitCode> {
-    let options = args.plan.options()?;
+    let options = args.plan.options(None)?;
     let (plans, mut ok) = plans(&args.paths, &options);
     if plans.len() > 1 && args.out_dir.is_none() {
         anyhow::bail!(

@@ -14,6 +14,7 @@ use super::flags::EngineFlags;
 
 #[derive(Args)]
 pub struct PsArgs {
+    /// One JSON object per add-on per line.
     #[arg(long)]
     json: bool,
     #[command(flatten)]

@@ -13,8 +13,10 @@ use super::output::{collect, print_invalid, status};
 
 #[derive(Args)]
 pub struct RateArgs {
+    /// Add-on folders, config files, or repository folders (every add-on below is read).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// One JSON object per add-on per line.
     #[arg(long)]
     json: bool,
 }

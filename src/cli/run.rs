@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use addon_sandbox::{launch, native};
 
 use super::engine::runtime;
-use super::flags::{EngineFlags, PlanFlags, absolute};
+use super::flags::{DataRootFlag, EngineFlags, PlanFlags, absolute};
 use super::output::one_plan;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,6 +30,7 @@ pub enum ConfinementArg {
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// The add-on folder (or its config file).
     path: PathBuf,
     /// Image to run instead of the config's `image` and version.
     #[arg(long, value_name = "IMAGE[:TAG]")]
@@ -53,10 +54,13 @@ pub struct RunArgs {
     confinement: ConfinementArg,
     #[command(flatten)]
     engine: EngineFlags,
+    /// What was started (or why not) as one JSON object.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     plan: PlanFlags,
+    #[command(flatten)]
+    data_root: DataRootFlag,
 }
 
 pub fn exec(args: RunArgs, out: &mut impl Write) -> Result<ExitCode> {
@@ -88,7 +92,7 @@ fn timezone() -> Option<String> {
 }
 
 fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
-    let options = args.plan.options()?;
+    let options = args.plan.options(args.data_root.get())?;
     let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
         return Ok(ExitCode::from(1));
     };
@@ -115,7 +119,7 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
 }
 
 fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<ExitCode> {
-    let options = args.plan.options()?;
+    let options = args.plan.options(args.data_root.get())?;
     let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
         return Ok(ExitCode::from(1));
     };

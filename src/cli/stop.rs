@@ -2,6 +2,7 @@
 //! remove it (container, loaded profile, token; its data stays). A native sandbox is handled
 //! by the native backend, everything else by the engine.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -9,41 +10,43 @@ use clap::Args;
 
 use addon_sandbox::native;
 
-use super::engine::{engine_command, launch_result, native_record};
+use super::engine::{launch_result, native_record, with_engine};
 use super::flags::EngineFlags;
 
 #[derive(Args)]
 pub struct SlugArgs {
+    /// The add-on's full slug (local_example), or its slug when only one add-on has it.
     slug: String,
     #[command(flatten)]
     engine: EngineFlags,
 }
 
-pub fn stop(args: SlugArgs) -> Result<ExitCode> {
+pub fn stop(args: SlugArgs, out: &mut impl Write) -> Result<ExitCode> {
     let SlugArgs { slug, engine } = args;
-    match native_record(&engine, &slug) {
-        Some((state, record)) => {
-            launch_result(native::run::stop(&state, &record).map(|()| println!("stopped {slug}")))
+    let result = match native_record(&engine, &slug) {
+        Some((state, record)) => native::run::stop(&state, &record),
+        None => {
+            let slug = slug.as_str();
+            with_engine(&engine, |l| async move { l.stop(slug).await })?
         }
-        None => engine_command(&engine, |l| async move {
-            l.stop(&slug).await?;
-            println!("stopped {slug}");
-            Ok(())
-        }),
+    };
+    if result.is_ok() {
+        writeln!(out, "stopped {slug}")?;
     }
+    launch_result(result)
 }
 
-pub fn rm(args: SlugArgs) -> Result<ExitCode> {
+pub fn rm(args: SlugArgs, out: &mut impl Write) -> Result<ExitCode> {
     let SlugArgs { slug, engine } = args;
-    match native_record(&engine, &slug) {
-        Some((state, record)) => launch_result(
-            native::run::rm(&state, &record)
-                .map(|()| println!("removed {slug} (its data is kept)")),
-        ),
-        None => engine_command(&engine, |l| async move {
-            l.rm(&slug).await?;
-            println!("removed {slug} (its data is kept)");
-            Ok(())
-        }),
+    let result = match native_record(&engine, &slug) {
+        Some((state, record)) => native::run::rm(&state, &record),
+        None => {
+            let slug = slug.as_str();
+            with_engine(&engine, |l| async move { l.rm(slug).await })?
+        }
+    };
+    if result.is_ok() {
+        writeln!(out, "removed {slug} (its data is kept)")?;
     }
+    launch_result(result)
 }
