@@ -1,5 +1,5 @@
 //! One Docker launch, step by step in the order of the module doc of [`super`]; what each
-//! step changed is noted in [`Created`] so that a failure, timeout or interrupt undoes it.
+//! step changed is noted in `Created` so that a failure, timeout or interrupt undoes it.
 
 use std::future::Future;
 use std::path::Path;
@@ -8,7 +8,7 @@ use bollard::query_parameters::{InspectContainerOptions, RemoveContainerOptionsB
 
 use super::body::{self, AppArmorMode, LABEL_SLUG, StartSpec};
 use super::host::{self, AppArmorSupport};
-use super::state::{self, Record};
+use super::state::{self, AddonLock, Record};
 use super::{
     Created, LaunchError, Launcher, RunOptions, RunReport, create_data_folders, docker_err,
     new_token, profile_text, status_of,
@@ -87,6 +87,8 @@ impl Launcher {
         }
     }
 
+    /// The launch in the order of the module doc of [`super`]; each change is noted in
+    /// `created` as soon as it is made, for `undo`.
     async fn run_steps(
         &self,
         plan: &SandboxPlan,
@@ -104,76 +106,17 @@ impl Launcher {
         let image = opts.image.clone().unwrap_or_else(|| plan.image.clone());
         let slug = plan.full_slug.clone();
         let name = plan.container_name.clone();
-        let lock_state = self.state.clone();
-        let lock_slug = slug.clone();
-        let _lock = tokio::task::spawn_blocking(move || lock_state.lock(&lock_slug))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
-
-        // A second run replaces the first, as the Supervisor does; a foreign container with
-        // our name is left alone.
-        match self
-            .call(
-                "inspect",
-                self.docker
-                    .inspect_container(&name, None::<InspectContainerOptions>),
-            )
-            .await?
-        {
-            Ok(existing) => {
-                let ours = existing
-                    .config
-                    .and_then(|c| c.labels)
-                    .and_then(|l| l.get(LABEL_SLUG).cloned())
-                    .is_some_and(|s| s == slug);
-                if !ours {
-                    return Err(LaunchError::NameConflict(name));
-                }
-                let opts = RemoveContainerOptionsBuilder::new().force(true).build();
-                self.call("remove", self.docker.remove_container(&name, Some(opts)))
-                    .await?
-                    .map_err(|e| docker_err("remove", e))?;
-                self.state.forget(&slug);
-            }
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => return Err(docker_err("inspect", e)),
-        }
-
-        match self
-            .call("inspect image", self.docker.inspect_image(&image))
-            .await?
-        {
-            Ok(_) => {}
-            Err(e) if status_of(&e) == Some(404) => return Err(LaunchError::ImageMissing(image)),
-            Err(e) => return Err(docker_err("inspect image", e)),
-        }
+        let _lock = self.lock_addon(&slug).await?;
+        self.replace_previous(&name, &slug).await?;
+        self.require_image(&image).await?;
 
         create_data_folders(plan, &opts.data_root)?;
 
         if let (AppArmorMode::Profile(name), Some(text)) = (&mode, &profile_text) {
-            let file = self.state.profile_path(name);
-            state::write_atomically(&file, text.as_bytes(), 0o644)?;
-            created.profile_loaded = Some(file.clone());
-            // The parser may take a while: off the runtime's thread, so an interrupt is seen.
-            let cache = self.state.parser_cache();
-            tokio::task::spawn_blocking(move || host::load_profile(&file, &cache))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))??;
+            self.write_and_load_profile(name, text, created).await?;
         }
 
-        // Slave propagation needs a shared or slave source mount; without one, bind privately.
-        let mut plan = plan.clone();
-        for m in plan.mounts.iter_mut() {
-            if m.propagation.is_some() && !host::propagation_possible(Path::new(&m.source)) {
-                warnings.push(format!(
-                    "{} is bound without {} propagation: its host mount is private, so mounts made on the host later will not appear inside",
-                    m.target,
-                    m.propagation.as_deref().unwrap_or_default()
-                ));
-                m.propagation = None;
-            }
-        }
-        let plan = &plan;
+        let plan = &with_possible_propagation(plan, &mut warnings);
 
         let token = new_token()?;
         self.state.write_token(&slug, &token)?;
@@ -186,9 +129,117 @@ impl Launcher {
             timezone: opts.timezone.clone().unwrap_or_else(|| "UTC".into()),
             apparmor: mode.clone(),
         };
-        let body = body::create_body(plan, &spec);
+        let id = self
+            .create_container(plan, &spec, &name, created, &mut warnings)
+            .await?;
+
+        self.call("start", self.docker.start_container(&id, None))
+            .await?
+            .map_err(|e| docker_err("start", e))?;
+
+        self.attest(&id, &mode).await?;
+
+        let ingress_token = self.write_record(plan, &id, &image, &mode).await?;
+        Ok(RunReport {
+            full_slug: slug,
+            container_name: name,
+            container_id: id,
+            image,
+            confinement: mode.label(),
+            granted: plan.granted.clone(),
+            withheld: plan.withheld.clone(),
+            warnings,
+            ingress_token,
+        })
+    }
+
+    /// The add-on's lock, taken off the runtime's thread.
+    async fn lock_addon(&self, slug: &str) -> Result<AddonLock, LaunchError> {
+        let lock_state = self.state.clone();
+        let lock_slug = slug.to_owned();
+        let lock = tokio::task::spawn_blocking(move || lock_state.lock(&lock_slug))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(lock)
+    }
+
+    /// A second run replaces the first, as the Supervisor does; a foreign container with our
+    /// name is left alone.
+    async fn replace_previous(&self, name: &str, slug: &str) -> Result<(), LaunchError> {
+        match self
+            .call(
+                "inspect",
+                self.docker
+                    .inspect_container(name, None::<InspectContainerOptions>),
+            )
+            .await?
+        {
+            Ok(existing) => {
+                let ours = existing
+                    .config
+                    .and_then(|c| c.labels)
+                    .and_then(|l| l.get(LABEL_SLUG).cloned())
+                    .is_some_and(|s| s == slug);
+                if !ours {
+                    return Err(LaunchError::NameConflict(name.to_owned()));
+                }
+                let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+                self.call("remove", self.docker.remove_container(name, Some(opts)))
+                    .await?
+                    .map_err(|e| docker_err("remove", e))?;
+                self.state.forget(slug);
+            }
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(docker_err("inspect", e)),
+        }
+        Ok(())
+    }
+
+    /// The image must be on this host already: no registry is asked.
+    async fn require_image(&self, image: &str) -> Result<(), LaunchError> {
+        match self
+            .call("inspect image", self.docker.inspect_image(image))
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => {
+                Err(LaunchError::ImageMissing(image.to_owned()))
+            }
+            Err(e) => Err(docker_err("inspect image", e)),
+        }
+    }
+
+    /// The profile written into the state directory (noted for undo from then on) and loaded.
+    async fn write_and_load_profile(
+        &self,
+        name: &str,
+        text: &str,
+        created: &mut Created,
+    ) -> Result<(), LaunchError> {
+        let file = self.state.profile_path(name);
+        state::write_atomically(&file, text.as_bytes(), 0o644)?;
+        created.profile_loaded = Some(file.clone());
+        // The parser may take a while: off the runtime's thread, so an interrupt is seen.
+        let cache = self.state.parser_cache();
+        tokio::task::spawn_blocking(move || host::load_profile(&file, &cache))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Create the container from the plan and the start spec (noted for undo), keeping the
+    /// engine's warnings; returns its id.
+    async fn create_container(
+        &self,
+        plan: &SandboxPlan,
+        spec: &StartSpec,
+        name: &str,
+        created: &mut Created,
+        warnings: &mut Vec<String>,
+    ) -> Result<String, LaunchError> {
+        let body = body::create_body(plan, spec);
         let create_opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&name)
+            .name(name)
             .build();
         let resp = self
             .call(
@@ -199,17 +250,22 @@ impl Launcher {
             .map_err(|e| docker_err("create", e))?;
         created.container = Some(resp.id.clone());
         warnings.extend(resp.warnings);
+        Ok(resp.id)
+    }
 
-        self.call("start", self.docker.start_container(&resp.id, None))
-            .await?
-            .map_err(|e| docker_err("start", e))?;
-
-        self.attest(&resp.id, &mode).await?;
-
+    /// The record the gateway and `ps` read, with a fresh ingress token and the address the
+    /// gateway reaches the ingress port at; returns the ingress token.
+    async fn write_record(
+        &self,
+        plan: &SandboxPlan,
+        id: &str,
+        image: &str,
+        mode: &AppArmorMode,
+    ) -> Result<Option<String>, LaunchError> {
         let (ingress_token, ingress_address) = match plan.ingress_port {
             Some(port) => (
                 Some(new_token()?),
-                self.container_ip(&resp.id, &plan.network_mode)
+                self.container_ip(id, &plan.network_mode)
                     .await?
                     .map(|ip| format!("{ip}:{port}")),
             ),
@@ -218,18 +274,24 @@ impl Launcher {
         self.state.write_record(&Record {
             ingress_token: ingress_token.clone(),
             ingress_address,
-            ..Record::for_plan(plan, resp.id.clone(), image.clone(), mode.label())
+            ..Record::for_plan(plan, id.to_owned(), image.to_owned(), mode.label())
         })?;
-        Ok(RunReport {
-            full_slug: slug,
-            container_name: name,
-            container_id: resp.id,
-            image,
-            confinement: mode.label(),
-            granted: plan.granted.clone(),
-            withheld: plan.withheld.clone(),
-            warnings,
-            ingress_token,
-        })
+        Ok(ingress_token)
     }
+}
+
+/// Slave propagation needs a shared or slave source mount; without one, bind privately.
+fn with_possible_propagation(plan: &SandboxPlan, warnings: &mut Vec<String>) -> SandboxPlan {
+    let mut plan = plan.clone();
+    for m in plan.mounts.iter_mut() {
+        if m.propagation.is_some() && !host::propagation_possible(Path::new(&m.source)) {
+            warnings.push(format!(
+                "{} is bound without {} propagation: its host mount is private, so mounts made on the host later will not appear inside",
+                m.target,
+                m.propagation.as_deref().unwrap_or_default()
+            ));
+            m.propagation = None;
+        }
+    }
+    plan
 }
