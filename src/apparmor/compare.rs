@@ -50,20 +50,36 @@ pub struct CatalogueEntry {
 
 /// The probes asked of both profiles of an add-on.
 pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
-    let rw = |t: &str| plan.mounts.iter().any(|m| m.target == t && !m.read_only);
-    let mounted = |t: &str| plan.mounts.iter().any(|m| m.target == t);
-    let cap = |c: &str| plan.cap_add.iter().any(|x| x.eq_ignore_ascii_case(c));
-    let mut out = Vec::new();
-    let mut add = |category, probe, attack, granted| {
-        out.push(CatalogueEntry {
+    let data = plan.data_target().to_owned();
+    let mut out = write_probes(plan, &data);
+    out.extend(exec_probes(&data));
+    out.extend(read_probes(plan));
+    out.extend(capability_probes(plan));
+    out.extend(network_probes(plan));
+    out.extend(other_probes(plan));
+    out
+}
+
+/// One probe family's entries, in the order they are added.
+#[derive(Default)]
+struct Entries(Vec<CatalogueEntry>);
+
+impl Entries {
+    fn add(&mut self, category: Category, probe: Probe, attack: bool, granted: bool) {
+        self.0.push(CatalogueEntry {
             category,
             probe,
             attack,
             granted,
         })
-    };
-    let data = plan.data_target().to_owned();
-    // Writes the add-on needs or that reach the host.
+    }
+}
+
+/// Writes the add-on needs or that reach the host.
+fn write_probes(plan: &SandboxPlan, data: &str) -> Vec<CatalogueEntry> {
+    let rw = |t: &str| plan.mounts.iter().any(|m| m.target == t && !m.read_only);
+    let mounted = |t: &str| plan.mounts.iter().any(|m| m.target == t);
+    let mut out = Entries::default();
     for (path, attack, granted) in [
         (format!("{data}/x"), false, true),
         ("/tmp/x".into(), false, true),
@@ -118,8 +134,14 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
             mounted("/run/dbus"),
         ),
     ] {
-        add(Category::Write, Probe::write(&path), attack, granted);
+        out.add(Category::Write, Probe::write(&path), attack, granted);
     }
+    out.0
+}
+
+/// Executables the add-on needs, and executing or mapping what it can write.
+fn exec_probes(data: &str) -> Vec<CatalogueEntry> {
+    let mut out = Entries::default();
     for (path, attack, granted) in [
         ("/init", false, true),
         ("/bin/sh", false, true),
@@ -128,7 +150,7 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         ("/package/admin/x", false, true),
         ("/etc/cont-init.d/x", false, true),
         ("/run/s6/basedir/x", false, true),
-        (data.as_str(), true, false),
+        (data, true, false),
         ("/tmp/x", true, false),
         ("/dev/shm/x", true, false),
         ("/etc/x", true, false),
@@ -141,14 +163,20 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         } else {
             path.to_owned()
         };
-        add(Category::Execute, Probe::exec(&path), attack, granted);
+        out.add(Category::Execute, Probe::exec(&path), attack, granted);
     }
-    add(
+    out.add(
         Category::Execute,
         Probe::file(&format!("{data}/lib.so"), FilePerms::MMAP_EXEC),
         true,
         false,
     );
+    out.0
+}
+
+/// Reads of kernel memory and firmware, and of an ordinary file.
+fn read_probes(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
+    let mut out = Entries::default();
     let mem = plan
         .devices
         .iter()
@@ -159,9 +187,15 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         ("/sys/firmware/efi/efivars/x", true, false),
         ("/etc/os-release", false, true),
     ] {
-        add(Category::Read, Probe::read(path), attack, granted);
+        out.add(Category::Read, Probe::read(path), attack, granted);
     }
-    // Docker's defaults, the capabilities that reach beyond the container, and the plan's.
+    out.0
+}
+
+/// Docker's defaults, the capabilities that reach beyond the container, and the plan's.
+fn capability_probes(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
+    let cap = |c: &str| plan.cap_add.iter().any(|x| x.eq_ignore_ascii_case(c));
+    let mut out = Entries::default();
     for c in CAPABILITIES {
         let granted = cap(c);
         let attack = matches!(
@@ -180,9 +214,17 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         );
         let default = BASELINE_CAPS.iter().any(|b| b.eq_ignore_ascii_case(c));
         if attack || granted || default {
-            add(Category::Capability, Probe::Capability(c), attack, granted);
+            out.add(Category::Capability, Probe::Capability(c), attack, granted);
         }
     }
+    out.0
+}
+
+/// Socket families: raw sockets (netlink aside) and packet sockets are granted with NET_RAW,
+/// alg never, the others always.
+fn network_probes(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
+    let cap = |c: &str| plan.cap_add.iter().any(|x| x.eq_ignore_ascii_case(c));
+    let mut out = Entries::default();
     for (family, kind) in [
         ("inet", "stream"),
         ("inet", "dgram"),
@@ -202,23 +244,30 @@ pub fn catalogue(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
         } else {
             family != "bluetooth" && family != "alg"
         };
-        add(
+        out.add(
             Category::Network,
             Probe::Network { family, kind },
             raw || family == "alg",
             granted,
         );
     }
-    add(Category::Other, Probe::Mount("/mnt"), true, false);
-    add(Category::Other, Probe::PtraceHost, true, false);
-    add(Category::Other, Probe::SignalHost, true, false);
-    add(
+    out.0
+}
+
+/// Mounting, tracing and signalling host processes, and host daemons' unix sockets.
+fn other_probes(plan: &SandboxPlan) -> Vec<CatalogueEntry> {
+    let mounted = |t: &str| plan.mounts.iter().any(|m| m.target == t);
+    let mut out = Entries::default();
+    out.add(Category::Other, Probe::Mount("/mnt"), true, false);
+    out.add(Category::Other, Probe::PtraceHost, true, false);
+    out.add(Category::Other, Probe::SignalHost, true, false);
+    out.add(
         Category::Other,
         Probe::UnixConnectHost,
         true,
         mounted("/run/docker.sock") || mounted("/run/dbus") || mounted("/run/audio"),
     );
-    out
+    out.0
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -207,36 +207,54 @@ pub struct Expectation {
 /// allowed or denied (the deny rules then tell which, one by one). Probes a group cannot settle
 /// are decided one by one as in [`check_many`].
 pub fn verify_many(parser: &Parser, items: &[Expectation]) -> Result<Vec<Vec<usize>>, ProbeError> {
-    #[derive(Clone, Copy)]
-    enum Job {
-        Base(usize),
-        DenyGroup(usize),
-        AllowGroup(usize),
-        Allow(usize, usize),
-        Deny(usize, usize),
-    }
-    fn build(items: &[Expectation], jobs: &[Job]) -> Result<Vec<String>, ProbeError> {
-        jobs.iter()
-            .map(|job| match *job {
-                Job::Base(i) => Ok(items[i].text.clone()),
-                Job::DenyGroup(i) | Job::AllowGroup(i) => {
-                    let want = matches!(job, Job::AllowGroup(_));
-                    let rules: Vec<String> = items[i]
-                        .probes
-                        .iter()
-                        .zip(&items[i].expected)
-                        .filter(|(_, e)| **e == want)
-                        .map(|(p, _)| p.rule(!want))
-                        .collect();
-                    with_rule(&items[i].text, &rules.join("\n  "))
-                }
-                Job::Allow(i, j) => with_rule(&items[i].text, &items[i].probes[j].rule(false)),
-                Job::Deny(i, j) => with_rule(&items[i].text, &items[i].probes[j].rule(true)),
-            })
-            .collect()
-    }
+    let groups = group_round(parser, items)?;
+    let (allow_same, mut deny_same) = single_round(parser, items, &groups)?;
+    deny_round(parser, items, &groups.base, &allow_same, &mut deny_same)?;
+    Ok(mismatches(items, &allow_same, &deny_same))
+}
+
+/// One compile of [`verify_many`]: a profile as it is, with a group of rules, or with one
+/// probe's rule.
+#[derive(Clone, Copy)]
+enum Job {
+    Base(usize),
+    DenyGroup(usize),
+    AllowGroup(usize),
+    Allow(usize, usize),
+    Deny(usize, usize),
+}
+
+fn build(items: &[Expectation], jobs: &[Job]) -> Result<Vec<String>, ProbeError> {
+    jobs.iter()
+        .map(|job| match *job {
+            Job::Base(i) => Ok(items[i].text.clone()),
+            Job::DenyGroup(i) | Job::AllowGroup(i) => {
+                let want = matches!(job, Job::AllowGroup(_));
+                let rules: Vec<String> = items[i]
+                    .probes
+                    .iter()
+                    .zip(&items[i].expected)
+                    .filter(|(_, e)| **e == want)
+                    .map(|(p, _)| p.rule(!want))
+                    .collect();
+                with_rule(&items[i].text, &rules.join("\n  "))
+            }
+            Job::Allow(i, j) => with_rule(&items[i].text, &items[i].probes[j].rule(false)),
+            Job::Deny(i, j) => with_rule(&items[i].text, &items[i].probes[j].rule(true)),
+        })
+        .collect()
+}
+
+/// Per profile: its compiled base, and whether each group test changed nothing.
+struct Groups {
+    base: Vec<Vec<u8>>,
+    denied_group_ok: Vec<bool>,
+    allow_group_ok: Vec<bool>,
+}
+
+/// Round 1: bases and the two group tests of each profile.
+fn group_round(parser: &Parser, items: &[Expectation]) -> Result<Groups, ProbeError> {
     let n = items.len();
-    // Round 1: bases and the two group tests of each profile.
     let mut jobs = Vec::new();
     for (i, item) in items.iter().enumerate() {
         jobs.push(Job::Base(i));
@@ -263,7 +281,27 @@ pub fn verify_many(parser: &Parser, items: &[Expectation]) -> Result<Vec<Vec<usi
             _ => {}
         }
     }
-    // Round 2: one by one where a group did not settle it.
+    Ok(Groups {
+        base,
+        denied_group_ok,
+        allow_group_ok,
+    })
+}
+
+/// Per probe: Some(allow rule changed nothing), Some(deny rule changed nothing).
+type Same = Vec<Vec<Option<bool>>>;
+
+/// Round 2: one by one where a group did not settle it.
+fn single_round(
+    parser: &Parser,
+    items: &[Expectation],
+    groups: &Groups,
+) -> Result<(Same, Same), ProbeError> {
+    let Groups {
+        base,
+        denied_group_ok,
+        allow_group_ok,
+    } = groups;
     let mut jobs = Vec::new();
     for (i, item) in items.iter().enumerate() {
         for (j, e) in item.expected.iter().enumerate() {
@@ -278,9 +316,7 @@ pub fn verify_many(parser: &Parser, items: &[Expectation]) -> Result<Vec<Vec<usi
         }
     }
     let bins = parser.compile_many(&build(items, &jobs)?)?;
-    // Per probe: Some(allow rule changed nothing), Some(deny rule changed nothing).
-    let mut allow_same: Vec<Vec<Option<bool>>> =
-        items.iter().map(|it| vec![None; it.probes.len()]).collect();
+    let mut allow_same: Same = items.iter().map(|it| vec![None; it.probes.len()]).collect();
     let mut deny_same = allow_same.clone();
     for (i, item) in items.iter().enumerate() {
         for (j, e) in item.expected.iter().enumerate() {
@@ -300,9 +336,19 @@ pub fn verify_many(parser: &Parser, items: &[Expectation]) -> Result<Vec<Vec<usi
             _ => {}
         }
     }
-    // Round 3: the deny rule of expected-denied probes whose allow rule changed nothing.
+    Ok((allow_same, deny_same))
+}
+
+/// Round 3: the deny rule of expected-denied probes whose allow rule changed nothing.
+fn deny_round(
+    parser: &Parser,
+    items: &[Expectation],
+    base: &[Vec<u8>],
+    allow_same: &Same,
+    deny_same: &mut Same,
+) -> Result<(), ProbeError> {
     let mut jobs = Vec::new();
-    for i in 0..n {
+    for i in 0..items.len() {
         for j in 0..items[i].probes.len() {
             if allow_same[i][j] == Some(true) && deny_same[i][j].is_none() {
                 jobs.push(Job::Deny(i, j));
@@ -315,7 +361,12 @@ pub fn verify_many(parser: &Parser, items: &[Expectation]) -> Result<Vec<Vec<usi
             deny_same[i][j] = Some(*bin == base[i]);
         }
     }
-    Ok((0..n)
+    Ok(())
+}
+
+/// Per profile, the probes whose verdict differs from the expected one.
+fn mismatches(items: &[Expectation], allow_same: &Same, deny_same: &Same) -> Vec<Vec<usize>> {
+    (0..items.len())
         .map(|i| {
             (0..items[i].probes.len())
                 .filter(|&j| {
@@ -324,7 +375,7 @@ pub fn verify_many(parser: &Parser, items: &[Expectation]) -> Result<Vec<Vec<usi
                 })
                 .collect()
         })
-        .collect())
+        .collect()
 }
 
 /// Decide the probes of one profile.

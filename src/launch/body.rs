@@ -48,6 +48,30 @@ pub struct StartSpec {
 }
 
 pub fn create_body(plan: &SandboxPlan, spec: &StartSpec) -> ContainerCreateBody {
+    let env = environment(plan, spec);
+    let (exposed, port_bindings) = ports(plan);
+    let host_config = host_config(plan, spec, port_bindings);
+
+    let labels = HashMap::from([
+        (LABEL_SLUG.to_owned(), plan.full_slug.clone()),
+        (LABEL_CONFINEMENT.to_owned(), spec.apparmor.label()),
+    ]);
+
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        env: Some(env),
+        hostname: plan.hostname.clone(),
+        open_stdin: Some(plan.stdin),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        labels: Some(labels),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+/// The plan's environment, then `TZ` and the token under both of its names.
+fn environment(plan: &SandboxPlan, spec: &StartSpec) -> Vec<String> {
     let mut env: Vec<String> = plan
         .environment
         .iter()
@@ -56,9 +80,12 @@ pub fn create_body(plan: &SandboxPlan, spec: &StartSpec) -> ContainerCreateBody 
     env.push(format!("TZ={}", spec.timezone));
     env.push(format!("SUPERVISOR_TOKEN={}", spec.token));
     env.push(format!("HASSIO_TOKEN={}", spec.token));
+    env
+}
 
-    let mounts: Vec<Mount> = plan
-        .mounts
+/// Every mount of the plan as a bind, with its propagation when it has one.
+fn mounts(plan: &SandboxPlan) -> Vec<Mount> {
+    plan.mounts
         .iter()
         .map(|m| Mount {
             typ: Some(MountType::BIND),
@@ -78,9 +105,11 @@ pub fn create_body(plan: &SandboxPlan, spec: &StartSpec) -> ContainerCreateBody 
             }),
             ..Default::default()
         })
-        .collect();
+        .collect()
+}
 
-    // The security options of the plan, with the AppArmor entry the launcher settled on.
+/// The security options of the plan, with the AppArmor entry the launcher settled on.
+fn security_options(plan: &SandboxPlan, spec: &StartSpec) -> Vec<String> {
     let mut security_opt: Vec<String> = plan
         .security_opt
         .iter()
@@ -92,8 +121,14 @@ pub fn create_body(plan: &SandboxPlan, spec: &StartSpec) -> ContainerCreateBody 
         AppArmorMode::Unconfined => security_opt.push("apparmor=unconfined".into()),
         AppArmorMode::DockerDefault => {}
     }
+    security_opt
+}
 
-    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+type PortBindings = HashMap<String, Option<Vec<PortBinding>>>;
+
+/// The exposed container ports, and the host port each is bound to (if any).
+fn ports(plan: &SandboxPlan) -> (Vec<String>, PortBindings) {
+    let mut port_bindings: PortBindings = HashMap::new();
     let mut exposed = Vec::new();
     for p in &plan.ports {
         exposed.push(p.container.clone());
@@ -107,16 +142,20 @@ pub fn create_body(plan: &SandboxPlan, spec: &StartSpec) -> ContainerCreateBody 
             }),
         );
     }
+    (exposed, port_bindings)
+}
 
-    let host_config = HostConfig {
-        mounts: Some(mounts),
+/// The host side of the container: every right it has comes from the plan.
+fn host_config(plan: &SandboxPlan, spec: &StartSpec, port_bindings: PortBindings) -> HostConfig {
+    HostConfig {
+        mounts: Some(mounts(plan)),
         cap_add: Some(plan.cap_add.clone()),
         cap_drop: Some(plan.cap_drop.clone()),
         network_mode: Some(plan.network_mode.clone()),
         pid_mode: plan.pid_mode.clone(),
         uts_mode: plan.uts_mode.clone(),
         ipc_mode: plan.ipc_mode.clone(),
-        security_opt: Some(security_opt),
+        security_opt: Some(security_options(plan, spec)),
         device_cgroup_rules: Some(plan.device_cgroup_rules.clone()),
         devices: Some(
             plan.devices
@@ -141,23 +180,6 @@ pub fn create_body(plan: &SandboxPlan, spec: &StartSpec) -> ContainerCreateBody 
         ),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         init: Some(plan.init),
-        ..Default::default()
-    };
-
-    let labels = HashMap::from([
-        (LABEL_SLUG.to_owned(), plan.full_slug.clone()),
-        (LABEL_CONFINEMENT.to_owned(), spec.apparmor.label()),
-    ]);
-
-    ContainerCreateBody {
-        image: Some(spec.image.clone()),
-        cmd: spec.command.clone(),
-        env: Some(env),
-        hostname: plan.hostname.clone(),
-        open_stdin: Some(plan.stdin),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        labels: Some(labels),
-        host_config: Some(host_config),
         ..Default::default()
     }
 }

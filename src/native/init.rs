@@ -167,6 +167,37 @@ fn inside(root: &Path, path: &str) -> PathBuf {
 }
 
 fn child(spec: &NativeSpec) -> Result<Infallible, String> {
+    detach_and_redirect(spec)?;
+    make_mounts_private()?;
+    let root = fs::canonicalize(&spec.rootfs).map_err(step("rootfs"))?;
+    bind(&root, &root, MsFlags::empty())?;
+    bind_plan_mounts(spec, &root)?;
+    mount_proc_and_sys(spec, &root)?;
+    mount_dev(spec, &root)?;
+    mount_fs(
+        "tmpfs",
+        &inside(&root, "/tmp"),
+        nosuid_nodev_noexec(),
+        Some("mode=1777"),
+    )?;
+    remount_rootfs_read_only(&root)?;
+    pivot_into(&root)?;
+
+    if spec.new_net {
+        loopback_up()?;
+    }
+    if spec.new_uts {
+        nix::unistd::sethostname(&spec.hostname).map_err(step("sethostname"))?;
+    }
+    confine_and_exec(spec)
+}
+
+fn nosuid_nodev_noexec() -> MsFlags {
+    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+}
+
+/// A session of its own, standard input from `/dev/null`, output to the log.
+fn detach_and_redirect(spec: &NativeSpec) -> Step<()> {
     nix::unistd::setsid().map_err(step("setsid"))?;
     let log = OpenOptions::new()
         .create(true)
@@ -178,8 +209,11 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
     dup2_stdin(&null).map_err(step("stdin"))?;
     dup2_stdout(&log).map_err(step("stdout"))?;
     dup2_stderr(&log).map_err(step("stderr"))?;
+    Ok(())
+}
 
-    // Nothing mounted from here on may reach the host's mount table.
+/// Nothing mounted from here on may reach the host's mount table.
+fn make_mounts_private() -> Step<()> {
     mount(
         None::<&str>,
         "/",
@@ -187,12 +221,14 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(step("make mounts private"))?;
-    let root = fs::canonicalize(&spec.rootfs).map_err(step("rootfs"))?;
-    bind(&root, &root, MsFlags::empty())?;
+    .map_err(step("make mounts private"))
+}
 
+/// The plan's mounts at their targets: read-only ones `ro,nosuid,nodev`, writable ones
+/// `nosuid,nodev,noexec`.
+fn bind_plan_mounts(spec: &NativeSpec, root: &Path) -> Step<()> {
     for m in &spec.mounts {
-        let target = inside(&root, &m.target);
+        let target = inside(root, &m.target);
         mountpoint(&target, m.file)?;
         let flags = if m.read_only {
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
@@ -202,18 +238,23 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
         };
         bind(Path::new(&m.source), &target, flags)?;
     }
+    Ok(())
+}
 
-    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_fs("proc", &inside(&root, "/proc"), nosuid_nodev_noexec, None)?;
+/// `/proc`, and `/sys` read-only: a new sysfs with a network namespace of its own, else the
+/// host's bound.
+fn mount_proc_and_sys(spec: &NativeSpec, root: &Path) -> Step<()> {
+    let nosuid_nodev_noexec = nosuid_nodev_noexec();
+    mount_fs("proc", &inside(root, "/proc"), nosuid_nodev_noexec, None)?;
     if spec.new_net {
         mount_fs(
             "sysfs",
-            &inside(&root, "/sys"),
+            &inside(root, "/sys"),
             nosuid_nodev_noexec | MsFlags::MS_RDONLY,
             None,
         )?;
     } else {
-        let sys = inside(&root, "/sys");
+        let sys = inside(root, "/sys");
         mountpoint(&sys, false)?;
         bind(
             Path::new("/sys"),
@@ -221,7 +262,12 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
             nosuid_nodev_noexec | MsFlags::MS_RDONLY,
         )?;
     }
-    let dev = inside(&root, "/dev");
+    Ok(())
+}
+
+/// A `/dev` tmpfs with only the base and granted nodes, the standard links, and `/dev/shm`.
+fn mount_dev(spec: &NativeSpec, root: &Path) -> Step<()> {
+    let dev = inside(root, "/dev");
     mount(
         Some("tmpfs"),
         &{
@@ -238,7 +284,7 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
         .copied()
         .chain(spec.devices.iter().map(String::as_str))
     {
-        let target = inside(&root, node);
+        let target = inside(root, node);
         // A device entry may be a directory of nodes (`/dev/dvb/`).
         mountpoint(&target, !Path::new(node).is_dir())?;
         bind(Path::new(node), &target, MsFlags::empty())?;
@@ -253,20 +299,17 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
     }
     mount_fs(
         "tmpfs",
-        &inside(&root, "/dev/shm"),
-        nosuid_nodev_noexec,
+        &inside(root, "/dev/shm"),
+        nosuid_nodev_noexec(),
         Some("mode=1777"),
-    )?;
-    mount_fs(
-        "tmpfs",
-        &inside(&root, "/tmp"),
-        nosuid_nodev_noexec,
-        Some("mode=1777"),
-    )?;
-    // The rootfs is a directory on the host, shared by every run: read-only inside.
+    )
+}
+
+/// The rootfs is a directory on the host, shared by every run: read-only inside.
+fn remount_rootfs_read_only(root: &Path) -> Step<()> {
     mount(
         None::<&str>,
-        &root,
+        root,
         None::<&str>,
         MsFlags::MS_BIND
             | MsFlags::MS_REMOUNT
@@ -275,20 +318,21 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
             | MsFlags::MS_NODEV,
         None::<&str>,
     )
-    .map_err(step("remount the rootfs read-only"))?;
+    .map_err(step("remount the rootfs read-only"))
+}
 
-    chdir(&root).map_err(step("chdir to the rootfs"))?;
+/// The rootfs becomes `/`, and the old root is detached.
+fn pivot_into(root: &Path) -> Step<()> {
+    chdir(root).map_err(step("chdir to the rootfs"))?;
     pivot_root(".", ".").map_err(step("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(step("detach the old root"))?;
     chdir("/").map_err(step("chdir /"))?;
+    Ok(())
+}
 
-    if spec.new_net {
-        loopback_up()?;
-    }
-    if spec.new_uts {
-        nix::unistd::sethostname(&spec.hostname).map_err(step("sethostname"))?;
-    }
-
+/// The last steps, in this order: limits, capabilities, `no_new_privs`, the AppArmor exec label
+/// or the Landlock ruleset, exec. Returns only on failure.
+fn confine_and_exec(spec: &NativeSpec) -> Result<Infallible, String> {
     let (program, argv, envp) = exec_args(spec)?;
     let landlock = if spec.confinement == Confinement::Landlock {
         // Opened now, while every path can still be read; applied last.

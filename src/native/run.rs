@@ -51,50 +51,12 @@ pub fn run(
     plan: &SandboxPlan,
     opts: &NativeOptions,
 ) -> Result<RunReport, LaunchError> {
-    let profile_name = match plan.confinement {
-        plan::Confinement::Generated | plan::Confinement::AddonProfile => {
-            plan.apparmor_profile.clone()
-        }
-        _ => None,
-    };
-    let confinement = super::choose(
-        opts.confinement,
-        profile_name.as_deref(),
-        apparmor_enforced(),
-        super::landlock_abi(),
-    )?;
+    let confinement = choose_confinement(plan, opts)?;
     let slug = plan.full_slug.clone();
     let _lock = state.lock(&slug)?;
-    // A second run replaces the first.
-    if let Some(old) = state.read_record(&slug) {
-        if is_native(&old) {
-            stopped(super::stop(&old.container_id, Duration::from_secs(5)))?;
-        } else {
-            return Err(LaunchError::Native(format!(
-                "{slug} runs in Docker ({}): rm it first",
-                old.container_name
-            )));
-        }
-    }
+    replace_previous(state, &slug)?;
     crate::launch::create_data_folders(plan, &opts.data_root)?;
-    let mut loaded: Option<PathBuf> = None;
-    let undo = |loaded: &Option<PathBuf>| {
-        if let Some(file) = loaded {
-            let _ = host::unload_profile(file);
-            let _ = std::fs::remove_file(file);
-        }
-        state.forget(&slug);
-    };
-    if let Confinement::Apparmor(name) = &confinement {
-        let text = profile_text(plan, name, opts.addon_profile.as_deref())?;
-        let file = state.profile_path(name);
-        crate::launch::state::write_atomically(&file, text.as_bytes(), 0o644)?;
-        loaded = Some(file.clone());
-        if let Err(e) = host::load_profile(&file, &state.parser_cache()) {
-            undo(&loaded);
-            return Err(e.into());
-        }
-    }
+    let loaded = write_and_load_profile(state, plan, opts, &confinement, &slug)?;
     let token = new_token()?;
     state.write_token(&slug, &token)?;
     let spec = super::spec(
@@ -109,7 +71,7 @@ pub fn run(
     let pid = match spec.and_then(|s| super::start(&s)) {
         Ok(pid) => pid,
         Err(e) => {
-            undo(&loaded);
+            undo(state, &slug, &loaded);
             return Err(e.into());
         }
     };
@@ -123,18 +85,8 @@ pub fn run(
     if let Err(e) = state.write_record(&record) {
         // Best effort: the write error is the one to report.
         let _ = super::stop(&id, Duration::from_secs(1));
-        undo(&loaded);
+        undo(state, &slug, &loaded);
         return Err(e.into());
-    }
-    let mut warnings = Vec::new();
-    if confinement == Confinement::None {
-        warnings.push("running UNCONFINED: --confinement none was given".to_owned());
-    }
-    if plan.ingress_port.is_some() {
-        warnings.push(
-            "ingress is not offered for native sandboxes (they have no network of their own)"
-                .to_owned(),
-        );
     }
     Ok(RunReport {
         full_slug: slug,
@@ -144,9 +96,89 @@ pub fn run(
         confinement: record.confinement,
         granted: plan.granted.clone(),
         withheld: plan.withheld.clone(),
-        warnings,
+        warnings: warnings(plan, &confinement),
         ingress_token: None,
     })
+}
+
+/// The confinement the operator's choice and this kernel give the plan, or the refusal.
+fn choose_confinement(
+    plan: &SandboxPlan,
+    opts: &NativeOptions,
+) -> Result<Confinement, LaunchError> {
+    let profile_name = match plan.confinement {
+        plan::Confinement::Generated | plan::Confinement::AddonProfile => {
+            plan.apparmor_profile.clone()
+        }
+        _ => None,
+    };
+    Ok(super::choose(
+        opts.confinement,
+        profile_name.as_deref(),
+        apparmor_enforced(),
+        super::landlock_abi(),
+    )?)
+}
+
+/// A second run replaces the first.
+fn replace_previous(state: &StateDir, slug: &str) -> Result<(), LaunchError> {
+    if let Some(old) = state.read_record(slug) {
+        if is_native(&old) {
+            stopped(super::stop(&old.container_id, Duration::from_secs(5)))?;
+        } else {
+            return Err(LaunchError::Native(format!(
+                "{slug} runs in Docker ({}): rm it first",
+                old.container_name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// With AppArmor, the profile written and loaded (undone if the load fails); the file it was
+/// written to, for undo.
+fn write_and_load_profile(
+    state: &StateDir,
+    plan: &SandboxPlan,
+    opts: &NativeOptions,
+    confinement: &Confinement,
+    slug: &str,
+) -> Result<Option<PathBuf>, LaunchError> {
+    let mut loaded: Option<PathBuf> = None;
+    if let Confinement::Apparmor(name) = confinement {
+        let text = profile_text(plan, name, opts.addon_profile.as_deref())?;
+        let file = state.profile_path(name);
+        crate::launch::state::write_atomically(&file, text.as_bytes(), 0o644)?;
+        loaded = Some(file.clone());
+        if let Err(e) = host::load_profile(&file, &state.parser_cache()) {
+            undo(state, slug, &loaded);
+            return Err(e.into());
+        }
+    }
+    Ok(loaded)
+}
+
+/// Unload and remove the profile this run loaded, and forget the add-on's token and record.
+fn undo(state: &StateDir, slug: &str, loaded: &Option<PathBuf>) {
+    if let Some(file) = loaded {
+        let _ = host::unload_profile(file);
+        let _ = std::fs::remove_file(file);
+    }
+    state.forget(slug);
+}
+
+fn warnings(plan: &SandboxPlan, confinement: &Confinement) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if *confinement == Confinement::None {
+        warnings.push("running UNCONFINED: --confinement none was given".to_owned());
+    }
+    if plan.ingress_port.is_some() {
+        warnings.push(
+            "ingress is not offered for native sandboxes (they have no network of their own)"
+                .to_owned(),
+        );
+    }
+    warnings
 }
 
 pub fn ps_entry(record: &Record) -> PsEntry {

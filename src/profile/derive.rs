@@ -422,8 +422,14 @@ fn mounts(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
 }
 
 fn devices(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) -> Result<(), ProfileError> {
-    let classes = &plan.device_classes;
-    let has = |c: DeviceClass| classes.contains(&c);
+    device_nodes(plan, out)?;
+    device_classes(plan, out);
+    raw_memory(plan, sys_rawio, out);
+    Ok(())
+}
+
+/// The nodes the plan hands in, each with anything under it.
+fn device_nodes(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
     for dev in &plan.devices {
         // `{,/**}`: a device path may name a directory of nodes (`/dev/dvb`); under a single
         // node the pattern matches nothing more.
@@ -443,6 +449,13 @@ fn devices(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) -> Result<(), Pro
             );
         }
     }
+    Ok(())
+}
+
+/// The node patterns of each device class the plan grants.
+fn device_classes(plan: &SandboxPlan, out: &mut Out) {
+    let classes = &plan.device_classes;
+    let has = |c: DeviceClass| classes.contains(&c);
     let table: [(DeviceClass, &[(&str, FilePerms)]); 4] = [
         (
             DeviceClass::Uart,
@@ -488,9 +501,12 @@ fn devices(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) -> Result<(), Pro
             "full_access: every device node",
         );
     }
-    // Raw memory and I/O ports stay denied unless the plan hands the node in (a `devices`
-    // entry) or gpio needs /dev/mem with SYS_RAWIO.
-    let gpio_mem = sys_rawio && has(DeviceClass::Gpio);
+}
+
+/// Raw memory and I/O ports stay denied unless the plan hands the node in (a `devices`
+/// entry) or gpio needs /dev/mem with SYS_RAWIO.
+fn raw_memory(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) {
+    let gpio_mem = sys_rawio && plan.device_classes.contains(&DeviceClass::Gpio);
     if gpio_mem {
         out.file(
             AaPath::pattern("/dev/mem"),
@@ -513,7 +529,6 @@ fn devices(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) -> Result<(), Pro
             );
         }
     }
-    Ok(())
 }
 
 /// Host sockets stay out unless the plan mounts them.

@@ -1,0 +1,70 @@
+//! `/auth` answered by the gateway for an add-on with `auth_api`: the credentials read from
+//! the request, the per-add-on and per-user limits on failed logins, and the backend's verdict.
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::callers::AddonCaller;
+use super::proxy::{self, ResBody, error};
+use super::{Gateway, auth};
+
+impl Gateway {
+    pub(super) async fn auth(
+        &self,
+        request: Request<Incoming>,
+        addon: &AddonCaller,
+    ) -> Response<ResBody> {
+        if !addon.auth_api {
+            return error(StatusCode::FORBIDDEN, "can't use home assistant auth");
+        }
+        if request.method() != Method::GET && request.method() != Method::POST {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "use get or post");
+        }
+        let Some(backend) = &self.auth_backend else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no credential backend configured",
+            );
+        };
+        let (parts, body) = request.into_parts();
+        let credentials = match auth::read_credentials(&parts.headers, body).await {
+            Ok(c) => c,
+            Err(e) => {
+                let mut response = error(e.status(), &e.to_string());
+                if e.status() == StatusCode::UNAUTHORIZED {
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"Home Assistant Authentication\""),
+                    );
+                }
+                return response;
+            }
+        };
+        let user_key = (addon.full_slug.clone(), credentials.username.clone());
+        let limited = self
+            .per_addon
+            .check(&addon.full_slug)
+            .and_then(|_| self.per_user.check(&user_key));
+        if let Err(wait) = limited {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins, wait",
+            );
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            return response;
+        }
+        match backend.check(&credentials, &addon.full_slug).await {
+            auth::Verdict::Match => proxy::ok(serde_json::json!({})),
+            auth::Verdict::NoMatch => {
+                self.per_addon.fail(&addon.full_slug);
+                self.per_user.fail(&user_key);
+                error(StatusCode::UNAUTHORIZED, "invalid username or password")
+            }
+            auth::Verdict::Unavailable(why) => error(StatusCode::SERVICE_UNAVAILABLE, &why),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! What can stop a launch, and the exit status each gives the command line.
+
+use crate::profile::ProfileError;
+
+use super::host::LoadError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(
+        "the plan confines the add-on with the AppArmor profile '{profile}', but this host cannot enforce it: {why}. Refusing to start it unconfined (nothing was created); pass --allow-unconfined to run it without AppArmor anyway"
+    )]
+    AppArmorUnavailable { profile: String, why: String },
+    #[error("cannot reach the Docker engine: {0}")]
+    Engine(String),
+    #[error("the Docker engine did not answer {what} within {secs} s")]
+    Timeout { what: &'static str, secs: u64 },
+    #[error(
+        "image '{0}' is not on this host (no registry is asked): build or load it first, or pass --image"
+    )]
+    ImageMissing(String),
+    #[error(
+        "a container named '{0}' exists and was not started by addon-sandbox: remove or rename it"
+    )]
+    NameConflict(String),
+    #[error("docker {what} failed: {msg}")]
+    Docker { what: &'static str, msg: String },
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("loading the AppArmor profile: {0}")]
+    Load(#[from] LoadError),
+    #[error("the container started but is not confined as planned ({0}); it was removed")]
+    Attestation(String),
+    #[error("state directory: {0}")]
+    State(#[from] std::io::Error),
+    #[error("interrupted: everything this launch had created was removed")]
+    Interrupted,
+    #[error("no add-on '{0}' was started by addon-sandbox (see addon-sandbox ps)")]
+    Unknown(String),
+    #[error(
+        "{0}: refusing to start the sandbox unconfined (nothing was created); pass --confinement none to run it anyway"
+    )]
+    NativeRefused(String),
+    #[error("native sandbox: {0}")]
+    Native(String),
+    #[error("the plan confines the add-on with its own apparmor.txt, which is missing")]
+    AddonProfileMissing,
+}
+
+impl LaunchError {
+    /// Exit status of the command line: 3 refused because the sandbox cannot be delivered,
+    /// 4 engine unreachable or too slow, 130 interrupted, 1 any other failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LaunchError::AppArmorUnavailable { .. } | LaunchError::NativeRefused(_) => 3,
+            LaunchError::Engine(_) | LaunchError::Timeout { .. } => 4,
+            LaunchError::Interrupted => 130,
+            _ => 1,
+        }
+    }
+}
