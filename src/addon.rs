@@ -100,7 +100,30 @@ pub fn load(dir: &Path) -> Addon {
     if listing.apparmor {
         read_apparmor(&mut addon, dir);
     }
+    order_diagnostics(&mut addon.diagnostics);
     addon
+}
+
+/// One order for every command and format: file by file in the order they were read (config,
+/// build, apparmor.txt), within a file by line and column; equal places keep the order the
+/// checks found them in (the sort is stable).
+fn order_diagnostics(diagnostics: &mut Vec<Diagnostic>) {
+    if diagnostics.len() < 2 {
+        return;
+    }
+    let mut files: Vec<String> = Vec::new();
+    let mut keyed: Vec<((usize, u32, u32), Diagnostic)> = std::mem::take(diagnostics)
+        .into_iter()
+        .map(|d| {
+            let file = files.iter().position(|f| *f == d.file).unwrap_or_else(|| {
+                files.push(d.file.clone());
+                files.len() - 1
+            });
+            ((file, d.line, d.column), d)
+        })
+        .collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    diagnostics.extend(keyed.into_iter().map(|(_, d)| d));
 }
 
 /// The one config file of the folder, or the error when it has none or more than one.

@@ -836,3 +836,38 @@ fn a_closed_pipe_ends_the_output_quietly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn errors_come_in_one_order_in_every_command_and_format() {
+    // The bad fixture's checks find the `apparmor` error (line 9) after later lines; every
+    // output lists them by file, line and column.
+    let places = |v: &Value| -> Vec<(u64, u64)> {
+        v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["line"].as_u64().unwrap(), e["column"].as_u64().unwrap()))
+            .collect()
+    };
+    let check = &json_lines(&run(&["check", "--json", "tests/fixtures/bad-addon"]))[0];
+    let order = places(check);
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert!(order.len() >= 10, "{order:?}");
+    let plan = &json_lines(&run(&["plan", "--json", "tests/fixtures/bad-addon"]))[0];
+    assert_eq!(places(plan), order);
+    let rate = &json_lines(&run(&["rate", "--json", "tests/fixtures/bad-addon"]))[0];
+    assert_eq!(places(rate), order);
+    // The text of rate (standard error) in the same order.
+    let text = String::from_utf8(run(&["rate", "tests/fixtures/bad-addon"]).stderr).unwrap();
+    let lines: Vec<(u64, u64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: "))
+        .filter_map(|l| {
+            let mut parts = l.split(':').skip(1);
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(lines, order);
+}

@@ -47,9 +47,8 @@ fn print_check(out: &mut impl Write, a: &Addon) -> Result<()> {
         a.dir.display(),
         a.slug().unwrap_or("?")
     )?;
-    let mut diagnostics: Vec<_> = a.diagnostics.iter().collect();
-    diagnostics.sort_by(|x, y| (&x.file, x.line, x.column).cmp(&(&y.file, y.line, y.column)));
-    for d in diagnostics {
+    // Already in the one order every command uses (addon::load sorts them).
+    for d in &a.diagnostics {
         write!(out, "{d}")?;
     }
     Ok(())
