@@ -1,12 +1,15 @@
 //! `profile`: the generated AppArmor profile of an add-on (least privilege, from its plan).
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
 
+use addon_sandbox::addon::Addon;
+use addon_sandbox::plan::SandboxPlan;
 use addon_sandbox::{launch, profile};
 
 use super::flags::PlanFlags;
@@ -45,6 +48,7 @@ pub fn exec(args: ProfileArgs, out: &mut impl Write) -> Result<ExitCode> {
         );
     }
     if let Some(dir) = &args.out_dir {
+        refuse_collisions(&plans, dir)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     for (a, plan) in &plans {
@@ -68,4 +72,22 @@ pub fn exec(args: ProfileArgs, out: &mut impl Write) -> Result<ExitCode> {
         }
     }
     Ok(status(ok))
+}
+
+/// Two add-ons with one full slug would write one file, the second silently replacing the
+/// first: refuse before anything is written, naming both folders.
+fn refuse_collisions(plans: &[(Addon, SandboxPlan)], dir: &Path) -> Result<()> {
+    let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+    for (a, plan) in plans {
+        if let Some(first) = seen.insert(&plan.full_slug, &a.dir) {
+            anyhow::bail!(
+                "{} and {} are both {}: their profiles would be one file, {}; profile them in separate runs with different --repository names",
+                first.display(),
+                a.dir.display(),
+                plan.full_slug,
+                dir.join(&plan.full_slug).display()
+            );
+        }
+    }
+    Ok(())
 }
