@@ -1,9 +1,12 @@
 /* One access attempt, for the AppArmor VM tests: prints OK, or ERR and the errno name.
  * Static, so it runs in the test initramfs with nothing else.
  *   probe read|write|create|device|exec|mmap|mount|connect|raw PATH
- *   probe listen PATH      (a unix socket server, run unconfined in the background) */
+ *   probe listen PATH      (a unix socket server, run unconfined in the background)
+ * Every probe is bounded: an access that neither succeeds nor fails within PROBE_SECONDS
+ * (a read of a terminal waiting for input, a FIFO without a writer) prints BLOCKED instead. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,12 +33,26 @@ static const char *name(int e) {
     }
 }
 
+/* Kept in step with vm::PROBE_SECONDS. */
+#define PROBE_SECONDS 5
+
+static void blocked(int sig) {
+    (void)sig;
+    static const char msg[] = "BLOCKED no answer in 5 s (the access was not refused at once)\n";
+    (void)!write(1, msg, sizeof msg - 1);
+    _exit(3);
+}
+
 static int fail(void) { printf("ERR %s\n", name(errno)); return 1; }
 static int ok(void) { printf("OK\n"); return 0; }
 
 int main(int argc, char **argv) {
     if (argc != 3) { fprintf(stderr, "usage: probe OP PATH\n"); return 2; }
     const char *op = argv[1], *path = argv[2];
+    if (strcmp(op, "listen")) {
+        signal(SIGALRM, blocked);
+        alarm(PROBE_SECONDS);
+    }
     if (!strcmp(op, "read")) {
         int fd = open(path, O_RDONLY);
         if (fd < 0) return fail();

@@ -95,7 +95,21 @@ fn generated_profiles_are_enforced_by_a_real_apparmor_kernel() {
     probes.extend(vm::standard_probes(first, "broken_author"));
     profiles.push(("broken_author".into(), author));
 
+    // A probe that blocks (the console waits for input that never comes) is bounded and says
+    // so, instead of holding the VM until the host kills it.
+    let blocking = probes.len();
+    probes.push(vm::VmProbe {
+        profile: "broken_file".into(),
+        op: "read",
+        path: "/dev/ttyS0".into(),
+        expect_allowed: true,
+    });
     let report = vm::run(&kernel, &profiles, &probes, Some(&first.full_slug)).expect("the VM ran");
+    assert!(
+        report.outcomes[blocking].starts_with("BLOCKED"),
+        "{:?}",
+        report.outcomes[blocking]
+    );
 
     assert!(
         report.extra.iter().any(|l| l == "AA Y"),

@@ -494,7 +494,6 @@ fn compare_reports_both_directions_and_the_attacks() {
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("theirs allows, ours does not:"), "{text}");
     assert!(text.contains("attacker probes allowed: theirs"), "{text}");
-
 }
 
 /// An upstream that answers every request with 200 and the request line it saw.

@@ -97,7 +97,9 @@ fn print_outcome(
     } else {
         "attack"
     };
-    let allowed = outcome == "OK";
+    // A blocked access was not refused at once: for what it proves it counts as allowed.
+    let blocked = outcome.starts_with("BLOCKED");
+    let allowed = outcome == "OK" || blocked;
     let surprise = standard && allowed != p.expect_allowed && p.op != "connect";
     writeln!(
         out,
@@ -105,7 +107,12 @@ fn print_outcome(
         expected,
         p.op,
         p.path,
-        if allowed {
+        if blocked {
+            format!(
+                "blocked (no answer in {} s; not refused)",
+                vm::PROBE_SECONDS
+            )
+        } else if allowed {
             "allowed".to_owned()
         } else {
             format!("denied ({})", outcome.trim_start_matches("ERR "))

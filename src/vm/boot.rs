@@ -8,8 +8,14 @@ use std::time::{Duration, Instant};
 use super::{VmError, fail};
 
 /// Pack `root` into an initramfs, boot it (its `/sbin/vminit` runs as init) and return the
-/// console once the VM powers off, with the time it took. The init must print `END` last.
-pub(super) fn boot(kernel: &Path, root: &Path, work: &Path) -> Result<(String, Duration), VmError> {
+/// console once the VM powers off, with the time it took. The init must print `END` last. A VM
+/// still running after `deadline` is killed and reported.
+pub(super) fn boot(
+    kernel: &Path,
+    root: &Path,
+    work: &Path,
+    deadline: Duration,
+) -> Result<(String, Duration), VmError> {
     let initrd = work.join("initrd.cpio");
     let status = Command::new("sh")
         .arg("-c")
@@ -51,7 +57,6 @@ pub(super) fn boot(kernel: &Path, root: &Path, work: &Path) -> Result<(String, D
         let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
         s
     });
-    let deadline = Duration::from_secs(600);
     loop {
         if child.try_wait().map_err(fail)?.is_some() {
             break;
@@ -59,7 +64,7 @@ pub(super) fn boot(kernel: &Path, root: &Path, work: &Path) -> Result<(String, D
         if start.elapsed() > deadline {
             let _ = child.kill();
             return Err(VmError(format!(
-                "the VM did not finish in {} s",
+                "the VM did not finish in its budget of {} s (every probe is bounded: the VM itself is stuck)",
                 deadline.as_secs()
             )));
         }

@@ -23,6 +23,22 @@ pub use probing::run;
 
 use std::time::Duration;
 
+/// The longest one probe may take: an access that neither succeeds nor fails by then (a read of
+/// a terminal waiting for input) is reported as `BLOCKED` by the probe itself. Kept in step
+/// with `PROBE_SECONDS` in `src/vm_probe.c` (a unit test checks).
+pub const PROBE_SECONDS: u64 = 5;
+
+/// Booting the kernel, loading the profiles and setting up, under software emulation on a
+/// slow and loaded host: the part of a run that does not grow with the probes.
+const BOOT_BUDGET: Duration = Duration::from_secs(300);
+
+/// How long a run with `probes` probes may take at most: the boot, plus every probe blocked
+/// for its whole bound and a second of its own. Every step inside is bounded, so a run that
+/// outlives this is stuck and is stopped.
+pub fn budget(probes: usize) -> Duration {
+    BOOT_BUDGET + Duration::from_secs((PROBE_SECONDS + 1) * probes as u64)
+}
+
 /// One access attempted under one profile.
 #[derive(Clone, Debug)]
 pub struct VmProbe {
@@ -56,4 +72,17 @@ pub struct VmError(pub String);
 
 fn fail(e: impl std::fmt::Display) -> VmError {
     VmError(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_program_has_the_bound_the_budget_counts_on() {
+        let source = include_str!("../vm_probe.c");
+        assert!(source.contains(&format!("#define PROBE_SECONDS {PROBE_SECONDS}\n")));
+        assert!(source.contains(&format!("no answer in {PROBE_SECONDS} s")));
+        assert!(budget(10) > budget(0) + Duration::from_secs(10 * PROBE_SECONDS));
+    }
 }
