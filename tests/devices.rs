@@ -6,9 +6,14 @@ mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
+use std::time::Duration;
 
 use addon_sandbox::addon;
 use addon_sandbox::launch::devices::{self, DeviceError};
+use addon_sandbox::launch::state::StateDir;
+use addon_sandbox::launch::{LaunchError, Launcher, RunOptions};
+use addon_sandbox::native::ConfinementChoice;
+use addon_sandbox::native::run::NativeOptions;
 use addon_sandbox::plan::{PolicyMode, SandboxPlan};
 use addon_sandbox::policy::{
     self, NodeClass, NodeFact, NodeKind, PlanOptions, Right, class_by_name, class_by_number,
@@ -350,4 +355,135 @@ fn node_facts_follow_links_to_the_node() {
             .unwrap()
             .is_none()
     );
+}
+
+/// A link in the real /dev named like a USB serial adapter that leads to a block node (loop
+/// 7:0) made for the test; both removed when dropped. Made only under the shared Docker lock
+/// the tests using it run under, so no other engineer's test sees it.
+struct DiskLink;
+
+const LINK: &str = "/dev/ttyUSB4242";
+const DISK: &str = "/dev/addon-sandbox-test-disk";
+
+impl DiskLink {
+    fn new() -> DiskLink {
+        let guard = DiskLink;
+        let _ = std::fs::remove_file(LINK);
+        let _ = std::fs::remove_file(DISK);
+        mknod(
+            Path::new(DISK),
+            SFlag::S_IFBLK,
+            Mode::from_bits_truncate(0o600),
+            makedev(7, 0),
+        )
+        .expect("mknod in /dev (these tests run as root)");
+        symlink("addon-sandbox-test-disk", LINK).unwrap();
+        guard
+    }
+}
+
+impl Drop for DiskLink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(LINK);
+        let _ = std::fs::remove_file(DISK);
+    }
+}
+
+/// Planned where the node was absent (no host facts): the name lets it in.
+fn plan_elsewhere(slug: &str, data_root: &Path) -> SandboxPlan {
+    let yaml = common::minimal("devices: [/dev/ttyUSB4242]\n")
+        .replace("slug: test", &format!("slug: {slug}"));
+    let options = PlanOptions {
+        data_root: data_root.to_str().unwrap().to_owned(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&yaml, &options);
+    assert_eq!(p.devices.len(), 1, "the name alone lets it in");
+    p
+}
+
+fn assert_refused(result: Result<addon_sandbox::launch::RunReport, LaunchError>) {
+    match result {
+        Err(e @ LaunchError::Device(DeviceError::Withheld { .. })) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("/dev/ttyUSB4242")
+                    && text.contains("block device")
+                    && text.contains("--grant raw_devices"),
+                "{text}"
+            );
+            assert_eq!(e.exit_code(), 3);
+        }
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(report) => panic!("started: {report:?}"),
+    }
+}
+
+#[test]
+fn both_backends_refuse_at_launch_a_disk_behind_a_serial_name() {
+    if !common::docker_available() {
+        return;
+    }
+    let _link = DiskLink::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+
+    // Docker: nothing is created, not even the container.
+    let data = tmp.path().join("data");
+    let p = plan_elsewhere("devcheckd", &data);
+    // A container left by an earlier failed run would hide what this one does.
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &p.container_name])
+        .output();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        let launcher = Launcher::connect(&state, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let opts = RunOptions {
+            image: Some(common::TEST_IMAGE.into()),
+            command: Some(vec!["true".into()]),
+            allow_unconfined: true,
+            data_root: data.clone(),
+            ..RunOptions::default()
+        };
+        launcher.run(&p, &opts, std::future::pending()).await
+    });
+    assert_refused(result);
+    let inspect = std::process::Command::new("docker")
+        .args(["inspect", &p.container_name])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "a container was created");
+
+    // Native.
+    if common::native_available() {
+        let p = plan_elsewhere("devcheckn", &data);
+        let opts = NativeOptions {
+            rootfs: tmp.path().to_owned(),
+            command: vec!["true".into()],
+            confinement: ConfinementChoice::Any,
+            data_root: data.clone(),
+            addon_profile: None,
+            timezone: None,
+        };
+        let dir = StateDir::open(&state).unwrap();
+        assert_refused(addon_sandbox::native::run::run(&dir, &p, &opts));
+        assert!(
+            dir.read_record(&p.full_slug).is_none(),
+            "a record was written"
+        );
+    }
+
+    // Planned on this host, the CLI reads the node and withholds it already.
+    let addon = common::addon_dir(&common::minimal("devices: [/dev/ttyUSB4242]\n"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args(["plan", "--json", addon.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["devices"], serde_json::json!([]), "{plan}");
+    let withheld = &plan["withheld"][0];
+    assert_eq!(withheld["right"], "device:/dev/ttyUSB4242");
+    assert_eq!(withheld["grant_with"], "--grant raw_devices");
 }
