@@ -156,6 +156,10 @@ pub struct SandboxPlan {
     pub devices: Vec<Device>,
     /// The device classes granted, in order.
     pub device_classes: Vec<DeviceClass>,
+    /// The device rights (`raw_devices`, `host_console`, `unknown_devices`) the launch-time
+    /// check lets a real node's class need: all of them outside strict protection.
+    #[serde(skip)]
+    pub device_grants: Vec<String>,
     pub tmpfs: BTreeMap<String, String>,
     pub ulimits: Vec<UlimitSpec>,
     pub env_keys: Vec<String>,

@@ -1179,6 +1179,98 @@ fn ulimits_non_numeric_is_invalid() {
     l.error_at("nofile: lots", &["ulimits.nofile"]);
 }
 
+/// The plan's ulimits as (name, soft, hard).
+fn limits(plan: &SandboxPlan) -> Vec<(&str, i64, i64)> {
+    plan.ulimits
+        .iter()
+        .map(|u| (u.name.as_str(), u.soft, u.hard))
+        .collect()
+}
+
+fn plan_with(loaded: &Loaded, options: &PlanOptions) -> SandboxPlan {
+    decide(loaded.valid(), false, options).unwrap()
+}
+
+#[test]
+fn strict_protection_clamps_ulimits_above_their_ceilings() {
+    let l = with(
+        "ulimits:\n  rtprio: 99\n  memlock: -1\n  nproc:\n    soft: 1024\n    hard: -1\n  nofile: 4096\n  nice: 40\n  core: -1\n",
+    );
+    let p = plan_with(&l, &PlanOptions::default());
+    assert_eq!(
+        limits(&p),
+        [
+            ("rtprio", 0, 0),
+            ("memlock", 134217728, 134217728),
+            ("nproc", 1024, 65536),
+            ("nofile", 4096, 4096),
+            ("nice", 0, 0),
+            ("core", -1, -1),
+        ]
+    );
+    let withheld: Vec<(&str, &str)> = p
+        .withheld
+        .iter()
+        .map(|w| (w.right.as_str(), w.grant_with.as_str()))
+        .collect();
+    assert_eq!(
+        withheld,
+        [
+            ("ulimit:rtprio", "--grant ulimits"),
+            ("ulimit:memlock", "--grant ulimits"),
+            ("ulimit:nproc", "--grant ulimits"),
+            ("ulimit:nice", "--grant ulimits"),
+        ]
+    );
+    let rtprio = &p.withheld[0].reason;
+    assert!(
+        rtprio.contains("99/99") && rtprio.contains("ceiling 0") && rtprio.contains("clamped"),
+        "{rtprio}"
+    );
+    assert!(p.withheld[1].reason.contains("unlimited/unlimited"));
+
+    // Granted, with protection off, or under the supervisor policy: exactly as declared.
+    let declared = [
+        ("rtprio", 99, 99),
+        ("memlock", -1, -1),
+        ("nproc", 1024, -1),
+        ("nofile", 4096, 4096),
+        ("nice", 40, 40),
+        ("core", -1, -1),
+    ];
+    let granted = PlanOptions {
+        grants: [addon_sandbox::policy::Right::parse("ulimits").unwrap()].into(),
+        ..PlanOptions::default()
+    };
+    let p = plan_with(&l, &granted);
+    assert_eq!(limits(&p), declared);
+    assert!(p.withheld.is_empty() && p.notes.is_empty(), "{p:?}");
+    let off = PlanOptions {
+        protected: false,
+        ..PlanOptions::default()
+    };
+    assert_eq!(limits(&plan_with(&l, &off)), declared);
+    assert_eq!(limits(&supervisor_plan(&l)), declared);
+}
+
+#[test]
+fn realtime_keeps_its_priority_and_limits_within_ceilings_pass() {
+    let l = with("realtime: true\nulimits:\n  rtprio: 99\n  nofile: 1048576\n");
+    let p = plan_with(&l, &PlanOptions::default());
+    assert_eq!(
+        limits(&p),
+        [
+            ("rtprio", 90, 99),
+            ("memlock", 134217728, 134217728),
+            ("rtprio", 99, 99),
+            ("nofile", 1048576, 1048576),
+        ]
+    );
+    assert!(p.withheld.is_empty(), "{:?}", p.withheld);
+    let p = plan_with(&with("ulimits:\n  rtprio: 1\n"), &PlanOptions::default());
+    assert_eq!(limits(&p), [("rtprio", 0, 0)]);
+}
+
 #[test]
 fn timeout_range_and_coercion() {
     let l = with("timeout: 5\n");

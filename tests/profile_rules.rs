@@ -472,6 +472,50 @@ fn committed_example_profiles_compile_and_name_one_profile() {
 }
 
 #[test]
+fn devices_the_old_prefix_list_let_through_are_withheld() {
+    let names = [
+        "/dev/vg0/root",
+        "/dev/sg0",
+        "/dev/ng0n1",
+        "/dev/mtd0",
+        "/dev/mtdblock0",
+        "/dev/ram0",
+        "/dev/zd0",
+        "/dev/rbd0",
+        "/dev/pmem0",
+        "/dev/cpu/0/msr",
+        "/dev/kmsg",
+        "/dev/tty1",
+        "/dev/tty63",
+        "/dev/console",
+        "/dev/vcs1",
+        "/dev/vcsa1",
+        "/dev/pts/0",
+    ];
+    let yaml = common::minimal(&format!("devices: [{}, /dev/ttyUSB0]\n", names.join(", ")));
+    let p = plan(&yaml, &PlanOptions::default()).unwrap();
+    let devices: Vec<&str> = p
+        .devices
+        .iter()
+        .map(|d| d.path_in_container.as_str())
+        .collect();
+    assert_eq!(devices, ["/dev/ttyUSB0"]);
+    for name in names {
+        assert!(
+            p.withheld
+                .iter()
+                .any(|w| w.right == format!("device:{name}")),
+            "{name} not withheld"
+        );
+    }
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    assert!(
+        !text.contains("\"/dev/kmsg"),
+        "a withheld node in the profile"
+    );
+}
+
+#[test]
 fn raw_devices_are_withheld_unless_granted() {
     let yaml = common::minimal("devices: [/dev/sda, /dev/ttyUSB0, /dev/mem, /dev/nvme0n1p2]\n");
     let p = plan(&yaml, &PlanOptions::default()).unwrap();

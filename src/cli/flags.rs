@@ -78,6 +78,7 @@ impl PlanFlags {
             data_root: data_root.to_string_lossy().into_owned(),
             host: policy::HostFacts {
                 arch: Some(host_arch().to_owned()),
+                devices: launch::devices::host_facts(),
                 ..policy::HostFacts::default()
             },
         })

@@ -44,6 +44,8 @@ pub enum LaunchError {
     Native(String),
     #[error("the plan confines the add-on with its own apparmor.txt, which is missing")]
     AddonProfileMissing,
+    #[error(transparent)]
+    Device(#[from] super::devices::DeviceError),
 }
 
 impl LaunchError {
@@ -51,7 +53,9 @@ impl LaunchError {
     /// 4 engine unreachable or too slow, 130 interrupted, 1 any other failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LaunchError::AppArmorUnavailable { .. } | LaunchError::NativeRefused(_) => 3,
+            LaunchError::AppArmorUnavailable { .. }
+            | LaunchError::NativeRefused(_)
+            | LaunchError::Device(super::devices::DeviceError::Withheld { .. }) => 3,
             LaunchError::Engine(_) | LaunchError::Timeout { .. } => 4,
             LaunchError::Interrupted => 130,
             _ => 1,

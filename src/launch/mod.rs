@@ -9,6 +9,7 @@
 
 mod attest;
 pub mod body;
+pub mod devices;
 mod error;
 pub mod host;
 mod manage;

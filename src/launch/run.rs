@@ -96,6 +96,7 @@ impl Launcher {
         created: &mut Created,
     ) -> Result<RunReport, LaunchError> {
         let mut warnings = Vec::new();
+        super::devices::check(plan, Path::new("/dev"))?;
         let mode = self.apparmor_mode(plan, opts, &mut warnings)?;
         let profile_text = match &mode {
             AppArmorMode::Profile(name) => {

@@ -51,6 +51,7 @@ pub fn run(
     plan: &SandboxPlan,
     opts: &NativeOptions,
 ) -> Result<RunReport, LaunchError> {
+    crate::launch::devices::check(plan, std::path::Path::new("/dev"))?;
     let confinement = choose_confinement(plan, opts)?;
     let slug = plan.full_slug.clone();
     let _lock = state.lock(&slug)?;

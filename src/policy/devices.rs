@@ -3,25 +3,28 @@
 //! them. Raw devices (memory, I/O ports, disks) reach past every file permission of the host,
 //! so strict protection withholds them by path unless granted.
 
-use crate::plan::{Device, DeviceClass, Mount, MountKind, Withheld};
+use crate::plan::{Device, DeviceClass, Mount, MountKind, SandboxPlan};
 
+use super::devclass::{NodeClass, class_by_name};
 use super::{Decision, PolicyError, Right, check_device_path};
 
-/// Device nodes that reach past every file permission of the host: physical memory and I/O
-/// ports, and block devices (a whole disk or partition, raw). The Supervisor passes them like
-/// any other device; strict protection withholds them.
+/// Whether a `devices` path is withheld under strict protection when judged by its name
+/// alone (memory, disks, generic SCSI/NVMe, consoles, unknown names ...); see
+/// [`class_by_name`] for the table.
 pub fn raw_device(path: &str) -> bool {
-    let Some(name) = path.strip_prefix("/dev/") else {
-        return false;
-    };
-    matches!(name, "mem" | "kmem" | "port")
-        || [
-            "sd", "hd", "vd", "xvd", "nvme", "mmcblk", "dm-", "md", "loop", "sr", "nbd", "zram",
-            "disk/", "mapper/",
-        ]
-        .iter()
-        .any(|p| name.starts_with(p))
+    class_by_name(path).right().is_some()
 }
+
+/// The right a device node of `class` still needs under `plan`: None when the plan lets it
+/// in. The launch-time check asks this of the class it finds on the real node.
+pub fn device_withheld(plan: &SandboxPlan, class: NodeClass) -> Option<Right> {
+    class
+        .right()
+        .filter(|r| !plan.device_grants.iter().any(|g| g == r.name()))
+}
+
+/// The rights that gate device nodes by class.
+const DEVICE_RIGHTS: [Right; 3] = [Right::RawDevices, Right::HostConsole, Right::UnknownDevices];
 
 impl Decision<'_> {
     pub(super) fn gpio_sysfs(&mut self) {
@@ -135,7 +138,8 @@ impl Decision<'_> {
         }
     }
 
-    /// The `devices` list: checked paths, raw ones withheld under strict protection.
+    /// The `devices` list: checked paths, each withheld under strict protection when its class
+    /// (by what the host says the node is, else by its name) needs a right not granted.
     fn device_nodes(&mut self) -> Result<(), PolicyError> {
         let config = self.config;
         for path in &config.devices {
@@ -150,8 +154,12 @@ impl Decision<'_> {
                 path: path.to_owned(),
                 why,
             })?;
-            if raw_device(path) && !self.allow_device(path) {
-                continue;
+            let class = self.options.host.devices.class_of(path);
+            if let Some(right) = class.right() {
+                let reason = format!("{} (class {})", class.reason(), class.name());
+                if !self.allow_entry(right, &["device:", path].concat(), &reason) {
+                    continue;
+                }
             }
             self.granted.push(["device:", path].concat());
             self.devices.push(Device {
@@ -160,26 +168,23 @@ impl Decision<'_> {
                 cgroup_permissions: "rwm".into(),
             });
         }
+        self.note_device_grants();
         Ok(())
     }
 
-    /// A raw device (memory, ports, disks) in strict mode: granted with protection off or by
-    /// `--grant raw_devices`, otherwise withheld and reported by path.
-    fn allow_device(&mut self, path: &str) -> bool {
-        let right = Right::RawDevices;
-        if self.options.grants.contains(&right) {
-            self.used_grants.insert(right);
-            return true;
+    /// The device rights this plan lets in, for the launch-time check of the real nodes: all
+    /// of them without strict protection, else those granted. A granted one counts as used
+    /// while any node is passed, since the launch may find that node needs it.
+    fn note_device_grants(&mut self) {
+        let all = !self.strict() || !self.options.protected;
+        for right in DEVICE_RIGHTS {
+            if all || self.options.grants.contains(&right) {
+                self.device_grants.push(right.name().to_owned());
+                if !all && !self.devices.is_empty() {
+                    self.used_grants.insert(right);
+                }
+            }
         }
-        if !self.options.protected {
-            return true;
-        }
-        self.withheld.push(Withheld {
-            right: ["device:", path].concat(),
-            reason: "raw memory, I/O ports or a whole disk: access past every file permission of the host".into(),
-            grant_with: ["--grant ", right.name()].concat(),
-        });
-        false
     }
 
     /// /dev: the Supervisor always binds the host's /dev read-only and gates access with

@@ -7,7 +7,35 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::IngressPort;
 use crate::plan::{PortBinding, UlimitSpec};
 
-use super::Decision;
+use super::{Decision, Right};
+
+/// The locked memory `realtime: true` gives (as the Supervisor does): 128 MiB.
+const REALTIME_MEMLOCK: i64 = 128 * 1024 * 1024;
+
+/// The highest value strict protection lets a `ulimits` entry have without `--grant ulimits`;
+/// None: the limit only ever restrains the add-on itself. `realtime` declares real-time
+/// scheduling, so it raises the real-time priority ceiling to the Supervisor's 99.
+pub fn ulimit_ceiling(name: &str, realtime: bool) -> Option<i64> {
+    match name {
+        "rtprio" => Some(if realtime { 99 } else { 0 }),
+        "nice" => Some(0),
+        "memlock" => Some(REALTIME_MEMLOCK),
+        "nproc" => Some(65536),
+        "nofile" => Some(1_048_576),
+        _ => None,
+    }
+}
+
+/// What a limit above its ceiling lets the add-on do to the host.
+fn ulimit_risk(name: &str) -> &'static str {
+    match name {
+        "rtprio" => "real-time priority can starve the host's own processes",
+        "nice" => "raising its priority above normal takes CPU from the host",
+        "memlock" => "locked memory cannot be reclaimed or swapped by the host",
+        "nproc" => "processes of the same user id count against the whole host",
+        _ => "open files take kernel memory of the host",
+    }
+}
 
 impl Decision<'_> {
     /// `/tmp` when asked for, and a private `/dev/shm` unless the host's IPC is shared.
@@ -28,6 +56,8 @@ impl Decision<'_> {
     }
 
     /// The config's ulimits, after the real-time priority and locked memory `realtime` asks for.
+    /// Strict protection clamps each limit above its ceiling ([`ulimit_ceiling`]) to it and
+    /// reports it withheld, unless `ulimits` is granted.
     pub(super) fn ulimits(&mut self) -> Vec<UlimitSpec> {
         let config = self.config;
         let mut ulimits = Vec::new();
@@ -40,16 +70,55 @@ impl Decision<'_> {
             });
             ulimits.push(UlimitSpec {
                 name: "memlock".into(),
-                soft: 128 * 1024 * 1024,
-                hard: 128 * 1024 * 1024,
+                soft: REALTIME_MEMLOCK,
+                hard: REALTIME_MEMLOCK,
             });
         }
-        ulimits.extend(config.ulimits.iter().map(|u| UlimitSpec {
-            name: u.name.clone(),
-            soft: u.soft,
-            hard: u.hard,
-        }));
+        for u in &config.ulimits {
+            let mut spec = UlimitSpec {
+                name: u.name.clone(),
+                soft: u.soft,
+                hard: u.hard,
+            };
+            if self.strict() {
+                self.clamp_ulimit(&mut spec);
+            }
+            ulimits.push(spec);
+        }
         ulimits
+    }
+
+    /// One limit above its ceiling: withheld (clamped to the ceiling, reported) or granted.
+    fn clamp_ulimit(&mut self, spec: &mut UlimitSpec) {
+        let Some(ceiling) = ulimit_ceiling(&spec.name, self.config.realtime) else {
+            return;
+        };
+        // Negative is unlimited.
+        let above = |v: i64| v < 0 || v > ceiling;
+        if !above(spec.soft) && !above(spec.hard) {
+            return;
+        }
+        let show = |v: i64| {
+            if v < 0 {
+                "unlimited".to_owned()
+            } else {
+                v.to_string()
+            }
+        };
+        let reason = format!(
+            "{} {}/{} (soft/hard) is above the safe ceiling {ceiling}: {}; clamped to {ceiling}",
+            spec.name,
+            show(spec.soft),
+            show(spec.hard),
+            ulimit_risk(&spec.name),
+        );
+        if !self.allow_entry(Right::Ulimits, &["ulimit:", &spec.name].concat(), &reason) {
+            for v in [&mut spec.soft, &mut spec.hard] {
+                if above(*v) {
+                    *v = ceiling;
+                }
+            }
+        }
     }
 
     /// The environment (a legacy add-on also gets its scalar options) and every key the

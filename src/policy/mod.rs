@@ -17,6 +17,7 @@
 mod api;
 mod capabilities;
 mod confinement;
+mod devclass;
 mod devices;
 mod env;
 mod host;
@@ -31,7 +32,12 @@ use crate::plan::{Device, DeviceClass, Mount, PolicyMode, SandboxPlan, Withheld}
 use crate::rating::{self, ApparmorMode};
 
 pub use capabilities::{BASELINE_CAPS, high_risk};
-pub use devices::raw_device;
+pub use devclass::{
+    DeviceFacts, NodeClass, NodeFact, NodeKind, class_by_name, class_by_number, class_of_fact,
+    parse_proc_devices,
+};
+pub use devices::{device_withheld, raw_device};
+pub use env::ulimit_ceiling;
 pub use paths::{check_device_path, check_literal_path, check_target_path};
 
 /// A right an operator can grant with `--grant`.
@@ -54,8 +60,15 @@ pub enum Right {
     NewPrivileges,
     /// Run without Docker's seccomp profile.
     SeccompUnconfined,
-    /// `devices` entries for physical memory, I/O ports or whole disks and partitions.
+    /// `devices` entries for physical memory, I/O ports, disks and partitions, generic
+    /// SCSI/NVMe, raw flash, CPU registers and the kernel log.
     RawDevices,
+    /// `devices` entries for the host's console, virtual terminals, screen and pseudo-terminals.
+    HostConsole,
+    /// `devices` entries of no known class.
+    UnknownDevices,
+    /// `ulimits` above the safe ceilings.
+    Ulimits,
 }
 
 impl Right {
@@ -75,6 +88,9 @@ impl Right {
             Right::NewPrivileges => "new_privileges",
             Right::SeccompUnconfined => "seccomp_unconfined",
             Right::RawDevices => "raw_devices",
+            Right::HostConsole => "host_console",
+            Right::UnknownDevices => "unknown_devices",
+            Right::Ulimits => "ulimits",
         }
     }
 
@@ -94,6 +110,9 @@ impl Right {
             Right::NewPrivileges,
             Right::SeccompUnconfined,
             Right::RawDevices,
+            Right::HostConsole,
+            Right::UnknownDevices,
+            Right::Ulimits,
         ];
         all.extend(
             Capability::ALL
@@ -164,6 +183,9 @@ pub struct HostFacts {
     pub arch: Option<String>,
     /// The host machine type, for `{machine}` in image names.
     pub machine: Option<String>,
+    /// The host's device nodes, read by the caller: a `devices` entry found here is judged by
+    /// what the node is, one not found by its name.
+    pub devices: DeviceFacts,
 }
 
 #[derive(Clone, Debug)]
@@ -255,6 +277,7 @@ struct Decision<'a> {
     devices: Vec<Device>,
     cgroup_rules: BTreeSet<String>,
     device_classes: BTreeSet<DeviceClass>,
+    device_grants: Vec<String>,
 }
 
 impl<'a> Decision<'a> {
@@ -272,6 +295,7 @@ impl<'a> Decision<'a> {
             devices: Vec::new(),
             cgroup_rules: BTreeSet::new(),
             device_classes: BTreeSet::new(),
+            device_grants: Vec::new(),
         }
     }
 
@@ -303,6 +327,24 @@ impl<'a> Decision<'a> {
             });
         }
         ok
+    }
+
+    /// Strict mode, one entry (a device, a limit) behind `right`: granted with protection off
+    /// or by `--grant`, otherwise withheld and reported as `entry`.
+    fn allow_entry(&mut self, right: Right, entry: &str, reason: &str) -> bool {
+        if self.options.grants.contains(&right) {
+            self.used_grants.insert(right);
+            return true;
+        }
+        if !self.options.protected {
+            return true;
+        }
+        self.withheld.push(Withheld {
+            right: entry.to_owned(),
+            reason: reason.to_owned(),
+            grant_with: ["--grant ", right.name()].concat(),
+        });
+        false
     }
 
     /// Supervisor mode: a right that only protection withholds.
@@ -389,6 +431,7 @@ impl<'a> Decision<'a> {
             device_cgroup_rules: self.cgroup_rules.into_iter().collect(),
             devices: self.devices,
             device_classes: self.device_classes.into_iter().collect(),
+            device_grants: self.device_grants,
             tmpfs,
             ulimits,
             env_keys,
