@@ -12,6 +12,7 @@
 
 pub mod init;
 pub mod landlock_rules;
+pub mod mounts;
 pub mod run;
 pub mod seccomp;
 mod seccomp_numbers;
