@@ -325,9 +325,14 @@ fn a_native_run_is_confined_by_the_generated_profile() {
     assert_eq!(line("data_write"), "OK");
     assert!(denied(&line("share_write")) || line("share_write") == "ERR EROFS");
     assert_eq!(line("image_read"), "OK");
-    // Attacks on the kernel from inside: denied.
+    // Attacks on the kernel from inside: denied (the /proc files first by their read-only
+    // mounts, Docker's read-only paths, before the profile is asked).
     for attack in ["sysrq", "core_pattern", "mount"] {
-        assert!(denied(&line(attack)), "{attack}: {}", line(attack));
+        let answer = line(attack);
+        assert!(
+            denied(&answer) || answer == "ERR EROFS",
+            "{attack}: {answer}"
+        );
     }
     assert!(
         report

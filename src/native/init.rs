@@ -4,12 +4,12 @@
 //!
 //! The parent half unshares the namespaces and forks; the child (PID 1 of a new PID namespace)
 //! does the rest in this order, each step checked, any failure reported through a close-on-exec
-//! pipe and fatal: mounts made private; the rootfs bound to itself; the plan's mounts bound at
-//! their targets (read-only ones remounted read-only; writable ones `nosuid,nodev,noexec`);
-//! `/proc`, `/sys` (read-only), a `/dev` tmpfs with only the base and granted nodes, `/dev/shm`
-//! and `/tmp` as tmpfs; the rootfs remounted read-only; `pivot_root`; loopback up; hostname;
+//! pipe and fatal: mounts made private; the file system built as [`super::mounts`] describes
+//! (every path resolved inside the rootfs, the rootfs and read-only maps read-only recursively,
+//! Docker's masked and read-only `/proc` and `/sys` paths); `pivot_root`; loopback up; hostname;
 //! capabilities reduced to the plan's in every set; `no_new_privs`; the AppArmor exec label or
-//! the Landlock ruleset; exec. A successful exec closes the pipe with nothing written: the
+//! the Landlock ruleset; inherited descriptors closed on exec; the seccomp filter
+//! ([`super::seccomp`]); exec. A successful exec closes the pipe with nothing written: the
 //! parent then prints the pid and exits, leaving the sandbox to run on its own. Everything the
 //! child mounted lives in its own mount namespace and disappears with it.
 
@@ -25,11 +25,11 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{ForkResult, chdir, dup2_stderr, dup2_stdin, dup2_stdout, fork, pivot_root};
 
-use super::{BASE_DEVICES, Confinement, InitReport, NativeSpec, preflight};
+use super::{Confinement, InitReport, NativeSpec, preflight};
 
-type Step<T> = Result<T, String>;
+pub(super) type Step<T> = Result<T, String>;
 
-fn step<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+pub(super) fn step<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
@@ -118,69 +118,11 @@ pub fn parent(spec: &NativeSpec) -> Step<i32> {
     }
 }
 
-fn bind(source: &Path, target: &Path, flags: MsFlags) -> Step<()> {
-    let what = format!("bind {} at {}", source.display(), target.display());
-    mount(
-        Some(source),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(step(&what))?;
-    if !flags.is_empty() {
-        mount(
-            None::<&str>,
-            target,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-            None::<&str>,
-        )
-        .map_err(step(&format!("remount {} ({flags:?})", target.display())))?;
-    }
-    Ok(())
-}
-
-fn mount_fs(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>) -> Step<()> {
-    fs::create_dir_all(target).map_err(step(&format!("create {}", target.display())))?;
-    mount(Some(fstype), target, Some(fstype), flags, data)
-        .map_err(step(&format!("mount {fstype} at {}", target.display())))
-}
-
-/// Make sure `target` exists to mount on: a directory, or an empty file for a file mount.
-fn mountpoint(target: &Path, file: bool) -> Step<()> {
-    if file {
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(step(&format!("create {}", parent.display())))?;
-        }
-        if fs::symlink_metadata(target).is_err() {
-            fs::File::create(target).map_err(step(&format!("create {}", target.display())))?;
-        }
-        Ok(())
-    } else {
-        fs::create_dir_all(target).map_err(step(&format!("create {}", target.display())))
-    }
-}
-
-fn inside(root: &Path, path: &str) -> PathBuf {
-    root.join(path.trim_start_matches('/'))
-}
-
 fn child(spec: &NativeSpec) -> Result<Infallible, String> {
     detach_and_redirect(spec)?;
     make_mounts_private()?;
     let root = fs::canonicalize(&spec.rootfs).map_err(step("rootfs"))?;
-    bind(&root, &root, MsFlags::empty())?;
-    bind_plan_mounts(spec, &root)?;
-    mount_proc_and_sys(spec, &root)?;
-    mount_dev(spec, &root)?;
-    mount_fs(
-        "tmpfs",
-        &inside(&root, "/tmp"),
-        nosuid_nodev_noexec(),
-        Some("mode=1777"),
-    )?;
-    remount_rootfs_read_only(&root)?;
+    super::mounts::build(spec, &root)?;
     pivot_into(&root)?;
 
     if spec.new_net {
@@ -190,10 +132,6 @@ fn child(spec: &NativeSpec) -> Result<Infallible, String> {
         nix::unistd::sethostname(&spec.hostname).map_err(step("sethostname"))?;
     }
     confine_and_exec(spec)
-}
-
-fn nosuid_nodev_noexec() -> MsFlags {
-    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
 }
 
 /// A session of its own, standard input from `/dev/null`, output to the log.
@@ -224,103 +162,6 @@ fn make_mounts_private() -> Step<()> {
     .map_err(step("make mounts private"))
 }
 
-/// The plan's mounts at their targets: read-only ones `ro,nosuid,nodev`, writable ones
-/// `nosuid,nodev,noexec`.
-fn bind_plan_mounts(spec: &NativeSpec, root: &Path) -> Step<()> {
-    for m in &spec.mounts {
-        let target = inside(root, &m.target);
-        mountpoint(&target, m.file)?;
-        let flags = if m.read_only {
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
-        } else {
-            // Writable is never executable (sockets aside: they are files, not code).
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
-        };
-        bind(Path::new(&m.source), &target, flags)?;
-    }
-    Ok(())
-}
-
-/// `/proc`, and `/sys` read-only: a new sysfs with a network namespace of its own, else the
-/// host's bound.
-fn mount_proc_and_sys(spec: &NativeSpec, root: &Path) -> Step<()> {
-    let nosuid_nodev_noexec = nosuid_nodev_noexec();
-    mount_fs("proc", &inside(root, "/proc"), nosuid_nodev_noexec, None)?;
-    if spec.new_net {
-        mount_fs(
-            "sysfs",
-            &inside(root, "/sys"),
-            nosuid_nodev_noexec | MsFlags::MS_RDONLY,
-            None,
-        )?;
-    } else {
-        let sys = inside(root, "/sys");
-        mountpoint(&sys, false)?;
-        bind(
-            Path::new("/sys"),
-            &sys,
-            nosuid_nodev_noexec | MsFlags::MS_RDONLY,
-        )?;
-    }
-    Ok(())
-}
-
-/// A `/dev` tmpfs with only the base and granted nodes, the standard links, and `/dev/shm`.
-fn mount_dev(spec: &NativeSpec, root: &Path) -> Step<()> {
-    let dev = inside(root, "/dev");
-    mount(
-        Some("tmpfs"),
-        &{
-            fs::create_dir_all(&dev).map_err(step("create /dev"))?;
-            dev.clone()
-        },
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("mode=755,size=65536k"),
-    )
-    .map_err(step("mount tmpfs at /dev"))?;
-    for node in BASE_DEVICES
-        .iter()
-        .copied()
-        .chain(spec.devices.iter().map(String::as_str))
-    {
-        let target = inside(root, node);
-        // A device entry may be a directory of nodes (`/dev/dvb/`).
-        mountpoint(&target, !Path::new(node).is_dir())?;
-        bind(Path::new(node), &target, MsFlags::empty())?;
-    }
-    for (link, to) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        std::os::unix::fs::symlink(to, dev.join(link)).map_err(step("/dev links"))?;
-    }
-    mount_fs(
-        "tmpfs",
-        &inside(root, "/dev/shm"),
-        nosuid_nodev_noexec(),
-        Some("mode=1777"),
-    )
-}
-
-/// The rootfs is a directory on the host, shared by every run: read-only inside.
-fn remount_rootfs_read_only(root: &Path) -> Step<()> {
-    mount(
-        None::<&str>,
-        root,
-        None::<&str>,
-        MsFlags::MS_BIND
-            | MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV,
-        None::<&str>,
-    )
-    .map_err(step("remount the rootfs read-only"))
-}
-
 /// The rootfs becomes `/`, and the old root is detached.
 fn pivot_into(root: &Path) -> Step<()> {
     chdir(root).map_err(step("chdir to the rootfs"))?;
@@ -331,9 +172,18 @@ fn pivot_into(root: &Path) -> Step<()> {
 }
 
 /// The last steps, in this order: limits, capabilities, `no_new_privs`, the AppArmor exec label
-/// or the Landlock ruleset, exec. Returns only on failure.
+/// or the Landlock ruleset, every inherited descriptor marked close-on-exec, the seccomp
+/// filters, exec. Returns only on failure.
 fn confine_and_exec(spec: &NativeSpec) -> Result<Infallible, String> {
     let (program, argv, envp) = exec_args(spec)?;
+    // Built before anything is restricted; installed last, so that no setup step needs a call
+    // the sandbox may not make.
+    let seccomp = super::seccomp::compile(
+        &spec.capabilities,
+        std::env::consts::ARCH,
+        super::seccomp::kernel_version(),
+    )
+    .map_err(|e| e.to_string())?;
     let landlock = if spec.confinement == Confinement::Landlock {
         // Opened now, while every path can still be read; applied last.
         Some(super::landlock_rules::prepare(spec)?)
@@ -350,8 +200,25 @@ fn confine_and_exec(spec: &NativeSpec) -> Result<Infallible, String> {
     if let Some(ruleset) = landlock {
         super::landlock_rules::restrict(ruleset)?;
     }
+    close_inherited()?;
+    super::seccomp::apply(&seccomp).map_err(|e| e.to_string())?;
     let Err(e) = nix::unistd::execve(&program, &argv, &envp);
     Err(format!("exec {}: {e}", program.to_string_lossy()))
+}
+
+/// Nothing the launching process had open reaches the command: every descriptor above the
+/// standard three is closed by the exec (marked rather than closed now, because the error pipe
+/// must stay open until the exec has succeeded).
+fn close_inherited() -> Step<()> {
+    // SAFETY: close_range only changes descriptor flags; no memory is involved.
+    let rc = unsafe { nix::libc::close_range(3, u32::MAX, nix::libc::CLOSE_RANGE_CLOEXEC as i32) };
+    if rc < 0 {
+        return Err(format!(
+            "mark inherited descriptors close-on-exec: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 fn cstring(s: &str) -> Step<CString> {

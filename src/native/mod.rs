@@ -12,7 +12,11 @@
 
 pub mod init;
 pub mod landlock_rules;
+pub mod mounts;
 pub mod run;
+pub mod seccomp;
+mod seccomp_numbers;
+pub mod seccomp_table;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
