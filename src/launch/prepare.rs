@@ -2,6 +2,7 @@
 //! the plan's data folders, and the per-start token.
 
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use super::{LaunchError, checked_path};
@@ -78,6 +79,17 @@ const CHECKED_HOST_SOURCES: [&str; 1] = ["/run/udev"];
 /// never created.
 pub fn check_sources(plan: &SandboxPlan, data_root: &Path) -> Result<CheckedSources, LaunchError> {
     let mut out = CheckedSources::default();
+    if plan
+        .mounts
+        .iter()
+        .any(|m| Path::new(&m.source).starts_with(data_root))
+    {
+        // The data root itself is the operator's: created as a whole path, as before.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(data_root)?;
+    }
     for m in &plan.mounts {
         let source = Path::new(&m.source);
         let fd = if source.starts_with(data_root) {
