@@ -25,6 +25,8 @@ pub enum CheckedPathError {
     NotBeneath { path: PathBuf, root: PathBuf },
     #[error("{0} is not a directory")]
     NotDirectory(PathBuf),
+    #[error("{0} does not exist")]
+    Missing(PathBuf),
     #[error("{path}: {errno}")]
     Io { path: PathBuf, errno: Errno },
 }
@@ -72,7 +74,10 @@ fn walk(root: &Path, path: &Path, create: Option<Mode>) -> Result<OwnedFd, Check
     };
     let io = |p: &Path| {
         let p = p.to_owned();
-        move |errno| CheckedPathError::Io { path: p, errno }
+        move |errno| match errno {
+            Errno::ENOENT => CheckedPathError::Missing(p),
+            errno => CheckedPathError::Io { path: p, errno },
+        }
     };
     let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
     let mut fd = open(root, flags | OFlag::O_DIRECTORY, Mode::empty()).map_err(io(root))?;

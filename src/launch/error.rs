@@ -36,7 +36,7 @@ pub enum LaunchError {
     Load(#[from] LoadError),
     #[error("the container started but is not confined as planned ({0}); it was removed")]
     Attestation(String),
-    #[error("mount source: {0}")]
+    #[error("mount source {0}")]
     UnsafePath(#[from] super::checked_path::CheckedPathError),
     #[error("state directory: {0}")]
     State(#[from] std::io::Error),
