@@ -937,3 +937,41 @@ fn profile_out_refuses_two_addons_that_would_write_one_file() {
     );
     assert!(!out_dir.exists(), "nothing is written");
 }
+
+/// A native sandbox is found by its short name like an engine container, and stopping it
+/// revokes its token: here one whose process has ended (nothing to signal), so no engine and
+/// no sandbox are needed.
+#[test]
+fn a_native_sandbox_is_found_by_its_short_name_and_stop_revokes_its_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let addon = state.join("addons/local_shortnative");
+    std::fs::create_dir_all(&addon).unwrap();
+    let record = serde_json::json!({
+        "full_slug": "local_shortnative", "container_name": "app_local_shortnative",
+        "container_id": "native:2147483600:1", "image": "rootfs:/nowhere", "confinement": "landlock",
+        "role": "default", "hassio_api": false, "homeassistant_api": false, "auth_api": false,
+        "ingress_port": null
+    });
+    std::fs::write(addon.join("record.json"), record.to_string()).unwrap();
+    std::fs::write(addon.join("token"), "t").unwrap();
+    let out = run(&[
+        "stop",
+        "shortnative",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "stopped local_shortnative (its token is revoked)\n"
+    );
+    assert!(!addon.join("token").exists(), "the token outlived stop");
+    let out = run(&["rm", "shortnative", "--state-dir", state.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(!addon.exists(), "lock file or folder left after rm");
+}

@@ -850,6 +850,41 @@ fn run_text_output_names_the_ingress_token_the_record_holds() {
     assert!(env.sub("rm").status.success());
 }
 
+impl Env {
+    /// `addon-sandbox serve` on this state directory (core token `core-secret`, upstream down):
+    /// the process and the address it listens on.
+    fn serve(&self) -> (std::process::Child, String) {
+        let core = self.dir.path().join("core-token");
+        std::fs::write(&core, "core-secret").unwrap();
+        let mut gateway = self
+            .cmd(&[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "http://127.0.0.1:9",
+            ])
+            .arg("--state-dir")
+            .arg(self.state())
+            .arg("--core-token-file")
+            .arg(&core)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(gateway.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let listen = serde_json::from_str::<Value>(&line).unwrap()["listen"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (gateway, listen)
+    }
+}
+
 #[test]
 fn an_ingress_addon_is_reached_through_the_gateway_as_the_sessions_user() {
     if !setup() {
@@ -880,33 +915,7 @@ fn an_ingress_addon_is_reached_through_the_gateway_as_the_sessions_user() {
     let ip = env.inspect().unwrap()["NetworkSettings"]["Networks"]["bridge"]["IPAddress"].clone();
     assert_eq!(address, format!("{}:8099", ip.as_str().unwrap()));
 
-    let core = env.dir.path().join("core-token");
-    std::fs::write(&core, "core-secret").unwrap();
-    let mut gateway = env
-        .cmd(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "http://127.0.0.1:9",
-        ])
-        .arg("--state-dir")
-        .arg(env.state())
-        .arg("--core-token-file")
-        .arg(&core)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(gateway.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let listen = serde_json::from_str::<Value>(&line).unwrap()["listen"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut gateway, listen) = env.serve();
 
     let body = r#"{"user_id": "u-1", "user_name": "alice"}"#;
     let created = http(
@@ -1414,4 +1423,592 @@ fn native_failures_are_clear_and_leave_nothing_behind() {
         "no setup helper is left running"
     );
     assert!(env.token().is_none());
+}
+
+// ---- the engine chosen, and a slow one (issue: Docker connection, aborted calls) ----
+
+/// A real relay in front of the engine's socket, on a listener of its own: it counts the
+/// requests it passes and holds back the engine's answer to a container create for `delay`
+/// (the engine has made the container by then: a slow engine, not a lost request).
+struct Relay {
+    /// The `DOCKER_HOST` that reaches it.
+    host: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    creates: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+type Halves = (
+    Box<dyn std::io::Read + Send>,
+    Box<dyn std::io::Write + Send>,
+);
+
+impl Relay {
+    fn unix(dir: &std::path::Path, delay: Duration) -> Relay {
+        let sock = dir.join("relay.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        Relay::start(format!("unix://{}", sock.display()), delay, move || {
+            let (c, _) = listener.accept().unwrap();
+            (Box::new(c.try_clone().unwrap()), Box::new(c))
+        })
+    }
+
+    fn tcp(delay: Duration) -> Relay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = format!("tcp://{}", listener.local_addr().unwrap());
+        Relay::start(host, delay, move || {
+            let (c, _) = listener.accept().unwrap();
+            (Box::new(c.try_clone().unwrap()), Box::new(c))
+        })
+    }
+
+    fn start(host: String, delay: Duration, accept: impl Fn() -> Halves + Send + 'static) -> Relay {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let requests = Arc::new(AtomicUsize::new(0));
+        let creates = Arc::new(AtomicUsize::new(0));
+        let (r, c) = (requests.clone(), creates.clone());
+        std::thread::spawn(move || {
+            loop {
+                let (mut from_client, mut to_client) = accept();
+                let engine =
+                    std::os::unix::net::UnixStream::connect("/var/run/docker.sock").unwrap();
+                let (mut from_engine, mut to_engine) = (engine.try_clone().unwrap(), engine);
+                let held = Arc::new(AtomicBool::new(false));
+                let (r, c, h) = (r.clone(), c.clone(), held.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = std::io::Read::read(&mut from_client, &mut buf) {
+                        let text = String::from_utf8_lossy(&buf[..n]);
+                        let starts = text.matches(" HTTP/1.1\r\n").count();
+                        r.fetch_add(starts, Ordering::SeqCst);
+                        if text.starts_with("POST ") && text.contains("/containers/create") {
+                            h.store(true, Ordering::SeqCst);
+                            c.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if std::io::Write::write_all(&mut to_engine, &buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = std::io::Read::read(&mut from_engine, &mut buf) {
+                        if held.swap(false, Ordering::SeqCst) {
+                            std::thread::sleep(delay);
+                        }
+                        if std::io::Write::write_all(&mut to_client, &buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Relay {
+            host,
+            requests,
+            creates,
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn creates(&self) -> usize {
+        self.creates.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn docker_host_is_the_engine_used_and_a_bad_one_is_named() {
+    if !setup() {
+        return;
+    }
+    // tcp:// on 127.0.0.1 through the relay: the launch really goes there.
+    let relay = Relay::tcp(Duration::ZERO);
+    let env = Env::new("viatcp", "");
+    let out = env
+        .run_cmd(
+            common::TEST_IMAGE,
+            &["--allow-unconfined"],
+            &["/bin/sleep", "600"],
+        )
+        .env("DOCKER_HOST", &relay.host)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        relay.creates() == 1 && relay.requests() > 3,
+        "the relay saw {} requests",
+        relay.requests()
+    );
+    assert!(env.inspect().is_some());
+    let state = env.state();
+    let ps = env
+        .cmd(&["ps", "--json", "--state-dir", state.to_str().unwrap()])
+        .env("DOCKER_HOST", &relay.host)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ps.stdout).contains("local_viatcp"));
+    assert!(env.sub("rm").status.success());
+
+    // A closed port is named, and nothing falls back to the local engine.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let env = Env::new("closedport", "");
+    let out = env
+        .run_cmd(
+            common::TEST_IMAGE,
+            &["--allow-unconfined"],
+            &["/bin/sleep", "600"],
+        )
+        .env("DOCKER_HOST", format!("tcp://{addr}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("connection refused at tcp://{addr}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.inspect().is_none(), "started on the local engine");
+    for bad in ["ssh://me@example", "fd://"] {
+        let out = env.sub_with_env("ps", "DOCKER_HOST", bad);
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(bad) && stderr(&out).contains("unsupported"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    // A user outside the docker group is told which socket refused them.
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args(["ps", "--state-dir", "/tmp/addon-sandbox-nobody-state"])
+        .env_remove("DOCKER_HOST")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied on /var/run/docker.sock"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+impl Env {
+    fn sub_with_env(&self, verb: &str, key: &str, value: &str) -> Output {
+        let state = self.state();
+        self.cmd(&[verb, "--state-dir", state.to_str().unwrap()])
+            .env(key, value)
+            .output()
+            .unwrap()
+    }
+
+    fn addon_state_dir(&self) -> PathBuf {
+        self.state().join("addons").join(self.full_slug())
+    }
+}
+
+#[test]
+fn a_create_cut_short_by_timeout_or_ctrl_c_leaves_no_container() {
+    if !setup() {
+        return;
+    }
+    let env = Env::new("slowcreate", "");
+    let relay = Relay::unix(env.dir.path(), Duration::from_secs(4));
+    let out = env
+        .run_cmd(
+            common::TEST_IMAGE,
+            &["--allow-unconfined", "--timeout", "2"],
+            &["/bin/sleep", "600"],
+        )
+        .env("DOCKER_HOST", &relay.host)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not answer create"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(relay.creates(), 1);
+    assert!(
+        env.inspect().is_none(),
+        "the container made by the slow create was left behind"
+    );
+    assert!(env.token().is_none());
+    assert!(
+        !env.addon_state_dir().exists(),
+        "the lock and folder were left behind"
+    );
+
+    let child = env
+        .run_cmd(
+            common::TEST_IMAGE,
+            &["--allow-unconfined"],
+            &["/bin/sleep", "600"],
+        )
+        .env("DOCKER_HOST", &relay.host)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while relay.creates() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no create");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        env.inspect().is_none(),
+        "the container made by the interrupted create was left behind"
+    );
+    assert!(env.token().is_none());
+}
+
+#[test]
+fn an_interrupted_load_is_ended_before_the_unload() {
+    if !setup() || host_has_apparmor() {
+        return;
+    }
+    let env = Env::new("loadorder", "");
+    let log = env.dir.path().join("parser.log");
+    // The load finishes 2 s after it began, unless it is ended first.
+    let tail = format!(
+        "[ \"$1\" = --replace ] && sleep 2 && echo loaded >> {}\nexit 0",
+        log.display()
+    );
+    let (mut cmd, log) = env.with_fake_parser("$1", &tail, &[]);
+    let child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("--replace")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the load never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    // Long enough for a parser left running to finish its load after the unload.
+    std::thread::sleep(Duration::from_secs(3));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        ["--replace", "--remove"],
+        "{calls}"
+    );
+    assert!(!env.addon_state_dir().exists());
+}
+
+// ---- one state directory's add-ons, short names, tokens, permissions ----
+
+#[test]
+fn ps_logs_stop_and_rm_answer_for_the_state_directory_by_short_name() {
+    if !setup() {
+        return;
+    }
+    let a = Env::new("dup", "");
+    let b = Env::new("dup", "");
+    let elsewhere = Env::new("elsewhere", "");
+    ok(&a.run(&["--allow-unconfined"], "echo from-a; exec sleep 600"));
+    // The same slug from another repository, into a's state directory.
+    let state = a.state();
+    let state = state.to_str().unwrap();
+    let data = a.data_root();
+    let b_addon = b.addon();
+    let out = b
+        .cmd(&[
+            "run",
+            b_addon.to_str().unwrap(),
+            "--image",
+            common::TEST_IMAGE,
+            "--allow-unconfined",
+            "--repository",
+            "other",
+            "--state-dir",
+            state,
+            "--data-root",
+            data.to_str().unwrap(),
+            "--command",
+            "/bin/sleep",
+            "600",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _b_container = Dropper("app_other_dup".into());
+    ok(&elsewhere.run(&["--allow-unconfined"], "exec sleep 600"));
+
+    let ambiguous = a
+        .cmd(&["stop", "dup", "--state-dir", state])
+        .output()
+        .unwrap();
+    assert_eq!(ambiguous.status.code(), Some(1));
+    assert!(
+        stderr(&ambiguous).contains("local_dup, other_dup"),
+        "{}",
+        stderr(&ambiguous)
+    );
+    let foreign = a
+        .cmd(&["logs", "local_elsewhere", "--state-dir", state])
+        .output()
+        .unwrap();
+    assert_eq!(foreign.status.code(), Some(1));
+    assert!(
+        stderr(&foreign).contains("with this state directory"),
+        "{}",
+        stderr(&foreign)
+    );
+
+    let ps = |extra: &[&str]| {
+        let mut args = vec!["ps", "--json", "--state-dir", state];
+        args.extend_from_slice(extra);
+        let out = a.cmd(&args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| {
+                ["local_dup", "other_dup", "local_elsewhere"]
+                    .contains(&e["full_slug"].as_str().unwrap())
+            })
+            .map(|e| {
+                (
+                    e["full_slug"].as_str().unwrap().to_owned(),
+                    e["state_dir"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let own = ps(&[]);
+    assert_eq!(
+        own,
+        [
+            ("local_dup".to_owned(), Value::Null),
+            ("other_dup".to_owned(), Value::Null)
+        ]
+    );
+    let all = ps(&["--all"]);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all.contains(&(
+        "local_elsewhere".into(),
+        Value::from(elsewhere.state().to_str().unwrap())
+    )));
+
+    // By short name in the other state directory: stop says what it waits for, rm cleans up.
+    let es = elsewhere.state();
+    let es = es.to_str().unwrap();
+    let stop = a
+        .cmd(&["stop", "elsewhere", "--state-dir", es])
+        .output()
+        .unwrap();
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(
+        stderr(&stop).contains("waiting up to 10 s for it to exit"),
+        "{}",
+        stderr(&stop)
+    );
+    assert!(String::from_utf8_lossy(&stop.stdout).contains("stopped local_elsewhere"));
+    let rm = a
+        .cmd(&["rm", "elsewhere", "--state-dir", es])
+        .output()
+        .unwrap();
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    assert!(elsewhere.inspect().is_none());
+    assert!(
+        !elsewhere.addon_state_dir().exists(),
+        "lock file or folder left after rm"
+    );
+    assert!(
+        a.cmd(&["rm", "local_dup", "--state-dir", state])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        a.cmd(&["rm", "other_dup", "--state-dir", state])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // A failed run leaves no folder behind either.
+    let failed = Env::new("failedrun", "");
+    let out = failed
+        .run_cmd("addon-sandbox-test/none:0", &["--allow-unconfined"], &[])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!failed.addon_state_dir().exists());
+}
+
+/// Removes a container of a test that is not its Env's.
+struct Dropper(String);
+
+impl Drop for Dropper {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+#[test]
+fn a_stopped_addons_token_is_refused_by_a_running_gateway() {
+    if !setup() {
+        return;
+    }
+    let env = Env::new("revoked", "hassio_api: true\n");
+    ok(&env.run(&["--allow-unconfined"], "exec sleep 600"));
+    let token = env.token().unwrap();
+    let (mut gateway, listen) = env.serve();
+    let ask = || {
+        http(
+            &listen,
+            &format!(
+                "GET /addons/self/info HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: {token}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    let before = ask();
+    assert!(env.sub("stop").status.success());
+    let after = ask();
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert!(
+        before.starts_with("HTTP/1.1 502"),
+        "allowed while running (upstream down): {before}"
+    );
+    assert!(
+        after.starts_with("HTTP/1.1 401") || after.starts_with("HTTP/1.1 403"),
+        "{after}"
+    );
+    assert!(env.token().is_none());
+    assert!(env.sub("rm").status.success());
+}
+
+#[test]
+fn a_loose_state_directory_is_narrowed_and_a_foreign_one_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    if !setup() {
+        return;
+    }
+    let env = Env::new("statedir", "");
+    let state = env.state();
+    std::fs::create_dir_all(state.join("addons")).unwrap();
+    for dir in [state.clone(), state.join("addons")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = env
+        .cmd(&["ps", "--state-dir", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for dir in [state.clone(), state.join("addons")] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid;
+    nix::unistd::chown(&state, Some(nobody), None).unwrap();
+    let out = env.run(&["--allow-unconfined"], "exec sleep 600");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("belongs to uid"), "{}", stderr(&out));
+    assert!(env.inspect().is_none());
+}
+
+// ---- what is bound, and what is loaded ----
+
+#[test]
+fn a_map_source_replaced_by_a_link_is_refused_by_name() {
+    if !setup() {
+        return;
+    }
+    let env = Env::new("linked", "map: [\"share:rw\", \"media\"]\n");
+    let host_dir = env.dir.path().join("host-secret");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("secret"), "s").unwrap();
+    let data = env.data_root();
+    std::fs::create_dir_all(&data).unwrap();
+    std::os::unix::fs::symlink(&host_dir, data.join("share")).unwrap();
+    let out = env.run(&["--allow-unconfined"], "exec sleep 600");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{} is a symbolic link",
+            data.join("share").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.inspect().is_none() && env.token().is_none());
+    // Passing through a link is refused the same way, and nothing is created through it.
+    std::fs::remove_file(data.join("share")).unwrap();
+    std::fs::create_dir(data.join("share")).unwrap();
+    std::os::unix::fs::symlink(&host_dir, data.join("media")).unwrap();
+    let out = env.run(&["--allow-unconfined"], "exec sleep 600");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{} is a symbolic link",
+            data.join("media").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.inspect().is_none());
+}
+
+#[test]
+fn an_authors_profile_with_a_second_profile_is_refused_before_loading() {
+    if !setup() || common::parser().is_none() {
+        return;
+    }
+    let env = Env::new("twoprofiles", "");
+    std::fs::write(
+        env.addon().join("apparmor.txt"),
+        "#include <tunables/global>\nprofile twoprofiles flags=(attach_disconnected) {\n  file,\n}\n  profile docker-default flags=(unconfined) {\n  file,\n}\n",
+    )
+    .unwrap();
+    let enabled = env.dir.path().join("enabled");
+    std::fs::write(&enabled, "Y\n").unwrap();
+    let out = env
+        .run_cmd(
+            common::TEST_IMAGE,
+            &["--policy", "supervisor"],
+            &["/bin/sleep", "600"],
+        )
+        .env("ADDON_SANDBOX_APPARMOR_ENABLED", &enabled)
+        .env("ADDON_SANDBOX_TEST_ENGINE_APPARMOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("docker-default, local_twoprofiles"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.inspect().is_none() && env.token().is_none());
+    assert!(!env.state().join("apparmor/local_twoprofiles").exists());
 }

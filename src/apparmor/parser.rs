@@ -124,21 +124,33 @@ impl Parser {
         let start = Instant::now();
         let output = self.run(cmd, "the profile")?;
         let compile_time = start.elapsed();
-        let mut names_cmd = Command::new(&self.program);
-        names_cmd.arg("--names").arg(&src);
-        let names = self
-            .run(names_cmd, "the profile")?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !is_cache_notice(l))
-            .map(String::from)
-            .collect();
+        let names = self.names_of(&src)?;
         Ok(CheckReport {
             names,
             warnings: clean(&output),
             binary: fs::read(&bin)?,
             compile_time,
         })
+    }
+
+    /// The names of every profile in `text` (`--names`: top-level ones and `parent//child`).
+    pub fn names(&self, text: &str) -> Result<Vec<String>, ParserError> {
+        let dir = tempfile::tempdir()?;
+        let src = dir.path().join("profile");
+        fs::write(&src, text)?;
+        self.names_of(&src)
+    }
+
+    fn names_of(&self, src: &Path) -> Result<Vec<String>, ParserError> {
+        let mut names_cmd = Command::new(&self.program);
+        names_cmd.arg("--names").arg(src);
+        Ok(self
+            .run(names_cmd, "the profile")?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !is_cache_notice(l))
+            .map(String::from)
+            .collect())
     }
 
     /// Compile many profiles in one parser run (in parallel, through its cache writer) and

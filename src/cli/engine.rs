@@ -16,11 +16,28 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// The state and record of `slug` when it is a native sandbox.
-pub fn native_record(engine: &EngineFlags, slug: &str) -> Option<(StateDir, Record)> {
-    let state = StateDir::existing(&engine.state_dir().ok()?)?;
-    let record = state.read_record(slug)?;
-    native::run::is_native(&record).then_some((state, record))
+/// A started add-on of the state directory, and the backend that runs it.
+pub enum Target {
+    Native(StateDir, Record),
+    Engine(Record),
+}
+
+/// The add-on `name` (full slug, or a short one only one add-on has) of the state directory.
+pub fn target(engine: &EngineFlags, name: &str) -> Result<Target, launch::LaunchError> {
+    let unknown = || launch::state::ResolveError::Unknown(name.to_owned());
+    let dir = engine.state_dir().map_err(|_| unknown())?;
+    let state = StateDir::existing(&dir).ok_or_else(unknown)?;
+    let record = state.resolve(name)?;
+    Ok(if native::run::is_native(&record) {
+        Target::Native(state, record)
+    } else {
+        Target::Engine(record)
+    })
+}
+
+/// What a command waits for, told as it begins to wait.
+pub fn note(what: &str) {
+    eprintln!("{what}");
 }
 
 /// A launch error is printed and becomes the exit status.

@@ -8,7 +8,7 @@ use clap::Args;
 
 use addon_sandbox::native;
 
-use super::engine::{engine_command, launch_result, native_record};
+use super::engine::{Target, engine_command, launch_result, target};
 use super::flags::EngineFlags;
 
 #[derive(Args)]
@@ -28,17 +28,18 @@ pub fn exec(args: LogsArgs, out: &mut impl Write) -> Result<ExitCode> {
         follow,
         engine,
     } = args;
-    match native_record(&engine, &slug) {
-        Some((state, record)) => match native::run::logs(&state, &record) {
+    match target(&engine, &slug) {
+        Ok(Target::Native(state, record)) => match native::run::logs(&state, &record) {
             Ok(text) => {
                 out.write_all(text.as_bytes())?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(err) => launch_result(Err(err)),
         },
-        None => engine_command(&engine, |l| async move {
+        Ok(Target::Engine(record)) => engine_command(&engine, |l| async move {
             let mut out = std::io::stdout();
-            l.logs(&slug, follow, &mut out).await
+            l.logs(&record, follow, &mut out).await
         }),
+        Err(err) => launch_result(Err(err)),
     }
 }

@@ -138,6 +138,12 @@ fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<Ex
         timezone: timezone(),
     };
     let result = native::run::run(&state, &plan, &opts);
+    if result.is_err() {
+        // A failed start leaves no lock file or empty folder behind.
+        if let Ok(lock) = state.lock(&plan.full_slug) {
+            state.release(lock);
+        }
+    }
     print_outcome(out, &args.path, args.json, result)
 }
 

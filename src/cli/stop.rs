@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
+use addon_sandbox::launch::{self, state::Record};
 use addon_sandbox::native;
 
-use super::engine::{launch_result, native_record, with_engine};
+use super::engine::{Target, launch_result, note, target, with_engine};
 use super::flags::EngineFlags;
 
 #[derive(Args)]
@@ -23,30 +24,40 @@ pub struct SlugArgs {
 
 pub fn stop(args: SlugArgs, out: &mut impl Write) -> Result<ExitCode> {
     let SlugArgs { slug, engine } = args;
-    let result = match native_record(&engine, &slug) {
-        Some((state, record)) => native::run::stop(&state, &record),
-        None => {
-            let slug = slug.as_str();
-            with_engine(&engine, |l| async move { l.stop(slug).await })?
-        }
+    let result = match target(&engine, &slug) {
+        Ok(Target::Native(state, record)) => native::run::stop(&state, &record).map(|()| record),
+        Ok(Target::Engine(record)) => with_engine(&engine, |l| async move {
+            l.stop(&record, &mut note).await.map(|()| record)
+        })?,
+        Err(e) => Err(e),
     };
-    if result.is_ok() {
-        writeln!(out, "stopped {slug}")?;
-    }
-    launch_result(result)
+    report(out, result, "stopped", "(its token is revoked)")
 }
 
 pub fn rm(args: SlugArgs, out: &mut impl Write) -> Result<ExitCode> {
     let SlugArgs { slug, engine } = args;
-    let result = match native_record(&engine, &slug) {
-        Some((state, record)) => native::run::rm(&state, &record),
-        None => {
-            let slug = slug.as_str();
-            with_engine(&engine, |l| async move { l.rm(slug).await })?
-        }
+    let result = match target(&engine, &slug) {
+        Ok(Target::Native(state, record)) => native::run::rm(&state, &record).map(|()| record),
+        Ok(Target::Engine(record)) => with_engine(&engine, |l| async move {
+            l.rm(&record, &mut note).await.map(|()| record)
+        })?,
+        Err(e) => Err(e),
     };
-    if result.is_ok() {
-        writeln!(out, "removed {slug} (its data is kept)")?;
+    report(out, result, "removed", "(its data is kept)")
+}
+
+/// `<done> <full slug> <after>` on success; the error and its exit status otherwise.
+fn report(
+    out: &mut impl Write,
+    result: Result<Record, launch::LaunchError>,
+    done: &str,
+    after: &str,
+) -> Result<ExitCode> {
+    match result {
+        Ok(record) => {
+            writeln!(out, "{done} {} {after}", record.full_slug)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => launch_result(Err(e)),
     }
-    launch_result(result)
 }

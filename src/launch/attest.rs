@@ -4,9 +4,12 @@
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::InspectContainerOptions;
 
+use std::os::unix::fs::MetadataExt;
+
 use super::body::AppArmorMode;
-use super::host;
-use super::{LaunchError, Launcher, docker_err};
+use super::connect::Endpoint;
+use super::{CheckedSources, LaunchError, Launcher, checked_path, docker_err, host};
+use crate::plan::SandboxPlan;
 
 impl Launcher {
     async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse, LaunchError> {
@@ -44,8 +47,8 @@ impl Launcher {
     }
 
     /// After start: the engine says the container runs under the planned profile, and so does
-    /// the kernel for its first process.
-    pub(super) async fn attest(&self, id: &str, mode: &AppArmorMode) -> Result<(), LaunchError> {
+    /// the kernel for its first process; returns that process (0 when it has ended).
+    pub(super) async fn attest(&self, id: &str, mode: &AppArmorMode) -> Result<i64, LaunchError> {
         let info = self.inspect(id).await?;
         let engine_profile = info.app_armor_profile.unwrap_or_default();
         let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
@@ -71,6 +74,45 @@ impl Launcher {
                 }
             }
             AppArmorMode::DockerDefault => {}
+        }
+        Ok(pid)
+    }
+
+    /// The engine binds by path, so between the check and its mount a source could have been
+    /// swapped: what the container's first process `pid` sees at each target must be the very
+    /// object that was checked. Only a local engine's pids are ours to look at; a process that
+    /// has ended, or a `/proc` we may not read, leaves a warning instead.
+    pub(super) fn verify_binds(
+        &self,
+        plan: &SandboxPlan,
+        sources: &CheckedSources,
+        pid: i64,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), LaunchError> {
+        if !matches!(self.endpoint, Endpoint::Unix(_)) || sources.mounts.is_empty() {
+            return Ok(());
+        }
+        for m in &plan.mounts {
+            let Some(fd) = sources.mount(&m.source) else {
+                continue;
+            };
+            let checked = checked_path::stat(fd).map_err(std::io::Error::from)?;
+            let inside = format!("/proc/{pid}/root{}", m.target);
+            match std::fs::metadata(&inside) {
+                Ok(seen) if (seen.dev(), seen.ino()) == (checked.st_dev, checked.st_ino) => {}
+                Ok(_) => {
+                    return Err(LaunchError::Attestation(format!(
+                        "{} inside is not the {} that was checked (was it replaced after the check?)",
+                        m.target, m.source
+                    )));
+                }
+                Err(e) => {
+                    warnings.push(format!(
+                        "the binds could not be verified from the host ({inside}: {e})"
+                    ));
+                    return Ok(());
+                }
+            }
         }
         Ok(())
     }

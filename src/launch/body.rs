@@ -13,6 +13,9 @@ use crate::plan::SandboxPlan;
 /// Labels that mark a container as ours and say how it is confined.
 pub const LABEL_SLUG: &str = "io.addon-sandbox.slug";
 pub const LABEL_CONFINEMENT: &str = "io.addon-sandbox.confinement";
+/// The state directory holding the container's token and record (set by the launcher, since
+/// the body does not depend on where state is kept).
+pub const LABEL_STATE: &str = "io.addon-sandbox.state";
 
 /// How the container is confined by AppArmor, as the launcher decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]

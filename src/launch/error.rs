@@ -12,6 +12,8 @@ pub enum LaunchError {
     AppArmorUnavailable { profile: String, why: String },
     #[error("cannot reach the Docker engine: {0}")]
     Engine(String),
+    #[error("choosing the Docker engine: {0}")]
+    EngineHost(#[from] super::connect::EndpointError),
     #[error("the Docker engine did not answer {what} within {secs} s")]
     Timeout { what: &'static str, secs: u64 },
     #[error(
@@ -22,6 +24,10 @@ pub enum LaunchError {
         "a container named '{0}' exists and was not started by addon-sandbox: remove or rename it"
     )]
     NameConflict(String),
+    #[error(
+        "the container '{name}' was started with the state directory {state}: rm it there first (addon-sandbox rm --state-dir {state})"
+    )]
+    OtherState { name: String, state: String },
     #[error("docker {what} failed: {msg}")]
     Docker { what: &'static str, msg: String },
     #[error(transparent)]
@@ -30,18 +36,30 @@ pub enum LaunchError {
     Load(#[from] LoadError),
     #[error("the container started but is not confined as planned ({0}); it was removed")]
     Attestation(String),
+    #[error("mount source {0}")]
+    UnsafePath(#[from] super::checked_path::CheckedPathError),
     #[error("state directory: {0}")]
     State(#[from] std::io::Error),
     #[error("interrupted: everything this launch had created was removed")]
     Interrupted,
-    #[error("no add-on '{0}' was started by addon-sandbox (see addon-sandbox ps)")]
-    Unknown(String),
+    #[error(transparent)]
+    Resolve(#[from] super::state::ResolveError),
     #[error(
         "{0}: refusing to start the sandbox unconfined (nothing was created); pass --confinement none to run it anyway"
     )]
     NativeRefused(String),
     #[error("native sandbox: {0}")]
     Native(String),
+    #[error(
+        "the add-on's apparmor.txt must hold the one profile '{expected}' (and its children), but the parser reads {}: loading it would replace the others in the kernel; refusing (nothing was created)",
+        names.join(", ")
+    )]
+    ForeignProfiles {
+        expected: String,
+        names: Vec<String>,
+    },
+    #[error("apparmor_parser: {0}")]
+    Parser(#[from] crate::apparmor::parser::ParserError),
     #[error("the plan confines the add-on with its own apparmor.txt, which is missing")]
     AddonProfileMissing,
     #[error(transparent)]
@@ -56,7 +74,7 @@ impl LaunchError {
             LaunchError::AppArmorUnavailable { .. }
             | LaunchError::NativeRefused(_)
             | LaunchError::Device(super::devices::DeviceError::Withheld { .. }) => 3,
-            LaunchError::Engine(_) | LaunchError::Timeout { .. } => 4,
+            LaunchError::Engine(_) | LaunchError::EngineHost(_) | LaunchError::Timeout { .. } => 4,
             LaunchError::Interrupted => 130,
             _ => 1,
         }

@@ -92,10 +92,25 @@ fn parser() -> Result<PathBuf, LoadError> {
 }
 
 fn run(action: &'static str, args: &[&std::ffi::OsStr]) -> Result<(), LoadError> {
-    let out = Command::new(parser()?)
+    finish(action, spawn(args)?)
+}
+
+/// The parser started in a process group of its own, so that it can be ended with everything
+/// it started (see [`kill_parser`]).
+fn spawn(args: &[&std::ffi::OsStr]) -> Result<std::process::Child, LoadError> {
+    use std::os::unix::process::CommandExt;
+    Command::new(parser()?)
         .args(args)
-        .output()
-        .map_err(LoadError::Spawn)?;
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(LoadError::Spawn)
+}
+
+fn finish(action: &'static str, child: std::process::Child) -> Result<(), LoadError> {
+    let out = child.wait_with_output().map_err(LoadError::Spawn)?;
     if out.status.success() {
         Ok(())
     } else {
@@ -106,18 +121,33 @@ fn run(action: &'static str, args: &[&std::ffi::OsStr]) -> Result<(), LoadError>
     }
 }
 
+/// `apparmor_parser --replace` of `file` started: wait for it with [`finish_load`], or end it
+/// with [`kill_parser`] first. Until it is waited for, its pid (and process group) stay its own.
+pub fn spawn_load(file: &Path, cache: &Path) -> Result<std::process::Child, LoadError> {
+    spawn(&[
+        "--replace".as_ref(),
+        "--write-cache".as_ref(),
+        "--cache-loc".as_ref(),
+        cache.as_os_str(),
+        file.as_os_str(),
+    ])
+}
+
+pub fn finish_load(child: std::process::Child) -> Result<(), LoadError> {
+    finish("--replace", child)
+}
+
+/// End a parser started by [`spawn_load`] that has not been waited for, with its children.
+pub fn kill_parser(pid: u32) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
 /// Load (or replace) a profile in the kernel, with the Supervisor's cache options.
 pub fn load_profile(file: &Path, cache: &Path) -> Result<(), LoadError> {
-    run(
-        "--replace",
-        &[
-            "--replace".as_ref(),
-            "--write-cache".as_ref(),
-            "--cache-loc".as_ref(),
-            cache.as_os_str(),
-            file.as_os_str(),
-        ],
-    )
+    finish_load(spawn_load(file, cache)?)
 }
 
 /// Unload a profile from the kernel.

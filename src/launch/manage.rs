@@ -1,5 +1,5 @@
-//! `stop`, `rm`, `ps` and `logs` for add-ons started in Docker, found by their record in the
-//! state directory (full slug, or a plain slug when unique).
+//! `stop`, `rm`, `ps` and `logs` for add-ons started in Docker, given their record in the state
+//! directory (the command line finds it with [`super::state::StateDir::resolve`]).
 
 use std::io::Write;
 
@@ -9,51 +9,71 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::body::{LABEL_CONFINEMENT, LABEL_SLUG};
+/// Seconds `stop` gives an add-on to exit before it is killed (the Supervisor's default).
+const STOP_GRACE: i32 = 10;
+
+use super::body::{LABEL_CONFINEMENT, LABEL_SLUG, LABEL_STATE};
 use super::host;
-use super::state::Record;
+use super::state::{AddonLock, Record};
 use super::{LaunchError, Launcher, PsEntry, docker_err, status_of};
 
 impl Launcher {
-    /// The container name of a started add-on (full slug, or a plain slug when unique).
-    fn resolve(&self, slug: &str) -> Result<Record, LaunchError> {
-        if let Some(r) = self.state.read_record(slug) {
-            return Ok(r);
-        }
-        let matches: Vec<Record> = self
-            .state
-            .records()
-            .into_iter()
-            .filter(|r| r.full_slug.split_once('_').is_some_and(|(_, s)| s == slug))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(one.clone()),
-            _ => Err(LaunchError::Unknown(slug.to_owned())),
-        }
+    /// The add-on's lock; when another command holds it, `note` says so before waiting.
+    fn lock_for(
+        &self,
+        record: &Record,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<AddonLock, LaunchError> {
+        Ok(self.state.lock_noting_wait(&record.full_slug, |file| {
+            note(&format!(
+                "waiting for another addon-sandbox command working on {} (it holds {})",
+                record.full_slug,
+                file.display()
+            ))
+        })?)
     }
 
-    pub async fn stop(&self, slug: &str) -> Result<(), LaunchError> {
-        let record = self.resolve(slug)?;
-        let _lock = self.state.lock(&record.full_slug)?;
-        let opts = StopContainerOptionsBuilder::new().t(10).build();
-        match self
-            .call(
-                "stop",
-                self.docker
-                    .stop_container(&record.container_name, Some(opts)),
-            )
-            .await?
-        {
-            Ok(()) => Ok(()),
-            Err(e) if matches!(status_of(&e), Some(304)) => Ok(()),
-            Err(e) => Err(docker_err("stop", e)),
+    /// Stop the container (it stays, so `logs` still works) and revoke its token: a stopped
+    /// add-on's token opens nothing, and a start makes a new one. `note` is told what is waited
+    /// for.
+    pub async fn stop(
+        &self,
+        record: &Record,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<(), LaunchError> {
+        let lock = self.lock_for(record, note)?;
+        note(&format!(
+            "stopping {} (container {}): waiting up to {STOP_GRACE} s for it to exit, then it is killed",
+            record.full_slug, record.container_name
+        ));
+        let opts = StopContainerOptionsBuilder::new().t(STOP_GRACE).build();
+        // The engine's own wait comes on top of the answer time.
+        let wait = self.timeout + std::time::Duration::from_secs(STOP_GRACE as u64);
+        let stopped = tokio::time::timeout(
+            wait,
+            self.docker
+                .stop_container(&record.container_name, Some(opts)),
+        )
+        .await
+        .map_err(|_| LaunchError::Timeout {
+            what: "stop",
+            secs: wait.as_secs(),
+        })?;
+        match stopped {
+            Ok(()) => {}
+            Err(e) if matches!(status_of(&e), Some(304)) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(docker_err("stop", e)),
         }
+        self.state.revoke_token(&record.full_slug)?;
+        drop(lock);
+        Ok(())
     }
 
-    /// Remove the container, unload and delete its profile, forget its token; data stays.
-    pub async fn rm(&self, slug: &str) -> Result<(), LaunchError> {
-        let record = self.resolve(slug)?;
-        let _lock = self.state.lock(&record.full_slug)?;
+    /// Remove the container, unload and delete its profile, forget its token and record, and
+    /// the add-on's lock and folder in the state directory; its data stays.
+    pub async fn rm(&self, record: &Record, note: &mut dyn FnMut(&str)) -> Result<(), LaunchError> {
+        let lock = self.lock_for(record, note)?;
         let opts = RemoveContainerOptionsBuilder::new().force(true).build();
         match self
             .call(
@@ -75,11 +95,16 @@ impl Launcher {
             }
         }
         self.state.forget(&record.full_slug);
+        self.state.release(lock);
         Ok(())
     }
 
-    pub async fn ps(&self) -> Result<Vec<PsEntry>, LaunchError> {
-        let filters = std::collections::HashMap::from([("label", vec![LABEL_SLUG])]);
+    /// The engine's add-on containers: those of this state directory, or with `all` every one
+    /// any state directory started (each then names its state directory).
+    pub async fn ps(&self, all: bool) -> Result<Vec<PsEntry>, LaunchError> {
+        let own = format!("{LABEL_STATE}={}", self.state.root().display());
+        let label = if all { LABEL_SLUG } else { own.as_str() };
+        let filters = std::collections::HashMap::from([("label", vec![label])]);
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
@@ -104,6 +129,7 @@ impl Launcher {
                     status: c.status.unwrap_or_default(),
                     image: c.image.unwrap_or_default(),
                     confinement: labels.get(LABEL_CONFINEMENT).cloned().unwrap_or_default(),
+                    state_dir: all.then(|| labels.get(LABEL_STATE).cloned().unwrap_or_default()),
                 }
             })
             .collect();
@@ -114,11 +140,10 @@ impl Launcher {
     /// Copy the container's output to `out`; with `follow`, until the container stops.
     pub async fn logs(
         &self,
-        slug: &str,
+        record: &Record,
         follow: bool,
         out: &mut impl Write,
     ) -> Result<(), LaunchError> {
-        let record = self.resolve(slug)?;
         let opts = LogsOptionsBuilder::new()
             .follow(follow)
             .stdout(true)

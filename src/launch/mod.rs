@@ -9,6 +9,8 @@
 
 mod attest;
 pub mod body;
+pub mod checked_path;
+pub mod connect;
 pub mod devices;
 mod error;
 pub mod host;
@@ -18,7 +20,9 @@ mod run;
 pub mod state;
 
 pub use error::LaunchError;
-pub use prepare::{create_data_folders, new_token, profile_text, rename_addon_profile};
+pub use prepare::{
+    CheckedSource, CheckedSources, check_sources, new_token, profile_text, rename_addon_profile,
+};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -68,18 +72,29 @@ pub struct PsEntry {
     pub status: String,
     pub image: String,
     pub confinement: String,
+    /// With `ps --all`: the state directory that started it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
 }
 
 /// What one launch has changed so far, to undo on failure.
 #[derive(Default)]
 struct Created {
+    /// The add-on's lock, released (and its file removed if nothing is left) last.
+    lock: Option<state::AddonLock>,
+    /// The create call was sent: even without its answer (timeout, interrupt) the engine may
+    /// have made the container.
+    create_sent: bool,
     container: Option<String>,
     profile_loaded: Option<PathBuf>,
+    /// A parser still loading the profile: its pid and the task that waits for it.
+    loading: Option<(u32, tokio::task::JoinHandle<Result<(), host::LoadError>>)>,
     token_for: Option<String>,
 }
 
 pub struct Launcher {
     docker: Docker,
+    endpoint: connect::Endpoint,
     state: StateDir,
     timeout: Duration,
     security_options: Vec<String>,
@@ -107,29 +122,38 @@ fn status_of(e: &bollard::errors::Error) -> Option<u16> {
 }
 
 impl Launcher {
-    /// Connect to the engine (`DOCKER_HOST` or the local socket), negotiating the API version:
-    /// Debian's engine speaks 1.41, older than bollard's default.
+    /// Connect to the engine `DOCKER_HOST` or the docker CLI's context selects (else the local
+    /// socket), negotiating the API version: Debian's engine speaks 1.41, older than bollard's
+    /// default.
     pub async fn connect(state_dir: &Path, timeout: Duration) -> Result<Launcher, LaunchError> {
+        let endpoint = connect::endpoint_from_env()?;
         let secs = timeout.as_secs();
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| LaunchError::Engine(e.to_string()))?;
+        let unreachable =
+            |e: bollard::errors::Error| LaunchError::Engine(connect::describe(&endpoint, &e));
+        let docker = connect::client(&endpoint).map_err(unreachable)?;
         let docker = tokio::time::timeout(timeout, docker.negotiate_version())
             .await
             .map_err(|_| LaunchError::Timeout {
                 what: "the version negotiation",
                 secs,
             })?
-            .map_err(|e| LaunchError::Engine(e.to_string()))?;
+            .map_err(unreachable)?;
         let info = tokio::time::timeout(timeout, docker.info())
             .await
             .map_err(|_| LaunchError::Timeout { what: "info", secs })?
-            .map_err(|e| LaunchError::Engine(e.to_string()))?;
+            .map_err(unreachable)?;
         Ok(Launcher {
             docker,
+            endpoint,
             state: StateDir::open(state_dir)?,
             timeout,
             security_options: info.security_options.unwrap_or_default(),
         })
+    }
+
+    /// The engine this launcher talks to.
+    pub fn endpoint(&self) -> &connect::Endpoint {
+        &self.endpoint
     }
 
     pub fn state(&self) -> &StateDir {

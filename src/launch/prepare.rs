@@ -1,10 +1,11 @@
 //! The host-side preparation both backends share: the profile text that confines a plan,
 //! the plan's data folders, and the per-start token.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-use super::LaunchError;
+use super::{LaunchError, checked_path};
 use crate::plan::{Confinement, MountKind, SandboxPlan};
 use crate::profile;
 
@@ -16,26 +17,105 @@ pub fn profile_text(
     addon_profile: Option<&str>,
 ) -> Result<String, LaunchError> {
     match plan.confinement {
-        Confinement::AddonProfile => addon_profile
-            .map(|text| rename_addon_profile(text, name))
-            .ok_or(LaunchError::AddonProfileMissing),
+        Confinement::AddonProfile => {
+            let text =
+                rename_addon_profile(addon_profile.ok_or(LaunchError::AddonProfileMissing)?, name);
+            only_profile(&text, name)?;
+            Ok(text)
+        }
         _ => Ok(profile::generate(plan)?.render(false)?),
     }
 }
 
-/// The plan's data folders under the data root, created owner-only (the add-on runs as root
-/// inside); folders elsewhere (host paths the plan binds) are never created.
-pub fn create_data_folders(plan: &SandboxPlan, data_root: &Path) -> std::io::Result<()> {
+/// The parser's own reading of the author's text: loading it with `--replace` replaces every
+/// profile it holds, so a second one (`docker-default`, another add-on's, an indented one the
+/// column-0 rename missed) would replace that profile in the kernel. Only `name` and its own
+/// children (`name//hat`, confined to it by the kernel's naming) may be there.
+fn only_profile(text: &str, name: &str) -> Result<(), LaunchError> {
+    let parser = crate::apparmor::Parser::find()?;
+    let names = parser.names(text)?;
+    let child = format!("{name}//");
+    let ours = |n: &String| n == name || n.starts_with(&child);
+    if names.iter().any(|n| n == name) && names.iter().all(ours) {
+        return Ok(());
+    }
+    Err(LaunchError::ForeignProfiles {
+        expected: name.to_owned(),
+        names,
+    })
+}
+
+/// One host object a plan binds, opened and checked without following links (see
+/// [`super::checked_path`]): the path the plan names and the descriptor of what was checked.
+#[derive(Debug)]
+pub struct CheckedSource {
+    pub path: String,
+    pub fd: OwnedFd,
+}
+
+/// What a plan binds from the host, checked: `mounts` in the order of `plan.mounts` (only the
+/// sources under the data root, and `/run/udev`), `devices` in the order of `plan.devices`.
+#[derive(Debug, Default)]
+pub struct CheckedSources {
+    pub mounts: Vec<CheckedSource>,
+    pub devices: Vec<CheckedSource>,
+}
+
+impl CheckedSources {
+    /// The checked descriptor of a mount source, if that source was checked.
+    pub fn mount(&self, source: &str) -> Option<&OwnedFd> {
+        self.mounts.iter().find(|c| c.path == source).map(|c| &c.fd)
+    }
+}
+
+/// Sources outside the data root that are checked from `/` too: the rest (`/run/dbus`,
+/// `/lib/modules`, which is a link on merged-/usr hosts) are the host's own system paths, where
+/// an add-on cannot write.
+const CHECKED_HOST_SOURCES: [&str; 1] = ["/run/udev"];
+
+/// The plan's data folders under the data root, created (0750; the add-on runs as root inside),
+/// and every source under it, `/run/udev` and every device path, opened without following a
+/// link: a source that is or passes through a link is refused by name. Folders elsewhere are
+/// never created.
+pub fn check_sources(plan: &SandboxPlan, data_root: &Path) -> Result<CheckedSources, LaunchError> {
+    let mut out = CheckedSources::default();
+    if plan
+        .mounts
+        .iter()
+        .any(|m| Path::new(&m.source).starts_with(data_root))
+    {
+        // The data root itself is the operator's: created as a whole path, as before.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(data_root)?;
+    }
     for m in &plan.mounts {
         let source = Path::new(&m.source);
-        if m.kind == MountKind::Directory && source.starts_with(data_root) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o750)
-                .create(source)?;
-        }
+        let fd = if source.starts_with(data_root) {
+            if m.kind == MountKind::Directory {
+                checked_path::create_dir_beneath(data_root, source, 0o750)?
+            } else {
+                checked_path::open_beneath(data_root, source)?
+            }
+        } else if CHECKED_HOST_SOURCES.contains(&m.source.as_str()) {
+            checked_path::open_beneath(Path::new("/"), source)?
+        } else {
+            continue;
+        };
+        out.mounts.push(CheckedSource {
+            path: m.source.clone(),
+            fd,
+        });
     }
-    Ok(())
+    for d in &plan.devices {
+        let fd = checked_path::open_beneath(Path::new("/"), Path::new(&d.path_on_host))?;
+        out.devices.push(CheckedSource {
+            path: d.path_on_host.clone(),
+            fd,
+        });
+    }
+    Ok(out)
 }
 
 /// 32 random bytes, hex: the add-on's token for one start.

@@ -6,12 +6,12 @@ use std::path::Path;
 
 use bollard::query_parameters::{InspectContainerOptions, RemoveContainerOptionsBuilder};
 
-use super::body::{self, AppArmorMode, LABEL_SLUG, StartSpec};
+use super::body::{self, AppArmorMode, LABEL_SLUG, LABEL_STATE, StartSpec};
 use super::host::{self, AppArmorSupport};
 use super::state::{self, AddonLock, Record};
 use super::{
-    Created, LaunchError, Launcher, RunOptions, RunReport, create_data_folders, docker_err,
-    new_token, profile_text, status_of,
+    Created, LaunchError, Launcher, RunOptions, RunReport, check_sources, docker_err, new_token,
+    profile_text, status_of,
 };
 use crate::plan::{Confinement, SandboxPlan};
 
@@ -30,20 +30,35 @@ impl Launcher {
             _ = interrupt => Err(LaunchError::Interrupted),
         };
         if result.is_err() {
-            self.undo(&created).await;
+            self.undo(&mut created, plan).await;
+        }
+        if let Some(lock) = created.lock.take() {
+            self.state.release(lock);
         }
         result
     }
 
-    async fn undo(&self, created: &Created) {
-        if let Some(id) = &created.container {
+    /// Undo in reverse order, each step only once the step it undoes has ended: a parser still
+    /// loading is ended before the profile is unloaded, and a create whose answer never came is
+    /// looked up by name (and our labels) since the engine may have made the container anyway.
+    async fn undo(&self, created: &mut Created, plan: &SandboxPlan) {
+        let id = match created.container.clone() {
+            Some(id) => Some(id),
+            None if created.create_sent => self.ours_by_name(plan).await,
+            None => None,
+        };
+        if let Some(id) = id {
             let opts = RemoveContainerOptionsBuilder::new()
                 .force(true)
                 .v(true)
                 .build();
             let _ = self
-                .call("remove", self.docker.remove_container(id, Some(opts)))
+                .call("remove", self.docker.remove_container(&id, Some(opts)))
                 .await;
+        }
+        if let Some((pid, waiter)) = created.loading.take() {
+            host::kill_parser(pid);
+            let _ = waiter.await;
         }
         if let Some(file) = &created.profile_loaded {
             let _ = host::unload_profile(file);
@@ -52,6 +67,24 @@ impl Launcher {
         if let Some(slug) = &created.token_for {
             self.state.forget(slug);
         }
+    }
+
+    /// The id of the container named for `plan` when it is this state directory's.
+    async fn ours_by_name(&self, plan: &SandboxPlan) -> Option<String> {
+        let found = self
+            .call(
+                "inspect",
+                self.docker
+                    .inspect_container(&plan.container_name, None::<InspectContainerOptions>),
+            )
+            .await
+            .ok()?
+            .ok()?;
+        let labels = found.config.and_then(|c| c.labels).unwrap_or_default();
+        let ours = labels.get(LABEL_SLUG) == Some(&plan.full_slug)
+            && labels.get(LABEL_STATE).map(String::as_str)
+                == Some(&*self.state.root().to_string_lossy());
+        ours.then_some(found.id).flatten()
     }
 
     /// How the container will be confined, or the refusal.
@@ -107,11 +140,12 @@ impl Launcher {
         let image = opts.image.clone().unwrap_or_else(|| plan.image.clone());
         let slug = plan.full_slug.clone();
         let name = plan.container_name.clone();
-        let _lock = self.lock_addon(&slug).await?;
+        created.lock = Some(self.lock_addon(&slug).await?);
         self.replace_previous(&name, &slug).await?;
         self.require_image(&image).await?;
 
-        create_data_folders(plan, &opts.data_root)?;
+        // Held until the container runs: the attestation compares its binds with these.
+        let sources = check_sources(plan, &opts.data_root)?;
 
         if let (AppArmorMode::Profile(name), Some(text)) = (&mode, &profile_text) {
             self.write_and_load_profile(name, text, created).await?;
@@ -138,7 +172,8 @@ impl Launcher {
             .await?
             .map_err(|e| docker_err("start", e))?;
 
-        self.attest(&id, &mode).await?;
+        let pid = self.attest(&id, &mode).await?;
+        self.verify_binds(plan, &sources, pid, &mut warnings)?;
 
         let ingress_token = self.write_record(plan, &id, &image, &mode).await?;
         Ok(RunReport {
@@ -176,13 +211,16 @@ impl Launcher {
             .await?
         {
             Ok(existing) => {
-                let ours = existing
-                    .config
-                    .and_then(|c| c.labels)
-                    .and_then(|l| l.get(LABEL_SLUG).cloned())
-                    .is_some_and(|s| s == slug);
-                if !ours {
+                let labels = existing.config.and_then(|c| c.labels).unwrap_or_default();
+                if labels.get(LABEL_SLUG).is_none_or(|s| s != slug) {
                     return Err(LaunchError::NameConflict(name.to_owned()));
+                }
+                let root = self.state.root().to_string_lossy();
+                if let Some(other) = labels.get(LABEL_STATE).filter(|s| **s != *root) {
+                    return Err(LaunchError::OtherState {
+                        name: name.to_owned(),
+                        state: other.clone(),
+                    });
                 }
                 let opts = RemoveContainerOptionsBuilder::new().force(true).build();
                 self.call("remove", self.docker.remove_container(name, Some(opts)))
@@ -220,11 +258,17 @@ impl Launcher {
         let file = self.state.profile_path(name);
         state::write_atomically(&file, text.as_bytes(), 0o644)?;
         created.profile_loaded = Some(file.clone());
-        // The parser may take a while: off the runtime's thread, so an interrupt is seen.
-        let cache = self.state.parser_cache();
-        tokio::task::spawn_blocking(move || host::load_profile(&file, &cache))
+        // The parser may take a while: waited for off the runtime's thread, so an interrupt is
+        // seen; undo ends it before unloading.
+        let child = host::spawn_load(&file, &self.state.parser_cache())?;
+        let pid = child.id();
+        let waiter = tokio::task::spawn_blocking(move || host::finish_load(child));
+        let (_, waiter) = created.loading.insert((pid, waiter));
+        let loaded = waiter
             .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        created.loading = None;
+        loaded?;
         Ok(())
     }
 
@@ -238,10 +282,15 @@ impl Launcher {
         created: &mut Created,
         warnings: &mut Vec<String>,
     ) -> Result<String, LaunchError> {
-        let body = body::create_body(plan, spec);
+        let mut body = body::create_body(plan, spec);
+        body.labels.get_or_insert_default().insert(
+            LABEL_STATE.to_owned(),
+            self.state.root().to_string_lossy().into_owned(),
+        );
         let create_opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
             .name(name)
             .build();
+        created.create_sent = true;
         let resp = self
             .call(
                 "create",

@@ -12,7 +12,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,16 @@ impl Record {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(
+        "no add-on '{0}' was started by addon-sandbox with this state directory (see addon-sandbox ps)"
+    )]
+    Unknown(String),
+    #[error("'{name}' is ambiguous: it is the slug of {}; give the full slug", matches.join(", "))]
+    Ambiguous { name: String, matches: Vec<String> },
+}
+
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
@@ -80,6 +90,7 @@ pub struct StateDir {
 /// Held while a command changes one add-on; released on drop.
 pub struct AddonLock {
     _file: File,
+    slug: String,
 }
 
 fn mkdir_private(dir: &Path) -> io::Result<()> {
@@ -87,6 +98,28 @@ fn mkdir_private(dir: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// A folder of the state directory that exists already: ours, and owner-only. Loose permissions
+/// (a folder made by hand, an older version) are narrowed; a folder of another user is refused,
+/// since its owner could read the tokens or put links where we write.
+fn owner_only(dir: &Path) -> io::Result<()> {
+    let meta = fs::metadata(dir)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} belongs to uid {}, not to this user (uid {me}): refusing to keep tokens there (use a state directory of your own, --state-dir)",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// Write through a temporary file in the same directory and rename, with `mode`: a reader
@@ -120,9 +153,14 @@ fn replace_file(file: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<
 }
 
 impl StateDir {
+    /// The state directory at `root`, created owner-only; an existing one is checked and its
+    /// permissions narrowed (see [`owner_only`]).
     pub fn open(root: &Path) -> io::Result<StateDir> {
         mkdir_private(&root.join("addons"))?;
         mkdir_private(&root.join("apparmor").join("cache"))?;
+        for dir in [root, &root.join("addons"), &root.join("apparmor")] {
+            owner_only(dir)?;
+        }
         Ok(StateDir {
             root: root.to_path_buf(),
         })
@@ -146,16 +184,77 @@ impl StateDir {
 
     /// Wait for and take the lock of one add-on.
     pub fn lock(&self, slug: &str) -> io::Result<AddonLock> {
+        self.lock_noting_wait(slug, |_| {})
+    }
+
+    /// Take the lock of one add-on; when another command holds it, `waiting` is told the lock
+    /// file first (to say what is being waited for), then the lock is waited for. The file may
+    /// have been removed by its holder (see [`StateDir::release`]): then the lock taken was on a
+    /// file nobody else can find, and it is taken again on the new one.
+    pub fn lock_noting_wait(
+        &self,
+        slug: &str,
+        mut waiting: impl FnMut(&Path),
+    ) -> io::Result<AddonLock> {
         let dir = self.addon_dir(slug);
-        mkdir_private(&dir)?;
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(dir.join("lock"))?;
-        file.lock()?;
-        Ok(AddonLock { _file: file })
+        let path = dir.join("lock");
+        loop {
+            mkdir_private(&dir)?;
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    waiting(&path);
+                    file.lock()?;
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+            let held = file.metadata()?;
+            let same = fs::metadata(&path).is_ok_and(|now| now.ino() == held.ino());
+            if same {
+                return Ok(AddonLock {
+                    _file: file,
+                    slug: slug.to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Release `lock`; when the add-on has neither token nor record left (after `rm`, or a run
+    /// that failed), its lock file and then its folder go too (a native sandbox's log keeps it).
+    pub fn release(&self, lock: AddonLock) {
+        let dir = self.addon_dir(&lock.slug);
+        if !dir.join("token").exists() && !dir.join("record.json").exists() {
+            let _ = fs::remove_file(dir.join("lock"));
+            let _ = fs::remove_dir(&dir);
+        }
+        drop(lock);
+    }
+
+    /// The record of `name`: a full slug, or a short one (the slug without the repository,
+    /// `example` for `local_example`) that exactly one add-on of this state directory has.
+    pub fn resolve(&self, name: &str) -> Result<Record, ResolveError> {
+        if let Some(r) = self.read_record(name) {
+            return Ok(r);
+        }
+        let mut matches: Vec<Record> = self
+            .records()
+            .into_iter()
+            .filter(|r| r.full_slug.split_once('_').is_some_and(|(_, s)| s == name))
+            .collect();
+        match matches.len() {
+            0 => Err(ResolveError::Unknown(name.to_owned())),
+            1 => Ok(matches.remove(0)),
+            _ => Err(ResolveError::Ambiguous {
+                name: name.to_owned(),
+                matches: matches.into_iter().map(|r| r.full_slug).collect(),
+            }),
+        }
     }
 
     pub fn token_path(&self, slug: &str) -> PathBuf {
@@ -165,6 +264,15 @@ impl StateDir {
     pub fn write_token(&self, slug: &str, token: &str) -> io::Result<()> {
         mkdir_private(&self.addon_dir(slug))?;
         write_state(&self.token_path(slug), token.as_bytes(), 0o600)
+    }
+
+    /// Revoke the token of a stopped add-on: the gateway refuses it from its next lookup on.
+    pub fn revoke_token(&self, slug: &str) -> io::Result<()> {
+        match fs::remove_file(self.token_path(slug)) {
+            Ok(()) => self.mark_changed(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn read_token(&self, slug: &str) -> Option<String> {

@@ -56,7 +56,9 @@ pub fn run(
     let slug = plan.full_slug.clone();
     let _lock = state.lock(&slug)?;
     replace_previous(state, &slug)?;
-    crate::launch::create_data_folders(plan, &opts.data_root)?;
+    // Refuses a source that is or passes through a link; binding by these descriptors is
+    // the native backend's next step (see launch::checked_path).
+    let _sources = crate::launch::check_sources(plan, &opts.data_root)?;
     let loaded = write_and_load_profile(state, plan, opts, &confinement, &slug)?;
     let token = new_token()?;
     state.write_token(&slug, &token)?;
@@ -194,12 +196,15 @@ pub fn ps_entry(record: &Record) -> PsEntry {
         ),
         image: record.image.clone(),
         confinement: record.confinement.clone(),
+        state_dir: None,
     }
 }
 
+/// Stop it and revoke its token (a stopped add-on's token opens nothing).
 pub fn stop(state: &StateDir, record: &Record) -> Result<(), LaunchError> {
     let _lock = state.lock(&record.full_slug)?;
-    stopped(super::stop(&record.container_id, Duration::from_secs(10)))
+    stopped(super::stop(&record.container_id, Duration::from_secs(10)))?;
+    Ok(state.revoke_token(&record.full_slug)?)
 }
 
 /// A process that outlived SIGKILL is an error: the record stays, so `rm` can be tried again.
@@ -215,7 +220,7 @@ fn stopped(outcome: super::Stopped) -> Result<(), LaunchError> {
 /// Kill it (as `docker rm -f` does), unload its profile, forget its token and record; its
 /// data and log stay.
 pub fn rm(state: &StateDir, record: &Record) -> Result<(), LaunchError> {
-    let _lock = state.lock(&record.full_slug)?;
+    let lock = state.lock(&record.full_slug)?;
     stopped(super::stop(&record.container_id, Duration::ZERO))?;
     if let Some(name) = record.confinement.strip_prefix("apparmor:") {
         let file = state.profile_path(name);
@@ -225,6 +230,7 @@ pub fn rm(state: &StateDir, record: &Record) -> Result<(), LaunchError> {
         }
     }
     state.forget(&record.full_slug);
+    state.release(lock);
     Ok(())
 }
 
