@@ -271,3 +271,66 @@ fn a_read_only_map_is_read_only_below_its_top() {
     );
     assert!(!nas.join("below").exists());
 }
+
+/// The launcher checks every source below the data root without following links; a link
+/// planted in the moment between that check and the setup's bind is refused as well, because the
+/// setup walks the path again the same way and binds the descriptor it got.
+#[test]
+fn a_source_swapped_for_a_link_after_the_launchers_check_is_not_followed() {
+    use addon_sandbox::{native, policy};
+    if !common::native_available() {
+        return;
+    }
+    let sandbox = Sandbox::new("swap", "map: [share:rw]\n");
+    let data_root = sandbox.path("data");
+    let options = policy::PlanOptions {
+        data_root: data_root.to_string_lossy().into_owned(),
+        ..policy::PlanOptions::default()
+    };
+    let addon = addon_sandbox::addon::load(&sandbox.path("addon"));
+    let plan = policy::decide(addon.config.as_ref().unwrap(), false, &options).unwrap();
+    let sources = addon_sandbox::launch::check_sources(&plan, &data_root).expect("checked");
+    let mut spec = native::spec(
+        &plan,
+        &sandbox.path("rootfs"),
+        vec!["/bin/sh".into(), "-c".into(), "sleep 60".into()],
+        "token",
+        "UTC",
+        native::Confinement::None,
+        sandbox.path("native.log"),
+    )
+    .unwrap();
+    for m in &mut spec.mounts {
+        m.checked_from = sources
+            .mounts
+            .iter()
+            .find(|c| c.path == m.source)
+            .map(|c| c.from.to_string_lossy().into_owned());
+    }
+    // Now the add-on (writing in `share`'s parent, say) swaps the checked folder for a link.
+    let share = data_root.join("share");
+    let elsewhere = sandbox.path("host-secrets");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::remove_dir(&share).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &share).unwrap();
+    // The setup as the launcher starts it from a threaded caller: this binary's
+    // `__native-init`, the spec on its standard input, its report on standard output.
+    let mut init = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .arg("__native-init")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut init.stdin.take().unwrap(),
+        &serde_json::to_vec(&spec).unwrap(),
+    )
+    .unwrap();
+    let report = init.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(report.contains("symbolic link"), "{report}");
+    assert!(
+        std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "nothing reached the link's target"
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{LaunchError, checked_path};
 use crate::plan::{Confinement, MountKind, SandboxPlan};
@@ -50,6 +50,8 @@ fn only_profile(text: &str, name: &str) -> Result<(), LaunchError> {
 #[derive(Debug)]
 pub struct CheckedSource {
     pub path: String,
+    /// The folder `path` was reached from without following a link (the data root, or `/`).
+    pub from: PathBuf,
     pub fd: OwnedFd,
 }
 
@@ -92,19 +94,24 @@ pub fn check_sources(plan: &SandboxPlan, data_root: &Path) -> Result<CheckedSour
     }
     for m in &plan.mounts {
         let source = Path::new(&m.source);
-        let fd = if source.starts_with(data_root) {
-            if m.kind == MountKind::Directory {
+        let (from, fd) = if source.starts_with(data_root) {
+            let fd = if m.kind == MountKind::Directory {
                 checked_path::create_dir_beneath(data_root, source, 0o750)?
             } else {
                 checked_path::open_beneath(data_root, source)?
-            }
+            };
+            (data_root, fd)
         } else if CHECKED_HOST_SOURCES.contains(&m.source.as_str()) {
-            checked_path::open_beneath(Path::new("/"), source)?
+            (
+                Path::new("/"),
+                checked_path::open_beneath(Path::new("/"), source)?,
+            )
         } else {
             continue;
         };
         out.mounts.push(CheckedSource {
             path: m.source.clone(),
+            from: from.to_path_buf(),
             fd,
         });
     }
@@ -112,6 +119,7 @@ pub fn check_sources(plan: &SandboxPlan, data_root: &Path) -> Result<CheckedSour
         let fd = checked_path::open_beneath(Path::new("/"), Path::new(&d.path_on_host))?;
         out.devices.push(CheckedSource {
             path: d.path_on_host.clone(),
+            from: PathBuf::from("/"),
             fd,
         });
     }

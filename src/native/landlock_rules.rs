@@ -123,6 +123,7 @@ mod tests {
             target: target.into(),
             read_only,
             file: false,
+            checked_from: None,
         };
         let spec = NativeSpec {
             rootfs: "/r".into(),

@@ -123,6 +123,12 @@ pub struct MountSpec {
     pub read_only: bool,
     /// A single file (a socket, say) rather than a directory.
     pub file: bool,
+    /// The folder the launcher reached `source` from without following a link: the sandbox's
+    /// setup walks it again the same way, in its own mount namespace, and binds the descriptor
+    /// it got, so what is bound is what was checked (a link planted after the launcher's check
+    /// is refused, not followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_from: Option<String>,
 }
 
 /// Everything the init helper needs, and nothing it has to decide.
@@ -188,6 +194,7 @@ pub fn spec(
             target: m.target.clone(),
             read_only: m.read_only,
             file: matches!(m.kind, MountKind::File | MountKind::Socket),
+            checked_from: None,
         })
         .collect();
     let mut env: Vec<(String, String)> = plan.environment.clone();

@@ -21,17 +21,12 @@ use nix::sys::stat::{Mode, mkdirat};
 
 use super::init::{Step, step};
 use super::{BASE_DEVICES, NativeSpec};
+use crate::launch::checked_path::fd_path;
 
 /// The rootfs, open; paths given to it are paths inside the sandbox (`/data`).
 pub struct Root {
     fd: OwnedFd,
     path: PathBuf,
-}
-
-/// The path that names an open descriptor to `mount(2)`: the kernel follows the magic link to
-/// the very file the descriptor holds, without resolving a path again.
-pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 fn in_root(flags: OFlag) -> OpenHow {
@@ -314,9 +309,24 @@ fn bind_plan_mounts(spec: &NativeSpec, root: &Root) -> Step<()> {
             // Writable is never executable (sockets aside: they are files, not code).
             ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC
         };
-        bind(root, Path::new(&m.source), &m.target, m.file, attrs)?;
+        match &m.checked_from {
+            Some(from) => {
+                let checked = open_checked(from, &m.source)?;
+                bind(root, &fd_path(&checked), &m.target, m.file, attrs)?;
+            }
+            None => bind(root, Path::new(&m.source), &m.target, m.file, attrs)?,
+        }
     }
     Ok(())
+}
+
+/// `path` reached from `from` without following a link, in this (the sandbox's) mount
+/// namespace: the launcher checked it the same way, and binding this descriptor binds exactly
+/// what was checked now (a mount can only be bound from a descriptor of the caller's own
+/// namespace, so the launcher's descriptor cannot be used directly).
+fn open_checked(from: &str, path: &str) -> Step<OwnedFd> {
+    crate::launch::checked_path::open_beneath(Path::new(from), Path::new(path))
+        .map_err(|e| format!("mount source: {e}"))
 }
 
 /// `/proc`, and `/sys` read-only: a new sysfs with a network namespace of its own, else the
@@ -351,13 +361,16 @@ fn mount_dev(spec: &NativeSpec, root: &Root) -> Step<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("mode=755,size=65536k"),
     )?;
-    for node in BASE_DEVICES
-        .iter()
-        .copied()
-        .chain(spec.devices.iter().map(String::as_str))
-    {
-        // A device entry may be a directory of nodes (`/dev/dvb/`).
-        bind(root, Path::new(node), node, !Path::new(node).is_dir(), 0)?;
+    for node in BASE_DEVICES {
+        bind(root, Path::new(node), node, true, 0)?;
+    }
+    for node in &spec.devices {
+        // Reached without following a link, as the launcher checked it; a device entry may be
+        // a directory of nodes (`/dev/dvb/`).
+        let checked = open_checked("/", node)?;
+        let is_dir = nix::sys::stat::fstat(checked.as_fd())
+            .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR);
+        bind(root, &fd_path(&checked), node, !is_dir, 0)?;
     }
     let dev = root.resolve("/dev").map_err(step("/dev"))?;
     for (link, to) in [

@@ -56,9 +56,9 @@ pub fn run(
     let slug = plan.full_slug.clone();
     let _lock = state.lock(&slug)?;
     replace_previous(state, &slug)?;
-    // Refuses a source that is or passes through a link; binding by these descriptors is
-    // the native backend's next step (see launch::checked_path).
-    let _sources = crate::launch::check_sources(plan, &opts.data_root)?;
+    // Refuses a source that is or passes through a link; the setup walks each again the same
+    // way and binds the descriptor it gets (MountSpec::checked_from).
+    let sources = crate::launch::check_sources(plan, &opts.data_root)?;
     let loaded = write_and_load_profile(state, plan, opts, &confinement, &slug)?;
     let token = new_token()?;
     state.write_token(&slug, &token)?;
@@ -71,6 +71,16 @@ pub fn run(
         confinement.clone(),
         log_path(state, &slug),
     );
+    let spec = spec.map(|mut s| {
+        for m in &mut s.mounts {
+            m.checked_from = sources
+                .mounts
+                .iter()
+                .find(|c| c.path == m.source)
+                .map(|c| c.from.to_string_lossy().into_owned());
+        }
+        s
+    });
     let pid = match spec.and_then(|s| super::start(&s)) {
         Ok(pid) => pid,
         Err(e) => {
