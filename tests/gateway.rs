@@ -572,9 +572,12 @@ async fn no_spelling_of_a_path_reaches_what_the_role_may_not() {
     let manager = AddonSpec::new("local_manager", "manager");
     let mut default = AddonSpec::new("local_default", "default");
     default.hassio_api = true;
-    let h = default_harness(&[manager, default]).await;
+    let admin = AddonSpec::new("local_admin", "admin");
+    let h = default_harness(&[manager, default, admin]).await;
     let manager_token = "token-of-local_manager";
     let default_token = "token-of-local_default";
+    // A strict admin may reach other add-ons' protection, never its own, in no spelling.
+    let admin_token = "token-of-local_admin";
     // Each is refused with 400 (ambiguous) or 403 (decoded to a forbidden path).
     let attacks: &[(&str, &str, u16)] = &[
         (manager_token, "/addons/core_ssh/%73ecurity", 403),
@@ -587,7 +590,18 @@ async fn no_spelling_of_a_path_reaches_what_the_role_may_not() {
         (manager_token, "/addons/core_ssh//security", 403),
         (manager_token, "//addons/core_ssh/security", 403),
         (manager_token, "/addons/core_ssh/security/", 403),
-        (manager_token, "/addons/core_ssh/security;x", 403),
+        (manager_token, "/addons/core_ssh/security;x", 400),
+        (admin_token, "/addons/self/security/", 403),
+        (admin_token, "/addons/local_admin/security/", 403),
+        (admin_token, "/addons/local_admin/SECURITY//", 403),
+        (admin_token, "/addons/self/security;x", 400),
+        (admin_token, "/addons/self/security%3Bx", 400),
+        (admin_token, "/addons/self/security.", 400),
+        (admin_token, "/addons/self/security%20", 400),
+        (admin_token, "/addons/self/security%2E%2E%2E", 400),
+        (admin_token, "/addons/self/%C5%BFecurity", 400),
+        (admin_token, "/addons/local_admin/%C5%BFECURITY", 400),
+        (manager_token, "/os/datadis%E2%84%AA/wipe", 400),
         (manager_token, "/addons/core_ssh/SECURITY", 403),
         (manager_token, "/addons/core_ssh/Security", 403),
         (manager_token, "/addons/core_ssh/x/../security", 400),
