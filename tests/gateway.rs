@@ -1402,3 +1402,182 @@ async fn ingress_relays_websockets_both_ways_and_streams_large_responses() {
     app.gate.notify_one();
     assert_eq!(body.collect().await.unwrap().to_bytes(), "second");
 }
+
+/// Every spelling a client might use for a header only the gateway may set: letter case, `_`
+/// for `-` (which CGI and WSGI servers read as the same variable), repeated copies.
+const SPOOFED: &str = "X_Remote_User_Id: evil-id\r\nx_REMOTE_user-ID: evil-id2\r\n\
+    x-remote-user-name: evil-name\r\nX-Remote_User_Display_Name: evil-display\r\n\
+    X-Ingress-Path: /evil-path\r\nX_Ingress_Path: /evil-path2\r\n\
+    X_Addon_Sandbox_Caller: evil-caller\r\nx_hassio_key: evil-key\r\n\
+    X_Supervisor_Token: evil-token\r\n";
+
+/// No header the upstream saw carries a spoofed value, and none is named, `_` read as `-`,
+/// like a protected header unless `allowed` says the gateway set it.
+fn assert_nothing_spoofed(seen: &Seen, allowed: &[&str], what: &str) {
+    for (name, value) in &seen.headers {
+        let v = value.to_str().unwrap_or("");
+        assert!(
+            !v.contains("evil"),
+            "{what}: {name}: {v} reached the upstream"
+        );
+        let folded = name.as_str().replace('_', "-");
+        let protected = folded.starts_with("x-remote-user-")
+            || ["x-ingress-path", "x-supervisor-token", "x-hassio-key"].contains(&folded.as_str())
+            || folded == "x-addon-sandbox-caller";
+        assert!(
+            !protected || allowed.contains(&name.as_str()),
+            "{what}: {name} reached the upstream"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_spelling_of_a_protected_header_passes_on_any_forwarding_path() {
+    let app = start_upstream().await;
+    let mut spec = AddonSpec::new("local_web", "default");
+    spec.ingress = app.addr;
+    spec.homeassistant_api = true;
+    let ingress = spec.ingress_token();
+    let h = default_harness(&[spec]).await;
+    let token = "token-of-local_web";
+    let caller = &["x-addon-sandbox-caller"][..];
+    for (path, what) in [
+        ("/host/info", "api"),
+        ("/core/api/states", "home assistant proxy"),
+        ("/supervisor/ping", "open path"),
+    ] {
+        h.up.clear();
+        let answer = raw(
+            h.addr,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: {token}\r\n{SPOOFED}Connection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{what}: {answer}");
+        assert_nothing_spoofed(&h.up.last(), caller, what);
+    }
+    // Ingress, with and without a user: the gateway's values only.
+    let user = new_session(
+        &h,
+        serde_json::json!({"user_id": "u-1", "user_name": "alice"}),
+    )
+    .await;
+    let anonymous = new_session(&h, serde_json::json!({})).await;
+    for (session, id) in [(user, Some("u-1")), (anonymous, None)] {
+        let answer = raw(
+            h.addr,
+            &format!(
+                "GET /ingress/{ingress}/x HTTP/1.1\r\nHost: s\r\nCookie: ingress_session={session}\r\n{SPOOFED}Connection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "ingress: {answer}");
+        let seen = app.last();
+        let set: &[&str] = if id.is_some() {
+            &["x-remote-user-id", "x-remote-user-name", "x-ingress-path"]
+        } else {
+            &["x-ingress-path"]
+        };
+        assert_nothing_spoofed(&seen, set, "ingress");
+        assert_eq!(
+            seen.headers
+                .get("x-remote-user-id")
+                .map(|v| v.to_str().unwrap()),
+            id
+        );
+        assert_eq!(
+            seen.headers["x-ingress-path"],
+            format!("/api/hassio_ingress/{ingress}").as_str()
+        );
+    }
+}
+
+/// A WSGI add-on: python3's wsgiref server on 127.0.0.1, answering with the CGI variables it
+/// was given. Killed on drop.
+struct Wsgi {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Wsgi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_wsgi() -> Wsgi {
+    use std::io::BufRead;
+    let app = r#"
+import json, sys
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *a): pass
+def app(environ, start):
+    keys = ("HTTP_X_REMOTE_USER_ID", "HTTP_X_REMOTE_USER_NAME", "HTTP_X_INGRESS_PATH",
+            "HTTP_X_SUPERVISOR_TOKEN", "HTTP_X_ADDON_SANDBOX_CALLER")
+    start("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({k: environ.get(k) for k in keys}).encode()]
+server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", app])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the WSGI add-on");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("the WSGI server's port");
+    Wsgi {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wsgi_addon_sees_only_the_gateways_user_and_ingress_path() {
+    let wsgi = start_wsgi();
+    let mut spec = AddonSpec::new("local_wsgi", "default");
+    spec.ingress = Some(wsgi.addr);
+    let ingress = spec.ingress_token();
+    let h = default_harness(&[spec]).await;
+    let user = new_session(
+        &h,
+        serde_json::json!({"user_id": "u-1", "user_name": "alice"}),
+    )
+    .await;
+    let anonymous = new_session(&h, serde_json::json!({})).await;
+    for (session, id, name) in [
+        (user, serde_json::json!("u-1"), serde_json::json!("alice")),
+        (anonymous, serde_json::Value::Null, serde_json::Value::Null),
+    ] {
+        let answer = raw(
+            h.addr,
+            &format!(
+                "GET /ingress/{ingress}/ HTTP/1.1\r\nHost: s\r\nCookie: ingress_session={session}\r\n{SPOOFED}Connection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        // wsgiref answers HTTP/1.0, which the gateway passes on.
+        assert_eq!(answer.split(' ').nth(1), Some("200"), "{answer}");
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let environ: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(environ["HTTP_X_REMOTE_USER_ID"], id, "{environ}");
+        assert_eq!(environ["HTTP_X_REMOTE_USER_NAME"], name, "{environ}");
+        assert_eq!(
+            environ["HTTP_X_INGRESS_PATH"],
+            format!("/api/hassio_ingress/{ingress}"),
+            "{environ}"
+        );
+        assert!(environ["HTTP_X_SUPERVISOR_TOKEN"].is_null(), "{environ}");
+        assert!(
+            environ["HTTP_X_ADDON_SANDBOX_CALLER"].is_null(),
+            "{environ}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use super::proxy::{self, ResBody, error};
-use super::{CALLER_HEADER, Caller, Gateway, TOKEN_HEADERS, extract_token, path};
+use super::{CALLER_HEADER, Caller, Gateway, PROTECTED_HEADERS, extract_token, path};
 
 impl Gateway {
     /// The Supervisor's Home Assistant proxy (`/core/api/…`, `/core/websocket`) skips its
@@ -75,13 +75,11 @@ impl Gateway {
         let websocket = proxy::is_websocket(request.headers());
         let (mut parts, body) = request.into_parts();
         proxy::strip_hop_by_hop(&mut parts.headers);
-        for name in
-            TOKEN_HEADERS
-                .into_iter()
-                .chain(["authorization", "x-ha-access", CALLER_HEADER, "host"])
-        {
-            parts.headers.remove(name);
-        }
+        proxy::strip_named(&mut parts.headers, &PROTECTED_HEADERS);
+        proxy::strip_named(
+            &mut parts.headers,
+            &["authorization", "x-ha-access", "host"],
+        );
         // Paths anyone may fetch (ping, logos) go up without the gateway's credential.
         if let Some(auth) = self
             .upstream_auth

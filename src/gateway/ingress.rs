@@ -12,7 +12,8 @@ use hyper::body::Incoming;
 use super::proxy::{self, ResBody, error};
 use super::sessions::SessionUser;
 use super::{
-    CALLER_HEADER, Caller, Gateway, SESSION_COOKIE, TOKEN_HEADERS, USER_HEADERS, extract_token,
+    Caller, Gateway, INGRESS_PATH_HEADER, PROTECTED_HEADERS, SESSION_COOKIE, USER_HEADERS,
+    extract_token,
 };
 
 /// The `ingress_session` cookie's value, from any `Cookie` header.
@@ -151,18 +152,14 @@ impl Gateway {
         let websocket = proxy::is_websocket(request.headers());
         let (mut parts, body) = request.into_parts();
         proxy::strip_hop_by_hop(&mut parts.headers);
-        // HeaderMap names are lowercase whatever the client sent, so these removals catch
-        // every spelling (`x-REMOTE-user-ID` included) and every repeated copy.
-        for name in USER_HEADERS
-            .into_iter()
-            .chain(TOKEN_HEADERS)
-            .chain([CALLER_HEADER])
-        {
-            parts.headers.remove(name);
-        }
+        proxy::strip_named(&mut parts.headers, &PROTECTED_HEADERS);
         drop_session_cookie(&mut parts.headers);
         if let Some(user) = user {
             set_user_headers(&mut parts.headers, &user);
+        }
+        // As the Supervisor sets it; the token was checked to be `[A-Za-z0-9_-]+`.
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/hassio_ingress/{token}")) {
+            parts.headers.insert(INGRESS_PATH_HEADER, v);
         }
         self.send(parts, body, peer, target, websocket).await
     }

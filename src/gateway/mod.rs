@@ -55,6 +55,19 @@ pub const USER_HEADERS: [&str; 3] = [
 ];
 /// Headers that carry a Supervisor credential; never passed on from a client.
 const TOKEN_HEADERS: [&str; 2] = ["x-supervisor-token", "x-hassio-key"];
+/// Where the add-on's ingress is served from, as the Supervisor tells it; set by the gateway.
+pub const INGRESS_PATH_HEADER: &str = "x-ingress-path";
+/// Everything only the gateway may say, removed from every client request on every forwarding
+/// path (API, Home Assistant proxy, open paths, ingress) in any spelling before anything is set.
+const PROTECTED_HEADERS: [&str; 7] = [
+    USER_HEADERS[0],
+    USER_HEADERS[1],
+    USER_HEADERS[2],
+    TOKEN_HEADERS[0],
+    TOKEN_HEADERS[1],
+    CALLER_HEADER,
+    INGRESS_PATH_HEADER,
+];
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, thiserror::Error)]

@@ -77,6 +77,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Header names equal with `_` read as `-`: CGI and WSGI servers turn both into the same
+/// `HTTP_X_REMOTE_USER_ID`, so `X_Remote_User_Id` is the header it will be taken for.
+fn same_name(a: &str, b: &str) -> bool {
+    let fold = |c: u8| if c == b'_' { b'-' } else { c };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
+/// Remove every header (every copy) whose name is one of `names` in any spelling: letter case
+/// (`HeaderMap` names are lowercase whatever the client sent) and `_` for `-`.
+pub fn strip_named(headers: &mut HeaderMap, names: &[&str]) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| names.iter().any(|n| same_name(k.as_str(), n)))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
     headers
         .get_all(name)
