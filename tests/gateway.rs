@@ -229,6 +229,11 @@ struct Backend {
 }
 
 async fn start_backend(users: &[(&str, &str)]) -> Backend {
+    start_slow_backend(users, Duration::ZERO).await
+}
+
+/// A backend that takes `delay` to answer, so that attempts overlap.
+async fn start_slow_backend(users: &[(&str, &str)], delay: Duration) -> Backend {
     let users: Arc<HashMap<String, String>> = Arc::new(
         users
             .iter()
@@ -242,6 +247,7 @@ async fn start_backend(users: &[(&str, &str)]) -> Backend {
         let counter = counter.clone();
         async move {
             counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
             let body = req.into_body().collect().await.unwrap().to_bytes();
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let user = json["username"].as_str().unwrap_or("");
@@ -1580,4 +1586,61 @@ async fn a_wsgi_addon_sees_only_the_gateways_user_and_ingress_path() {
             "{environ}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_reach_the_backend_at_most_a_bucket_at_a_time() {
+    use base64::Engine;
+    let backend = start_slow_backend(&[("alice", "wonderland")], Duration::from_millis(300)).await;
+    let mut authy = AddonSpec::new("local_authy", "default");
+    authy.auth_api = true;
+    let slow = Duration::from_secs(3600);
+    let limits = AuthLimits {
+        per_user: Rate {
+            burst: 3,
+            refill: slow,
+        },
+        per_addon: Rate {
+            burst: 10,
+            refill: slow,
+        },
+    };
+    let h = harness(
+        &[authy],
+        Some(backend.addr),
+        limits,
+        Duration::from_secs(60),
+    )
+    .await;
+    // 200 wrong guesses at once: first for one user, then each for a user of its own.
+    let burst = |user_of: fn(usize) -> String| {
+        let addr = h.addr;
+        async move {
+            let guesses = (0..200).map(|i| {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:guess{i}", user_of(i)));
+                async move {
+                    let auth = format!("Basic {basic}");
+                    let headers = [
+                        ("x-supervisor-token", "token-of-local_authy"),
+                        ("authorization", auth.as_str()),
+                    ];
+                    send(addr, "POST", "/auth", &headers, "").await.0
+                }
+            });
+            futures_util::future::join_all(guesses).await
+        }
+    };
+    let statuses = burst(|_| "alice".to_owned()).await;
+    let count = |code: u16| statuses.iter().filter(|s| s.as_u16() == code).count();
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 3, "one user's bucket");
+    assert_eq!((count(401), count(429)), (3, 197));
+    let statuses = burst(|i| format!("user{i}")).await;
+    let count = |code: u16| statuses.iter().filter(|s| s.as_u16() == code).count();
+    assert_eq!(
+        backend.calls.load(Ordering::SeqCst),
+        10,
+        "the add-on's bucket, over all users"
+    );
+    assert_eq!((count(401), count(429)), (7, 193));
 }
