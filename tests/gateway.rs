@@ -47,6 +47,8 @@ struct Upstream {
     gate: Arc<Notify>,
     /// `/upload-gate` signals this once it has read the first chunk of the request body.
     upload_started: Arc<Notify>,
+    /// Every message Home Assistant's websocket (`/core/websocket`) received.
+    ws_messages: Arc<Mutex<Vec<String>>>,
 }
 
 impl Upstream {
@@ -89,6 +91,41 @@ async fn websocket_echo(upgraded: hyper::upgrade::Upgraded) {
     }
 }
 
+/// Home Assistant's websocket API: `auth_required`, an auth message that must carry the
+/// gateway's credential, then an echo. Every message received is recorded.
+async fn home_assistant_websocket(
+    upgraded: hyper::upgrade::Upgraded,
+    log: Arc<Mutex<Vec<String>>>,
+) {
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        tokio_tungstenite::tungstenite::protocol::Role::Server,
+        None,
+    )
+    .await;
+    let required = serde_json::json!({"type": "auth_required", "ha_version": "2026.11.0"});
+    let _ = ws.send(Message::text(required.to_string())).await;
+    let mut authenticated = false;
+    while let Some(Ok(Message::Text(text))) = ws.next().await {
+        log.lock().unwrap().push(text.to_string());
+        if authenticated {
+            let _ = ws.send(Message::text(format!("echo {text}"))).await;
+            continue;
+        }
+        let auth: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+        authenticated = auth["type"] == "auth" && auth["access_token"] == UPSTREAM_TOKEN;
+        let answer = if authenticated {
+            serde_json::json!({"type": "auth_ok", "ha_version": "2026.11.0"})
+        } else {
+            serde_json::json!({"type": "auth_invalid", "message": "Invalid access token"})
+        };
+        let _ = ws.send(Message::text(answer.to_string())).await;
+        if !authenticated {
+            break;
+        }
+    }
+}
+
 async fn upstream_handle(up: Upstream, mut req: Request<Incoming>) -> Response<Body> {
     let target = req
         .uri()
@@ -98,6 +135,7 @@ async fn upstream_handle(up: Upstream, mut req: Request<Incoming>) -> Response<B
     let method = req.method().to_string();
     let headers = req.headers().clone();
     if let Some(key) = headers.get("sec-websocket-key").cloned() {
+        let home_assistant = target.ends_with("/websocket");
         up.seen.lock().unwrap().push(Seen {
             method,
             target,
@@ -108,7 +146,11 @@ async fn upstream_handle(up: Upstream, mut req: Request<Incoming>) -> Response<B
         let upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
             if let Ok(upgraded) = upgrade.await {
-                websocket_echo(upgraded).await;
+                if home_assistant {
+                    home_assistant_websocket(upgraded, up.ws_messages.clone()).await;
+                } else {
+                    websocket_echo(upgraded).await;
+                }
             }
         });
         return Response::builder()
@@ -820,7 +862,7 @@ fn tokio_stream_from<T: Send + 'static>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_home_assistant_proxy_needs_homeassistant_api_and_relays_websockets() {
+async fn the_home_assistant_proxy_needs_homeassistant_api() {
     let mut with = AddonSpec::new("local_with", "default");
     with.homeassistant_api = true;
     let without = AddonSpec::new("local_without", "admin");
@@ -847,46 +889,101 @@ async fn the_home_assistant_proxy_needs_homeassistant_api_and_relays_websockets(
     // Open paths reach the upstream without any credential.
     assert_eq!(get(h.addr, "/supervisor/ping", None).await, 200);
     assert!(h.up.last().headers.get("authorization").is_none());
+}
 
-    let url = format!("ws://{}/core/websocket", h.addr);
+fn core_websocket_request(addr: SocketAddr, path: &str, token: Option<&str>) -> http::Request<()> {
+    let url = format!("ws://{addr}{path}");
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
             url.as_str(),
         )
         .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        "Bearer token-of-local_without".parse().unwrap(),
-    );
-    assert!(
-        tokio_tungstenite::connect_async(request).await.is_err(),
-        "no homeassistant_api, no websocket"
-    );
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-            url.as_str(),
-        )
+    if let Some(t) = token {
+        let value = format!("Bearer {t}").parse().unwrap();
+        request.headers_mut().insert("authorization", value);
+    }
+    request
+}
+
+async fn next_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a message in time")
+        .expect("the socket is open")
         .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        "Bearer token-of-local_with".parse().unwrap(),
-    );
-    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-    assert_eq!(response.status(), 101);
-    assert_eq!(
-        ws.next().await.unwrap().unwrap(),
-        Message::text("hello from the add-on")
-    );
-    ws.send(Message::text("ping")).await.unwrap();
-    assert_eq!(
-        ws.next().await.unwrap().unwrap(),
-        Message::text("echo ping")
-    );
+    serde_json::from_str(message.to_text().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_core_websocket_authenticates_upstream_with_the_gateways_credential_only() {
+    let mut with = AddonSpec::new("local_with", "default");
+    with.homeassistant_api = true;
+    let without = AddonSpec::new("local_without", "admin");
+    let h = default_harness(&[with, without]).await;
+    let auth = |token: &str| {
+        Message::text(serde_json::json!({"type": "auth", "access_token": token}).to_string())
+    };
+    // A header token that may not use the proxy is refused before the upgrade.
+    let refused = core_websocket_request(h.addr, "/core/websocket", Some("token-of-local_without"));
+    assert!(tokio_tungstenite::connect_async(refused).await.is_err());
+    // The auth message decides: no homeassistant_api or an unknown token is auth_invalid, and
+    // nothing is opened upstream.
+    for token in ["token-of-local_without", "no-such-token", CORE_TOKEN] {
+        let request = core_websocket_request(h.addr, "/core/websocket", None);
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(next_json(&mut ws).await["type"], "auth_required");
+        ws.send(auth(token)).await.unwrap();
+        assert_eq!(next_json(&mut ws).await["type"], "auth_invalid", "{token}");
+    }
     assert!(
-        h.up.last()
-            .headers
-            .get("authorization")
-            .is_some_and(|v| v == &format!("Bearer {UPSTREAM_TOKEN}"))
+        h.up.seen().is_empty(),
+        "no upstream socket for a refused add-on"
+    );
+    // An add-on with homeassistant_api, with and without its token in a header as well.
+    for (path, header) in [
+        ("/core/websocket", None),
+        ("/homeassistant/websocket", Some("token-of-local_with")),
+    ] {
+        let request = core_websocket_request(h.addr, path, header);
+        let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.status(), 101);
+        assert_eq!(next_json(&mut ws).await["type"], "auth_required");
+        ws.send(auth("token-of-local_with")).await.unwrap();
+        let ok = next_json(&mut ws).await;
+        assert_eq!(ok["type"], "auth_ok", "{ok}");
+        assert_eq!(ok["ha_version"], "2026.11.0", "the upstream's own answer");
+        ws.send(Message::text("ping")).await.unwrap();
+        let echo = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap();
+        assert_eq!(echo.unwrap().unwrap(), Message::text("echo ping"));
+        let seen = h.up.last();
+        assert_eq!(seen.target, path);
+        assert_eq!(
+            seen.headers["authorization"],
+            format!("Bearer {UPSTREAM_TOKEN}").as_str()
+        );
+        assert_eq!(seen.headers["x-addon-sandbox-caller"], "addon:local_with");
+    }
+    let messages = h.up.ws_messages.lock().unwrap().clone();
+    let gateway_auth = serde_json::json!({"type": "auth", "access_token": UPSTREAM_TOKEN});
+    assert_eq!(
+        messages
+            .iter()
+            .filter(
+                |m| serde_json::from_str::<serde_json::Value>(m).ok() == Some(gateway_auth.clone())
+            )
+            .count(),
+        2,
+        "{messages:?}"
+    );
+    let everything = format!("{messages:?} {:?}", h.up.seen());
+    assert!(
+        !everything.contains("token-of-local_with"),
+        "the add-on's token reached the upstream: {everything}"
     );
 }
 

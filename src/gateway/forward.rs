@@ -3,21 +3,25 @@
 //! copy of a credential or caller header removed.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use hyper::body::Incoming;
 
-use super::proxy::{self, ResBody, error};
+use super::callers::AddonCaller;
+use super::proxy::{self, ReqBody, ResBody, error};
+use super::websocket::is_core_websocket;
 use super::{CALLER_HEADER, Caller, Gateway, PROTECTED_HEADERS, extract_token, path};
 
 impl Gateway {
     /// The Supervisor's Home Assistant proxy (`/core/api/…`, `/core/websocket`) skips its
     /// token middleware and checks for itself that the token (`Authorization` or `X-Ha-Access`)
-    /// belongs to an add-on with `homeassistant_api`; so does this.
+    /// belongs to an add-on with `homeassistant_api`; so does this. The websocket's token may
+    /// instead come in its first message ([`super::websocket`]); a token in a header is still
+    /// checked first.
     pub(super) async fn core_proxy(
-        &self,
-        request: Request<Incoming>,
+        self: &Arc<Self>,
+        request: Request<ReqBody>,
         peer: IpAddr,
         canonical: &str,
     ) -> Response<ResBody> {
@@ -28,22 +32,35 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         });
-        let Some(token) = token else {
-            return error(StatusCode::UNAUTHORIZED, "no token");
+        let websocket = is_core_websocket(canonical, &request);
+        let addon = match token.as_deref().map(|t| self.proxy_caller(t)) {
+            None if websocket => return self.core_websocket(request, peer, canonical),
+            None => return error(StatusCode::UNAUTHORIZED, "no token"),
+            Some(Err((status, why))) => return error(status, why),
+            Some(Ok(addon)) => addon,
         };
-        match self.caller(&token) {
-            Some(Caller::Addon(addon)) if addon.homeassistant_api => {
-                self.forward_api(request, peer, canonical, &Caller::Addon(addon))
-                    .await
-            }
+        if websocket {
+            return self.core_websocket(request, peer, canonical);
+        }
+        self.forward_api(request, peer, canonical, &Caller::Addon(addon))
+            .await
+    }
+
+    /// The add-on a Home Assistant proxy token names, if it has `homeassistant_api`.
+    pub(super) fn proxy_caller(
+        &self,
+        token: &str,
+    ) -> Result<Arc<AddonCaller>, (StatusCode, &'static str)> {
+        match self.caller(token) {
+            Some(Caller::Addon(addon)) if addon.homeassistant_api => Ok(addon),
             Some(Caller::Addon(_)) => {
-                error(StatusCode::FORBIDDEN, "the add-on has no homeassistant_api")
+                Err((StatusCode::FORBIDDEN, "the add-on has no homeassistant_api"))
             }
-            Some(_) => error(
+            Some(_) => Err((
                 StatusCode::FORBIDDEN,
                 "home assistant does not proxy to itself",
-            ),
-            None => error(StatusCode::FORBIDDEN, "unknown token"),
+            )),
+            None => Err((StatusCode::FORBIDDEN, "unknown token")),
         }
     }
 
@@ -64,7 +81,7 @@ impl Gateway {
 
     pub(super) async fn forward_api(
         &self,
-        request: Request<Incoming>,
+        request: Request<ReqBody>,
         peer: IpAddr,
         canonical: &str,
         caller: &Caller,
@@ -104,7 +121,7 @@ impl Gateway {
     pub(super) async fn send(
         &self,
         mut parts: http::request::Parts,
-        body: Incoming,
+        body: ReqBody,
         peer: IpAddr,
         target: Uri,
         websocket: bool,

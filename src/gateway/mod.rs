@@ -28,6 +28,7 @@ pub mod proxy;
 pub mod roles;
 mod server;
 pub mod sessions;
+mod websocket;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -147,6 +148,8 @@ pub enum Decision {
 pub struct Gateway {
     upstream: Uri,
     upstream_auth: Option<HeaderValue>,
+    /// The same credential, for the websocket's auth message.
+    upstream_token: Option<String>,
     core_token: Option<String>,
     tables: RoleTables,
     registry: Registry,
@@ -205,6 +208,7 @@ impl Gateway {
         Ok(Gateway {
             upstream,
             upstream_auth,
+            upstream_token: config.upstream_token.map(|t| t.trim().to_owned()),
             core_token: config.core_token.map(|t| t.trim().to_owned()),
             tables: RoleTables::new(),
             registry: Registry::new(config.state_dir),

@@ -14,6 +14,8 @@ use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 pub type ResBody = BoxBody<Bytes, hyper::Error>;
+/// A client's request body as the gateway passes it on.
+pub type ReqBody = Incoming;
 
 /// How long an upstream may take to send its response headers. Bodies (log streams, backups)
 /// may then take as long as they need.

@@ -55,7 +55,11 @@ impl Gateway {
     }
 
     /// Decide and answer one request.
-    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ResBody> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<ResBody> {
         let raw_path = request.uri().path().to_owned();
         let query = request.uri().query().map(str::to_owned);
         if let Err(e) = path::check_filters(&raw_path, query.as_deref()) {
