@@ -1741,3 +1741,150 @@ async fn concurrent_guesses_reach_the_backend_at_most_a_bucket_at_a_time() {
     );
     assert_eq!((count(401), count(429)), (7, 193));
 }
+
+/// `addon-sandbox serve` itself, its standard error read line by line as it comes. Killed on
+/// drop.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// The log's lines once there are at least `n` of them (ten seconds at most).
+    fn wait_lines(&self, n: usize) -> Vec<String> {
+        let start = std::time::Instant::now();
+        while self.lines.lock().unwrap().len() < n && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+fn serve_binary(
+    up: SocketAddr,
+    state: &std::path::Path,
+    core: &std::path::Path,
+    log: &[&str],
+) -> Served {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream"])
+        .arg(format!("http://{up}"))
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--core-token-file")
+        .arg(core)
+        .args(log)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let listen: serde_json::Value = serde_json::from_str(&first).expect("the listen line");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Served {
+        child,
+        addr: listen["listen"].as_str().unwrap().to_owned(),
+        lines,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_denials_with_caller_path_role_and_reason_and_never_a_secret() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(&dir.path().join("state")).unwrap();
+    write_addon(&state, &AddonSpec::new("local_logged", "default"));
+    let core = dir.path().join("core-token");
+    std::fs::write(&core, CORE_TOKEN).unwrap();
+    let token = "token-of-local_logged";
+    let requests = |addr: SocketAddr| async move {
+        // Denied, spelled so that only the canonical path names it; then allowed; then unknown.
+        let denied = format!(
+            "GET //addons/./core_ssh/security?q=1 HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: {token}\r\nCookie: ingress_session=cookie-secret\r\nConnection: close\r\n\r\n"
+        );
+        assert!(raw(addr, &denied).await.starts_with("HTTP/1.1 403"));
+        assert_eq!(get(addr, "/info", Some(token)).await, 200);
+        assert_eq!(get(addr, "/host/info", Some("guessed-secret")).await, 403);
+    };
+
+    // Text, denials only (the default).
+    let served = serve_binary(up.addr.unwrap(), &dir.path().join("state"), &core, &[]);
+    requests(served.addr.parse().unwrap()).await;
+    let lines = served.wait_lines(2);
+    assert_eq!(
+        lines.len(),
+        2,
+        "two denials, the forwarded request not logged: {lines:?}"
+    );
+    assert!(
+        lines[0].ends_with(
+            " denied status=403 caller=addon:local_logged role=default peer=127.0.0.1 method=GET \
+             path=/addons/core_ssh/security reason=\"the add-on's role does not reach this path\""
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains(" caller=unknown role=- "), "{}", lines[1]);
+    drop(served);
+
+    // JSON, everything.
+    let served = serve_binary(
+        up.addr.unwrap(),
+        &dir.path().join("state"),
+        &core,
+        &["--log", "all", "--log-format", "json"],
+    );
+    requests(served.addr.parse().unwrap()).await;
+    let lines = served.wait_lines(3);
+    let json: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(json.len(), 3, "{lines:?}");
+    let denied = &json[0];
+    assert_eq!(denied["event"], "denied");
+    assert_eq!(denied["status"], 403);
+    assert_eq!(denied["caller"], "addon:local_logged");
+    assert_eq!(denied["role"], "default");
+    assert_eq!(denied["method"], "GET");
+    assert_eq!(denied["path"], "/addons/core_ssh/security");
+    assert_eq!(
+        denied["reason"],
+        "the add-on's role does not reach this path"
+    );
+    assert!(denied["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        (&json[1]["event"], &json[1]["status"], &json[1]["path"]),
+        (&"forwarded".into(), &200.into(), &"/info".into())
+    );
+    assert_eq!(
+        (&json[2]["caller"], &json[2]["role"]),
+        (&"unknown".into(), &serde_json::Value::Null)
+    );
+    let all = lines.join("\n");
+    for secret in [token, "guessed-secret", "cookie-secret", CORE_TOKEN, "q=1"] {
+        assert!(!all.contains(secret), "{secret} was logged: {all}");
+    }
+}

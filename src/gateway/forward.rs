@@ -9,9 +9,10 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 
 use super::callers::AddonCaller;
+use super::log::Seen;
 use super::proxy::{self, ReqBody, ResBody, error};
 use super::websocket::is_core_websocket;
-use super::{CALLER_HEADER, Caller, Gateway, PROTECTED_HEADERS, extract_token, path};
+use super::{CALLER_HEADER, Caller, Gateway, PROTECTED_HEADERS, Presented, extract_token, path};
 
 impl Gateway {
     /// The Supervisor's Home Assistant proxy (`/core/api/…`, `/core/websocket`) skips its
@@ -24,6 +25,7 @@ impl Gateway {
         request: Request<ReqBody>,
         peer: IpAddr,
         canonical: &str,
+        seen: &mut Seen,
     ) -> Response<ResBody> {
         let token = extract_token(request.headers()).or_else(|| {
             request
@@ -32,6 +34,9 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         });
+        if let Some(t) = &token {
+            seen.describe(&self.caller(t).map_or(Presented::Unknown, Presented::Known));
+        }
         let websocket = is_core_websocket(canonical, &request);
         let addon = match token.as_deref().map(|t| self.proxy_caller(t)) {
             None if websocket => return self.core_websocket(request, peer, canonical),

@@ -9,6 +9,7 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use super::log::Seen;
 use super::proxy::{self, ResBody, error};
 use super::sessions::SessionUser;
 use super::{
@@ -121,15 +122,23 @@ impl Gateway {
         &self,
         request: Request<Incoming>,
         peer: IpAddr,
-        token: &str,
-        rest: &str,
+        (token, rest): (&str, &str),
         query: Option<&str>,
+        seen: &mut Seen,
     ) -> Response<ResBody> {
+        // The log names the add-on, not its ingress token.
+        let addon = self.registry.by_ingress_token(token);
+        let slug = addon.as_ref().map_or("?", |a| a.full_slug.as_str());
+        seen.path = Some(format!("/ingress/{slug}{rest}"));
         let user = match session_cookie(request.headers()).and_then(|id| self.sessions.check(id)) {
             Some(user) => user,
             None => return error(StatusCode::UNAUTHORIZED, "no valid ingress session"),
         };
-        let Some(addon) = self.registry.by_ingress_token(token) else {
+        seen.caller = Some(match &user {
+            Some(u) => format!("user:{}", u.id),
+            None => "session".to_owned(),
+        });
+        let Some(addon) = addon else {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no add-on serves this ingress token",

@@ -22,6 +22,7 @@ mod decide;
 mod forward;
 mod ingress;
 pub mod limit;
+pub mod log;
 mod login;
 pub mod path;
 pub mod proxy;
@@ -41,6 +42,7 @@ use hyper_util::client::legacy::{Client, connect::HttpConnector};
 
 use callers::{AddonCaller, Registry};
 use limit::{AuthLimits, Limiter};
+use log::{LogFormat, LogLevel, Logger};
 use roles::RoleTables;
 use sessions::Sessions;
 
@@ -96,11 +98,15 @@ pub struct GatewayConfig {
     pub auth_backend: Option<String>,
     pub session_ttl: Duration,
     pub auth_limits: AuthLimits,
+    /// Which requests are logged to standard error, and how.
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
 }
 
 impl GatewayConfig {
     /// A gateway to `upstream` for the add-ons of `state_dir`, with no upstream credential,
-    /// no core token, no `/auth` backend, and the default session lifetime and auth limits.
+    /// no core token, no `/auth` backend, the default session lifetime and auth limits, and no
+    /// log (an embedding program chooses its own; `serve` logs denials by default).
     pub fn new(upstream: impl Into<String>, state_dir: PathBuf) -> GatewayConfig {
         GatewayConfig {
             upstream: upstream.into(),
@@ -110,6 +116,8 @@ impl GatewayConfig {
             auth_backend: None,
             session_ttl: DEFAULT_SESSION_TTL,
             auth_limits: AuthLimits::default(),
+            log_level: LogLevel::None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -158,6 +166,7 @@ pub struct Gateway {
     per_user: Limiter<(String, String)>,
     per_addon: Limiter<String>,
     client: Client<HttpConnector, Incoming>,
+    log: Logger,
 }
 
 fn http_base(url: &str) -> Option<Uri> {
@@ -217,6 +226,7 @@ impl Gateway {
             per_user: Limiter::new(config.auth_limits.per_user),
             per_addon: Limiter::new(config.auth_limits.per_addon),
             client: proxy::client(),
+            log: Logger::new(config.log_level, config.log_format),
         })
     }
 }

@@ -13,6 +13,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use super::log::Answered;
+
 pub type ResBody = BoxBody<Bytes, hyper::Error>;
 /// A client's request body as the gateway passes it on.
 pub type ReqBody = Incoming;
@@ -52,14 +54,21 @@ pub fn full(
 }
 
 /// The Supervisor's error shape: `{"result": "error", "message": ...}`.
+/// Marked as the gateway's own answer, with `message` as the reason the log gives.
 pub fn error(status: StatusCode, message: &str) -> Response<ResBody> {
     let body = serde_json::json!({"result": "error", "message": message});
-    full(status, "application/json", body.to_string())
+    let mut response = full(status, "application/json", body.to_string());
+    response.extensions_mut().insert(Answered {
+        reason: Some(message.to_owned()),
+    });
+    response
 }
 
 pub fn ok(data: serde_json::Value) -> Response<ResBody> {
     let body = serde_json::json!({"result": "ok", "data": data});
-    full(StatusCode::OK, "application/json", body.to_string())
+    let mut response = full(StatusCode::OK, "application/json", body.to_string());
+    response.extensions_mut().insert(Answered { reason: None });
+    response
 }
 
 /// Remove hop-by-hop headers, including every header the `Connection` header names.

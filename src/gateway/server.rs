@@ -2,7 +2,7 @@
 //! answers it, in the Supervisor's order (filters, session endpoints, ingress, the decision).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::ingress::ingress_route;
+use super::log::{Answered, Line, Seen};
 use super::proxy::{ResBody, error};
 use super::{Caller, Decision, Gateway, Presented, extract_token, path};
 
@@ -54,14 +55,54 @@ impl Gateway {
         }
     }
 
-    /// Decide and answer one request.
+    /// Decide and answer one request, and log it as the log level asks.
     pub async fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<ResBody> {
+        let method = request.method().clone();
+        let mut seen = Seen::default();
+        let response = self.route(request, peer, &mut seen).await;
+        self.log_response(method.as_str(), peer.ip(), &seen, &response);
+        response
+    }
+
+    fn log_response(&self, method: &str, peer: IpAddr, seen: &Seen, response: &Response<ResBody>) {
+        let answered = response.extensions().get::<Answered>();
+        let status = response.status();
+        let (event, denied) = match answered {
+            None => ("forwarded", false),
+            Some(_) if status.is_client_error() => ("denied", true),
+            Some(_) if status.is_server_error() => ("failed", true),
+            Some(_) => ("answered", false),
+        };
+        if self.log.wants(denied) {
+            self.log.write(&Line {
+                event,
+                status: status.as_u16(),
+                peer,
+                method,
+                seen,
+                reason: answered.and_then(|a| a.reason.as_deref()),
+            });
+        }
+    }
+
+    async fn route(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        seen: &mut Seen,
+    ) -> Response<ResBody> {
         let raw_path = request.uri().path().to_owned();
         let query = request.uri().query().map(str::to_owned);
+        let presented = match extract_token(request.headers()) {
+            None => Presented::Missing,
+            Some(t) => self.caller(&t).map_or(Presented::Unknown, Presented::Known),
+        };
+        seen.describe(&presented);
+        seen.path = Some(raw_path.clone());
         if let Err(e) = path::check_filters(&raw_path, query.as_deref()) {
             return error(StatusCode::BAD_REQUEST, &e.to_string());
         }
@@ -73,17 +114,14 @@ impl Gateway {
         if let Some((token, rest)) = ingress_route(&raw_path) {
             let (token, rest) = (token.to_owned(), rest.to_owned());
             return self
-                .ingress(request, peer.ip(), &token, &rest, query.as_deref())
+                .ingress(request, peer.ip(), (&token, &rest), query.as_deref(), seen)
                 .await;
         }
         let canonical = match path::normalise(&raw_path) {
             Ok(p) => p,
             Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
         };
-        let presented = match extract_token(request.headers()) {
-            None => Presented::Missing,
-            Some(t) => self.caller(&t).map_or(Presented::Unknown, Presented::Known),
-        };
+        seen.path = Some(canonical.clone());
         match self.decide(&canonical, presented) {
             Decision::Forward(caller) => {
                 self.forward_api(request, peer.ip(), &canonical, &caller)
@@ -93,9 +131,30 @@ impl Gateway {
                 self.forward_api(request, peer.ip(), &canonical, &Caller::Open)
                     .await
             }
-            Decision::CoreProxy => self.core_proxy(request, peer.ip(), &canonical).await,
+            Decision::CoreProxy => self.core_proxy(request, peer.ip(), &canonical, seen).await,
             Decision::Auth(addon) => self.auth(request, &addon).await,
             Decision::Deny(status, why) => error(status, why),
         }
+    }
+}
+
+impl Seen {
+    /// The caller as the log names it: never by its token.
+    pub(super) fn describe(&mut self, presented: &Presented) {
+        let (caller, role) = match presented {
+            Presented::Missing => ("none".to_owned(), None),
+            Presented::Unknown => ("unknown".to_owned(), None),
+            Presented::Known(caller) => describe_caller(caller),
+        };
+        self.caller = Some(caller);
+        self.role = role;
+    }
+}
+
+pub(super) fn describe_caller(caller: &Caller) -> (String, Option<&'static str>) {
+    match caller {
+        Caller::HomeAssistant => ("homeassistant".to_owned(), None),
+        Caller::Addon(a) => (format!("addon:{}", a.full_slug), Some(a.role.name())),
+        Caller::Open => ("none".to_owned(), None),
     }
 }

@@ -24,8 +24,9 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::callers::AddonCaller;
+use super::log::{Line, Seen};
 use super::proxy::{self, ReqBody, ResBody, error};
-use super::{CALLER_HEADER, Gateway};
+use super::{CALLER_HEADER, Gateway, Presented};
 
 /// How long each side has for each step of the authentication (Home Assistant allows 10 s).
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,11 +94,14 @@ impl Gateway {
         };
         let upgrade = hyper::upgrade::on(&mut request);
         let gateway = self.clone();
+        let canonical = canonical.to_owned();
         tokio::spawn(async move {
             let Ok(upgraded) = upgrade.await else { return };
             let ws =
                 WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-            gateway.run_socket(ws, peer, target, credential).await;
+            gateway
+                .run_socket(ws, peer, (&canonical, target), credential)
+                .await;
         });
         let mut response = proxy::full(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");
         let headers = response.headers_mut();
@@ -121,7 +125,7 @@ impl Gateway {
         &self,
         mut client: WebSocketStream<S>,
         peer: IpAddr,
-        target: Uri,
+        (canonical, target): (&str, Uri),
         credential: String,
     ) where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -138,7 +142,7 @@ impl Gateway {
         let addon = match addon {
             Ok(addon) => addon,
             Err((status, why)) => {
-                let _ = (status, why);
+                self.log_socket_denial(peer, canonical, first.as_ref(), (status, why));
                 let _ = client.send(invalid("Invalid access")).await;
                 let _ = client.close(None).await;
                 return;
@@ -153,6 +157,37 @@ impl Gateway {
         if client.send(auth_ok).await.is_ok() {
             relay(client, upstream).await;
         }
+    }
+}
+
+impl Gateway {
+    /// A refused auth message is a denial like any other, logged after the 101 was.
+    fn log_socket_denial(
+        &self,
+        peer: IpAddr,
+        canonical: &str,
+        message: Option<&serde_json::Value>,
+        (status, why): (StatusCode, &str),
+    ) {
+        if !self.log.wants(true) {
+            return;
+        }
+        let mut seen = Seen {
+            path: Some(canonical.to_owned()),
+            ..Seen::default()
+        };
+        seen.describe(&match message.and_then(message_token) {
+            None => Presented::Missing,
+            Some(t) => self.caller(t).map_or(Presented::Unknown, Presented::Known),
+        });
+        self.log.write(&Line {
+            event: "denied",
+            status: status.as_u16(),
+            peer,
+            method: "GET",
+            seen: &seen,
+            reason: Some(why),
+        });
     }
 }
 
