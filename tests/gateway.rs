@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use addon_sandbox::gateway::conn::ConnLimits;
 use addon_sandbox::gateway::limit::{AuthLimits, Rate};
 use addon_sandbox::gateway::{Gateway, GatewayConfig};
 use addon_sandbox::launch::state::{Record, StateDir};
@@ -372,6 +373,16 @@ async fn harness(
     limits: AuthLimits,
     ttl: Duration,
 ) -> Harness {
+    harness_with(addons, backend, limits, ttl, ConnLimits::default()).await
+}
+
+async fn harness_with(
+    addons: &[AddonSpec],
+    backend: Option<SocketAddr>,
+    limits: AuthLimits,
+    ttl: Duration,
+    conn_limits: ConnLimits,
+) -> Harness {
     let up = start_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
@@ -384,6 +395,7 @@ async fn harness(
         auth_backend: backend.map(|a| format!("http://{a}/api/hassio_auth")),
         session_ttl: ttl,
         auth_limits: limits,
+        conn_limits,
         ..GatewayConfig::new(
             format!("http://{}", up.addr.unwrap()),
             dir.path().to_path_buf(),
@@ -1887,4 +1899,163 @@ async fn serve_logs_denials_with_caller_path_role_and_reason_and_never_a_secret(
     for secret in [token, "guessed-secret", "cookie-secret", CORE_TOKEN, "q=1"] {
         assert!(!all.contains(secret), "{secret} was logged: {all}");
     }
+}
+
+/// A connection from `source` (any 127.0.0.0/8 address is this host), with `bytes` written.
+async fn connect_from(source: [u8; 4], addr: SocketAddr, bytes: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream.write_all(bytes.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Whether the gateway ends the connection within `within` (end of stream or reset), and what
+/// it sent first.
+async fn closed_within(stream: TcpStream, within: Duration) -> Option<Vec<u8>> {
+    drained_within(stream, within).await.map(|(first, _)| first)
+}
+
+/// The first bytes and the number of all bytes read until the gateway ends the connection, if
+/// it does within `within`.
+async fn drained_within(mut stream: TcpStream, within: Duration) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let mut total = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    total += n;
+                    if out.len() < 4096 {
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.ok()?;
+    Some((out, total))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_timed_out_and_capped_while_others_are_served() {
+    let conn_limits = ConnLimits {
+        header_timeout: Duration::from_secs(3),
+        body_timeout: Duration::from_secs(3),
+        idle_timeout: Duration::from_secs(4),
+        per_peer: 100,
+    };
+    let spec = AddonSpec::new("local_busy", "default");
+    let h = harness_with(
+        &[spec],
+        None,
+        AuthLimits::default(),
+        Duration::from_secs(60),
+        conn_limits,
+    )
+    .await;
+    let start = std::time::Instant::now();
+    // 300 slow clients without a token, 100 from each of three addresses: headers never
+    // finished, a body that stops after 10 of 100000 bytes, a kept-alive connection left idle.
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        slow.push(
+            connect_from(
+                [127, 0, 0, 2],
+                h.addr,
+                "GET /supervisor/ping HTTP/1.1\r\nHost: s\r\n",
+            )
+            .await,
+        );
+        slow.push(
+            connect_from(
+                [127, 0, 0, 3],
+                h.addr,
+                "POST /supervisor/ping HTTP/1.1\r\nHost: s\r\nContent-Length: 100000\r\n\r\n0123456789",
+            )
+            .await,
+        );
+        slow.push(
+            connect_from(
+                [127, 0, 0, 4],
+                h.addr,
+                "GET /supervisor/ping HTTP/1.1\r\nHost: s\r\n\r\n",
+            )
+            .await,
+        );
+    }
+    // Five clients that ask for 64 MiB and never read it.
+    let mut readers = Vec::new();
+    for _ in 0..5 {
+        readers.push(
+            connect_from([127, 0, 0, 5], h.addr, &format!("GET /big/{} HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: token-of-local_busy\r\n\r\n", 64 << 20)).await,
+        );
+    }
+    // Legitimate requests from another address are served at once while all of those are held.
+    for _ in 0..20 {
+        let served = tokio::time::timeout(
+            Duration::from_secs(1),
+            get(h.addr, "/info", Some("token-of-local_busy")),
+        )
+        .await;
+        assert_eq!(served.ok(), Some(StatusCode::OK));
+    }
+    // One more connection from a full address is turned away at once.
+    for _ in 0..10 {
+        let extra = connect_from(
+            [127, 0, 0, 2],
+            h.addr,
+            "GET /supervisor/ping HTTP/1.1\r\nHost: s\r\n\r\n",
+        )
+        .await;
+        let answer = closed_within(extra, Duration::from_secs(1))
+            .await
+            .expect("refused at once");
+        assert!(
+            answer.starts_with(b"HTTP/1.1 503"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "all of this within the header timeout"
+    );
+    // Then every slow connection is ended by the gateway: headers and idle keep-alive after the
+    // header timeout, the stalled body after the body timeout, the non-reader after the idle one.
+    let ended = futures_util::future::join_all(
+        slow.into_iter()
+            .map(|s| closed_within(s, Duration::from_secs(15))),
+    )
+    .await;
+    let open = ended.iter().filter(|e| e.is_none()).count();
+    assert_eq!(open, 0, "{open} of 300 slow connections still open");
+    // The non-readers read only now, past the idle timeout: they find what was buffered
+    // before the gateway gave up, not the 64 MiB.
+    tokio::time::sleep_until((start + Duration::from_secs(6)).into()).await;
+    for reader in readers {
+        let (_, total) = drained_within(reader, Duration::from_secs(15))
+            .await
+            .expect("the non-reader was cut off");
+        assert!(
+            total < 64 << 20,
+            "the whole response was held for a client that never read"
+        );
+    }
+    assert!(start.elapsed() < Duration::from_secs(15));
+    // And the slots came back: the first address is served again.
+    let again = connect_from(
+        [127, 0, 0, 2],
+        h.addr,
+        "GET /supervisor/ping HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let answer = closed_within(again, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
 }

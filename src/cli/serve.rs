@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Log lines as `text` (key=value words) or `json` (one object per line).
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     log_format: LogFormatArg,
+    /// Connections one client address may hold at once; more are answered 503 and closed.
+    /// (Home Assistant proxies every browser's ingress from one address.)
+    #[arg(long, value_name = "N", default_value = "256", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_peer: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -82,6 +86,10 @@ pub fn exec(args: ServeArgs) -> Result<ExitCode> {
         log_format: match args.log_format {
             LogFormatArg::Text => LogFormat::Text,
             LogFormatArg::Json => LogFormat::Json,
+        },
+        conn_limits: gateway::conn::ConnLimits {
+            per_peer: args.max_connections_per_peer as usize,
+            ..Default::default()
         },
     };
     serve(args.listen, config, args.threads)

@@ -7,10 +7,9 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use super::log::Seen;
-use super::proxy::{self, ResBody, error};
+use super::proxy::{self, ReqBody, ResBody, error};
 use super::sessions::SessionUser;
 use super::{
     Caller, Gateway, INGRESS_PATH_HEADER, PROTECTED_HEADERS, SESSION_COOKIE, USER_HEADERS,
@@ -67,7 +66,7 @@ impl Gateway {
     /// `POST /ingress/session` and `/ingress/validate_session`: Home Assistant only.
     pub(super) async fn session_endpoint(
         &self,
-        request: Request<Incoming>,
+        request: Request<ReqBody>,
         validate: bool,
     ) -> Response<ResBody> {
         match extract_token(request.headers()).map(|t| self.caller(&t)) {
@@ -120,7 +119,7 @@ impl Gateway {
 
     pub(super) async fn ingress(
         &self,
-        request: Request<Incoming>,
+        request: Request<ReqBody>,
         peer: IpAddr,
         (token, rest): (&str, &str),
         query: Option<&str>,

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::callers::AddonCaller;
-use super::proxy::{self, ResBody, error};
+use super::proxy::{self, ReqBody, ResBody, error};
 use super::{Gateway, auth};
 
 impl Gateway {
@@ -22,7 +21,7 @@ impl Gateway {
 
     pub(super) async fn auth(
         &self,
-        request: Request<Incoming>,
+        request: Request<ReqBody>,
         addon: &AddonCaller,
     ) -> Response<ResBody> {
         if !addon.auth_api {

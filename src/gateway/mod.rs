@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod callers;
+pub mod conn;
 mod decide;
 mod forward;
 mod ingress;
@@ -37,10 +38,10 @@ use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue};
 use http::{StatusCode, Uri};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 
 use callers::{AddonCaller, Registry};
+use conn::{ConnLimits, Peers};
 use limit::{AuthLimits, Limiter};
 use log::{LogFormat, LogLevel, Logger};
 use roles::RoleTables;
@@ -101,6 +102,8 @@ pub struct GatewayConfig {
     /// Which requests are logged to standard error, and how.
     pub log_level: LogLevel,
     pub log_format: LogFormat,
+    /// Header, body and idle timeouts, and connections per peer.
+    pub conn_limits: ConnLimits,
 }
 
 impl GatewayConfig {
@@ -118,6 +121,7 @@ impl GatewayConfig {
             auth_limits: AuthLimits::default(),
             log_level: LogLevel::None,
             log_format: LogFormat::Text,
+            conn_limits: ConnLimits::default(),
         }
     }
 }
@@ -165,8 +169,10 @@ pub struct Gateway {
     auth_backend: Option<auth::HttpBackend>,
     per_user: Limiter<(String, String)>,
     per_addon: Limiter<String>,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, proxy::ReqBody>,
     log: Logger,
+    conn_limits: ConnLimits,
+    peers: Peers,
 }
 
 fn http_base(url: &str) -> Option<Uri> {
@@ -227,6 +233,8 @@ impl Gateway {
             per_addon: Limiter::new(config.auth_limits.per_addon),
             client: proxy::client(),
             log: Logger::new(config.log_level, config.log_format),
+            conn_limits: config.conn_limits,
+            peers: Peers::default(),
         })
     }
 }

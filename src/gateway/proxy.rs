@@ -17,7 +17,7 @@ use super::log::Answered;
 
 pub type ResBody = BoxBody<Bytes, hyper::Error>;
 /// A client's request body as the gateway passes it on.
-pub type ReqBody = Incoming;
+pub type ReqBody = super::conn::TimedBody;
 
 /// How long an upstream may take to send its response headers. Bodies (log streams, backups)
 /// may then take as long as they need.
@@ -145,7 +145,7 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
 }
 
 /// The pooled HTTP/1 client used for every forwarded request that is not an upgrade.
-pub fn client() -> Client<HttpConnector, Incoming> {
+pub fn client() -> Client<HttpConnector, ReqBody> {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
     connector.set_nodelay(true);
@@ -173,8 +173,8 @@ fn finish(response: Response<Incoming>) -> Response<ResBody> {
 /// Send `request` (its URI already absolute, its headers already rewritten) and stream the
 /// answer back.
 pub async fn forward(
-    client: &Client<HttpConnector, Incoming>,
-    request: Request<Incoming>,
+    client: &Client<HttpConnector, ReqBody>,
+    request: Request<ReqBody>,
 ) -> Response<ResBody> {
     match tokio::time::timeout(HEADER_TIMEOUT, client.request(request)).await {
         Ok(Ok(response)) => finish(response),
@@ -188,7 +188,7 @@ pub async fn forward(
 
 /// Forward a websocket handshake over a connection of its own and, when the upstream switches
 /// protocols, relay bytes between the client's and the upstream's upgraded connections.
-pub async fn forward_upgrade(mut request: Request<Incoming>, target: &Uri) -> Response<ResBody> {
+pub async fn forward_upgrade(mut request: Request<ReqBody>, target: &Uri) -> Response<ResBody> {
     let Some(authority) = target.authority().map(|a| a.to_string()) else {
         return bad_gateway("no upstream address");
     };

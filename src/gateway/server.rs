@@ -11,12 +11,19 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::conn::{Activity, PeerSlot, TimedBody, Tracked};
 
 use super::ingress::ingress_route;
 use super::log::{Answered, Line, Seen};
-use super::proxy::{ResBody, error};
+use super::proxy::{ReqBody, ResBody, error};
 use super::{Caller, Decision, Gateway, Presented, extract_token, path};
+
+/// The answer to a connection over the per-peer limit.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+    content-length: 63\r\nconnection: close\r\n\r\n\
+    {\"result\": \"error\", \"message\": \"too many connections from you\"}";
 
 impl Gateway {
     /// Accept connections until `shutdown` resolves.
@@ -38,21 +45,44 @@ impl Gateway {
                 },
                 _ = &mut shutdown => return Ok(()),
             };
+            let Some(slot) = self.peers.admit(peer.ip(), self.conn_limits.per_peer) else {
+                // Best effort: the peer learns why, and nothing waits on its socket.
+                let _ = stream.try_write(TOO_MANY);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
-            let gateway = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
-                });
-                let _ = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-            });
+            tokio::spawn(self.clone().connection(stream, peer, slot));
         }
+    }
+
+    /// One connection, until it ends, upgrades, or goes idle.
+    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, slot: PeerSlot) {
+        let limits = self.conn_limits;
+        let activity = Activity::default();
+        let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+        let gateway = self.clone();
+        let service = service_fn(move |request| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(io, service)
+            .with_upgrades();
+        tokio::pin!(connection);
+        loop {
+            let deadline = activity.deadline(limits.idle_timeout);
+            tokio::select! {
+                _ = &mut connection => break,
+                _ = tokio::time::sleep_until(deadline) => {
+                    if activity.deadline(limits.idle_timeout) <= tokio::time::Instant::now() {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(slot);
     }
 
     /// Decide and answer one request, and log it as the log level asks.
@@ -62,6 +92,8 @@ impl Gateway {
         peer: SocketAddr,
     ) -> Response<ResBody> {
         let method = request.method().clone();
+        let body_timeout = self.conn_limits.body_timeout;
+        let request = request.map(|body| TimedBody::new(body, body_timeout));
         let mut seen = Seen::default();
         let response = self.route(request, peer, &mut seen).await;
         self.log_response(method.as_str(), peer.ip(), &seen, &response);
@@ -91,7 +123,7 @@ impl Gateway {
 
     async fn route(
         self: &Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<ReqBody>,
         peer: SocketAddr,
         seen: &mut Seen,
     ) -> Response<ResBody> {
