@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use addon_sandbox::gateway::conn::ConnLimits;
 use addon_sandbox::gateway::limit::{AuthLimits, Rate};
 use addon_sandbox::gateway::{Gateway, GatewayConfig};
 use addon_sandbox::launch::state::{Record, StateDir};
@@ -47,6 +48,8 @@ struct Upstream {
     gate: Arc<Notify>,
     /// `/upload-gate` signals this once it has read the first chunk of the request body.
     upload_started: Arc<Notify>,
+    /// Every message Home Assistant's websocket (`/core/websocket`) received.
+    ws_messages: Arc<Mutex<Vec<String>>>,
 }
 
 impl Upstream {
@@ -89,6 +92,41 @@ async fn websocket_echo(upgraded: hyper::upgrade::Upgraded) {
     }
 }
 
+/// Home Assistant's websocket API: `auth_required`, an auth message that must carry the
+/// gateway's credential, then an echo. Every message received is recorded.
+async fn home_assistant_websocket(
+    upgraded: hyper::upgrade::Upgraded,
+    log: Arc<Mutex<Vec<String>>>,
+) {
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        tokio_tungstenite::tungstenite::protocol::Role::Server,
+        None,
+    )
+    .await;
+    let required = serde_json::json!({"type": "auth_required", "ha_version": "2026.11.0"});
+    let _ = ws.send(Message::text(required.to_string())).await;
+    let mut authenticated = false;
+    while let Some(Ok(Message::Text(text))) = ws.next().await {
+        log.lock().unwrap().push(text.to_string());
+        if authenticated {
+            let _ = ws.send(Message::text(format!("echo {text}"))).await;
+            continue;
+        }
+        let auth: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+        authenticated = auth["type"] == "auth" && auth["access_token"] == UPSTREAM_TOKEN;
+        let answer = if authenticated {
+            serde_json::json!({"type": "auth_ok", "ha_version": "2026.11.0"})
+        } else {
+            serde_json::json!({"type": "auth_invalid", "message": "Invalid access token"})
+        };
+        let _ = ws.send(Message::text(answer.to_string())).await;
+        if !authenticated {
+            break;
+        }
+    }
+}
+
 async fn upstream_handle(up: Upstream, mut req: Request<Incoming>) -> Response<Body> {
     let target = req
         .uri()
@@ -98,6 +136,7 @@ async fn upstream_handle(up: Upstream, mut req: Request<Incoming>) -> Response<B
     let method = req.method().to_string();
     let headers = req.headers().clone();
     if let Some(key) = headers.get("sec-websocket-key").cloned() {
+        let home_assistant = target.ends_with("/websocket");
         up.seen.lock().unwrap().push(Seen {
             method,
             target,
@@ -108,7 +147,11 @@ async fn upstream_handle(up: Upstream, mut req: Request<Incoming>) -> Response<B
         let upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
             if let Ok(upgraded) = upgrade.await {
-                websocket_echo(upgraded).await;
+                if home_assistant {
+                    home_assistant_websocket(upgraded, up.ws_messages.clone()).await;
+                } else {
+                    websocket_echo(upgraded).await;
+                }
             }
         });
         return Response::builder()
@@ -229,6 +272,11 @@ struct Backend {
 }
 
 async fn start_backend(users: &[(&str, &str)]) -> Backend {
+    start_slow_backend(users, Duration::ZERO).await
+}
+
+/// A backend that takes `delay` to answer, so that attempts overlap.
+async fn start_slow_backend(users: &[(&str, &str)], delay: Duration) -> Backend {
     let users: Arc<HashMap<String, String>> = Arc::new(
         users
             .iter()
@@ -242,6 +290,7 @@ async fn start_backend(users: &[(&str, &str)]) -> Backend {
         let counter = counter.clone();
         async move {
             counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
             let body = req.into_body().collect().await.unwrap().to_bytes();
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let user = json["username"].as_str().unwrap_or("");
@@ -324,6 +373,16 @@ async fn harness(
     limits: AuthLimits,
     ttl: Duration,
 ) -> Harness {
+    harness_with(addons, backend, limits, ttl, ConnLimits::default()).await
+}
+
+async fn harness_with(
+    addons: &[AddonSpec],
+    backend: Option<SocketAddr>,
+    limits: AuthLimits,
+    ttl: Duration,
+    conn_limits: ConnLimits,
+) -> Harness {
     let up = start_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
@@ -336,6 +395,7 @@ async fn harness(
         auth_backend: backend.map(|a| format!("http://{a}/api/hassio_auth")),
         session_ttl: ttl,
         auth_limits: limits,
+        conn_limits,
         ..GatewayConfig::new(
             format!("http://{}", up.addr.unwrap()),
             dir.path().to_path_buf(),
@@ -572,9 +632,12 @@ async fn no_spelling_of_a_path_reaches_what_the_role_may_not() {
     let manager = AddonSpec::new("local_manager", "manager");
     let mut default = AddonSpec::new("local_default", "default");
     default.hassio_api = true;
-    let h = default_harness(&[manager, default]).await;
+    let admin = AddonSpec::new("local_admin", "admin");
+    let h = default_harness(&[manager, default, admin]).await;
     let manager_token = "token-of-local_manager";
     let default_token = "token-of-local_default";
+    // A strict admin may reach other add-ons' protection, never its own, in no spelling.
+    let admin_token = "token-of-local_admin";
     // Each is refused with 400 (ambiguous) or 403 (decoded to a forbidden path).
     let attacks: &[(&str, &str, u16)] = &[
         (manager_token, "/addons/core_ssh/%73ecurity", 403),
@@ -587,7 +650,18 @@ async fn no_spelling_of_a_path_reaches_what_the_role_may_not() {
         (manager_token, "/addons/core_ssh//security", 403),
         (manager_token, "//addons/core_ssh/security", 403),
         (manager_token, "/addons/core_ssh/security/", 403),
-        (manager_token, "/addons/core_ssh/security;x", 403),
+        (manager_token, "/addons/core_ssh/security;x", 400),
+        (admin_token, "/addons/self/security/", 403),
+        (admin_token, "/addons/local_admin/security/", 403),
+        (admin_token, "/addons/local_admin/SECURITY//", 403),
+        (admin_token, "/addons/self/security;x", 400),
+        (admin_token, "/addons/self/security%3Bx", 400),
+        (admin_token, "/addons/self/security.", 400),
+        (admin_token, "/addons/self/security%20", 400),
+        (admin_token, "/addons/self/security%2E%2E%2E", 400),
+        (admin_token, "/addons/self/%C5%BFecurity", 400),
+        (admin_token, "/addons/local_admin/%C5%BFECURITY", 400),
+        (manager_token, "/os/datadis%E2%84%AA/wipe", 400),
         (manager_token, "/addons/core_ssh/SECURITY", 403),
         (manager_token, "/addons/core_ssh/Security", 403),
         (manager_token, "/addons/core_ssh/x/../security", 400),
@@ -800,7 +874,7 @@ fn tokio_stream_from<T: Send + 'static>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_home_assistant_proxy_needs_homeassistant_api_and_relays_websockets() {
+async fn the_home_assistant_proxy_needs_homeassistant_api() {
     let mut with = AddonSpec::new("local_with", "default");
     with.homeassistant_api = true;
     let without = AddonSpec::new("local_without", "admin");
@@ -827,46 +901,101 @@ async fn the_home_assistant_proxy_needs_homeassistant_api_and_relays_websockets(
     // Open paths reach the upstream without any credential.
     assert_eq!(get(h.addr, "/supervisor/ping", None).await, 200);
     assert!(h.up.last().headers.get("authorization").is_none());
+}
 
-    let url = format!("ws://{}/core/websocket", h.addr);
+fn core_websocket_request(addr: SocketAddr, path: &str, token: Option<&str>) -> http::Request<()> {
+    let url = format!("ws://{addr}{path}");
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
             url.as_str(),
         )
         .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        "Bearer token-of-local_without".parse().unwrap(),
-    );
-    assert!(
-        tokio_tungstenite::connect_async(request).await.is_err(),
-        "no homeassistant_api, no websocket"
-    );
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-            url.as_str(),
-        )
+    if let Some(t) = token {
+        let value = format!("Bearer {t}").parse().unwrap();
+        request.headers_mut().insert("authorization", value);
+    }
+    request
+}
+
+async fn next_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a message in time")
+        .expect("the socket is open")
         .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        "Bearer token-of-local_with".parse().unwrap(),
-    );
-    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-    assert_eq!(response.status(), 101);
-    assert_eq!(
-        ws.next().await.unwrap().unwrap(),
-        Message::text("hello from the add-on")
-    );
-    ws.send(Message::text("ping")).await.unwrap();
-    assert_eq!(
-        ws.next().await.unwrap().unwrap(),
-        Message::text("echo ping")
-    );
+    serde_json::from_str(message.to_text().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_core_websocket_authenticates_upstream_with_the_gateways_credential_only() {
+    let mut with = AddonSpec::new("local_with", "default");
+    with.homeassistant_api = true;
+    let without = AddonSpec::new("local_without", "admin");
+    let h = default_harness(&[with, without]).await;
+    let auth = |token: &str| {
+        Message::text(serde_json::json!({"type": "auth", "access_token": token}).to_string())
+    };
+    // A header token that may not use the proxy is refused before the upgrade.
+    let refused = core_websocket_request(h.addr, "/core/websocket", Some("token-of-local_without"));
+    assert!(tokio_tungstenite::connect_async(refused).await.is_err());
+    // The auth message decides: no homeassistant_api or an unknown token is auth_invalid, and
+    // nothing is opened upstream.
+    for token in ["token-of-local_without", "no-such-token", CORE_TOKEN] {
+        let request = core_websocket_request(h.addr, "/core/websocket", None);
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(next_json(&mut ws).await["type"], "auth_required");
+        ws.send(auth(token)).await.unwrap();
+        assert_eq!(next_json(&mut ws).await["type"], "auth_invalid", "{token}");
+    }
     assert!(
-        h.up.last()
-            .headers
-            .get("authorization")
-            .is_some_and(|v| v == &format!("Bearer {UPSTREAM_TOKEN}"))
+        h.up.seen().is_empty(),
+        "no upstream socket for a refused add-on"
+    );
+    // An add-on with homeassistant_api, with and without its token in a header as well.
+    for (path, header) in [
+        ("/core/websocket", None),
+        ("/homeassistant/websocket", Some("token-of-local_with")),
+    ] {
+        let request = core_websocket_request(h.addr, path, header);
+        let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.status(), 101);
+        assert_eq!(next_json(&mut ws).await["type"], "auth_required");
+        ws.send(auth("token-of-local_with")).await.unwrap();
+        let ok = next_json(&mut ws).await;
+        assert_eq!(ok["type"], "auth_ok", "{ok}");
+        assert_eq!(ok["ha_version"], "2026.11.0", "the upstream's own answer");
+        ws.send(Message::text("ping")).await.unwrap();
+        let echo = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap();
+        assert_eq!(echo.unwrap().unwrap(), Message::text("echo ping"));
+        let seen = h.up.last();
+        assert_eq!(seen.target, path);
+        assert_eq!(
+            seen.headers["authorization"],
+            format!("Bearer {UPSTREAM_TOKEN}").as_str()
+        );
+        assert_eq!(seen.headers["x-addon-sandbox-caller"], "addon:local_with");
+    }
+    let messages = h.up.ws_messages.lock().unwrap().clone();
+    let gateway_auth = serde_json::json!({"type": "auth", "access_token": UPSTREAM_TOKEN});
+    assert_eq!(
+        messages
+            .iter()
+            .filter(
+                |m| serde_json::from_str::<serde_json::Value>(m).ok() == Some(gateway_auth.clone())
+            )
+            .count(),
+        2,
+        "{messages:?}"
+    );
+    let everything = format!("{messages:?} {:?}", h.up.seen());
+    assert!(
+        !everything.contains("token-of-local_with"),
+        "the add-on's token reached the upstream: {everything}"
     );
 }
 
@@ -1387,4 +1516,546 @@ async fn ingress_relays_websockets_both_ways_and_streams_large_responses() {
     assert_eq!(first.into_data().unwrap(), "first;");
     app.gate.notify_one();
     assert_eq!(body.collect().await.unwrap().to_bytes(), "second");
+}
+
+/// Every spelling a client might use for a header only the gateway may set: letter case, `_`
+/// for `-` (which CGI and WSGI servers read as the same variable), repeated copies.
+const SPOOFED: &str = "X_Remote_User_Id: evil-id\r\nx_REMOTE_user-ID: evil-id2\r\n\
+    x-remote-user-name: evil-name\r\nX-Remote_User_Display_Name: evil-display\r\n\
+    X-Ingress-Path: /evil-path\r\nX_Ingress_Path: /evil-path2\r\n\
+    X_Addon_Sandbox_Caller: evil-caller\r\nx_hassio_key: evil-key\r\n\
+    X_Supervisor_Token: evil-token\r\n";
+
+/// No header the upstream saw carries a spoofed value, and none is named, `_` read as `-`,
+/// like a protected header unless `allowed` says the gateway set it.
+fn assert_nothing_spoofed(seen: &Seen, allowed: &[&str], what: &str) {
+    for (name, value) in &seen.headers {
+        let v = value.to_str().unwrap_or("");
+        assert!(
+            !v.contains("evil"),
+            "{what}: {name}: {v} reached the upstream"
+        );
+        let folded = name.as_str().replace('_', "-");
+        let protected = folded.starts_with("x-remote-user-")
+            || ["x-ingress-path", "x-supervisor-token", "x-hassio-key"].contains(&folded.as_str())
+            || folded == "x-addon-sandbox-caller";
+        assert!(
+            !protected || allowed.contains(&name.as_str()),
+            "{what}: {name} reached the upstream"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_spelling_of_a_protected_header_passes_on_any_forwarding_path() {
+    let app = start_upstream().await;
+    let mut spec = AddonSpec::new("local_web", "default");
+    spec.ingress = app.addr;
+    spec.homeassistant_api = true;
+    let ingress = spec.ingress_token();
+    let h = default_harness(&[spec]).await;
+    let token = "token-of-local_web";
+    let caller = &["x-addon-sandbox-caller"][..];
+    for (path, what) in [
+        ("/host/info", "api"),
+        ("/core/api/states", "home assistant proxy"),
+        ("/supervisor/ping", "open path"),
+    ] {
+        h.up.clear();
+        let answer = raw(
+            h.addr,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: {token}\r\n{SPOOFED}Connection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{what}: {answer}");
+        assert_nothing_spoofed(&h.up.last(), caller, what);
+    }
+    // Ingress, with and without a user: the gateway's values only.
+    let user = new_session(
+        &h,
+        serde_json::json!({"user_id": "u-1", "user_name": "alice"}),
+    )
+    .await;
+    let anonymous = new_session(&h, serde_json::json!({})).await;
+    for (session, id) in [(user, Some("u-1")), (anonymous, None)] {
+        let answer = raw(
+            h.addr,
+            &format!(
+                "GET /ingress/{ingress}/x HTTP/1.1\r\nHost: s\r\nCookie: ingress_session={session}\r\n{SPOOFED}Connection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "ingress: {answer}");
+        let seen = app.last();
+        let set: &[&str] = if id.is_some() {
+            &["x-remote-user-id", "x-remote-user-name", "x-ingress-path"]
+        } else {
+            &["x-ingress-path"]
+        };
+        assert_nothing_spoofed(&seen, set, "ingress");
+        assert_eq!(
+            seen.headers
+                .get("x-remote-user-id")
+                .map(|v| v.to_str().unwrap()),
+            id
+        );
+        assert_eq!(
+            seen.headers["x-ingress-path"],
+            format!("/api/hassio_ingress/{ingress}").as_str()
+        );
+    }
+}
+
+/// A WSGI add-on: python3's wsgiref server on 127.0.0.1, answering with the CGI variables it
+/// was given. Killed on drop.
+struct Wsgi {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Wsgi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_wsgi() -> Wsgi {
+    use std::io::BufRead;
+    let app = r#"
+import json, sys
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *a): pass
+def app(environ, start):
+    keys = ("HTTP_X_REMOTE_USER_ID", "HTTP_X_REMOTE_USER_NAME", "HTTP_X_INGRESS_PATH",
+            "HTTP_X_SUPERVISOR_TOKEN", "HTTP_X_ADDON_SANDBOX_CALLER")
+    start("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({k: environ.get(k) for k in keys}).encode()]
+server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", app])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the WSGI add-on");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("the WSGI server's port");
+    Wsgi {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wsgi_addon_sees_only_the_gateways_user_and_ingress_path() {
+    let wsgi = start_wsgi();
+    let mut spec = AddonSpec::new("local_wsgi", "default");
+    spec.ingress = Some(wsgi.addr);
+    let ingress = spec.ingress_token();
+    let h = default_harness(&[spec]).await;
+    let user = new_session(
+        &h,
+        serde_json::json!({"user_id": "u-1", "user_name": "alice"}),
+    )
+    .await;
+    let anonymous = new_session(&h, serde_json::json!({})).await;
+    for (session, id, name) in [
+        (user, serde_json::json!("u-1"), serde_json::json!("alice")),
+        (anonymous, serde_json::Value::Null, serde_json::Value::Null),
+    ] {
+        let answer = raw(
+            h.addr,
+            &format!(
+                "GET /ingress/{ingress}/ HTTP/1.1\r\nHost: s\r\nCookie: ingress_session={session}\r\n{SPOOFED}Connection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        // wsgiref answers HTTP/1.0, which the gateway passes on.
+        assert_eq!(answer.split(' ').nth(1), Some("200"), "{answer}");
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let environ: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(environ["HTTP_X_REMOTE_USER_ID"], id, "{environ}");
+        assert_eq!(environ["HTTP_X_REMOTE_USER_NAME"], name, "{environ}");
+        assert_eq!(
+            environ["HTTP_X_INGRESS_PATH"],
+            format!("/api/hassio_ingress/{ingress}"),
+            "{environ}"
+        );
+        assert!(environ["HTTP_X_SUPERVISOR_TOKEN"].is_null(), "{environ}");
+        assert!(
+            environ["HTTP_X_ADDON_SANDBOX_CALLER"].is_null(),
+            "{environ}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_reach_the_backend_at_most_a_bucket_at_a_time() {
+    use base64::Engine;
+    let backend = start_slow_backend(&[("alice", "wonderland")], Duration::from_millis(300)).await;
+    let mut authy = AddonSpec::new("local_authy", "default");
+    authy.auth_api = true;
+    let slow = Duration::from_secs(3600);
+    let limits = AuthLimits {
+        per_user: Rate {
+            burst: 3,
+            refill: slow,
+        },
+        per_addon: Rate {
+            burst: 10,
+            refill: slow,
+        },
+    };
+    let h = harness(
+        &[authy],
+        Some(backend.addr),
+        limits,
+        Duration::from_secs(60),
+    )
+    .await;
+    // 200 wrong guesses at once: first for one user, then each for a user of its own.
+    let burst = |user_of: fn(usize) -> String| {
+        let addr = h.addr;
+        async move {
+            let guesses = (0..200).map(|i| {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:guess{i}", user_of(i)));
+                async move {
+                    let auth = format!("Basic {basic}");
+                    let headers = [
+                        ("x-supervisor-token", "token-of-local_authy"),
+                        ("authorization", auth.as_str()),
+                    ];
+                    send(addr, "POST", "/auth", &headers, "").await.0
+                }
+            });
+            futures_util::future::join_all(guesses).await
+        }
+    };
+    let statuses = burst(|_| "alice".to_owned()).await;
+    let count = |code: u16| statuses.iter().filter(|s| s.as_u16() == code).count();
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 3, "one user's bucket");
+    assert_eq!((count(401), count(429)), (3, 197));
+    let statuses = burst(|i| format!("user{i}")).await;
+    let count = |code: u16| statuses.iter().filter(|s| s.as_u16() == code).count();
+    assert_eq!(
+        backend.calls.load(Ordering::SeqCst),
+        10,
+        "the add-on's bucket, over all users"
+    );
+    assert_eq!((count(401), count(429)), (7, 193));
+}
+
+/// `addon-sandbox serve` itself, its standard error read line by line as it comes. Killed on
+/// drop.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// The log's lines once there are at least `n` of them (ten seconds at most).
+    fn wait_lines(&self, n: usize) -> Vec<String> {
+        let start = std::time::Instant::now();
+        while self.lines.lock().unwrap().len() < n && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+fn serve_binary(
+    up: SocketAddr,
+    state: &std::path::Path,
+    core: &std::path::Path,
+    log: &[&str],
+) -> Served {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream"])
+        .arg(format!("http://{up}"))
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--core-token-file")
+        .arg(core)
+        .args(log)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let listen: serde_json::Value = serde_json::from_str(&first).expect("the listen line");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Served {
+        child,
+        addr: listen["listen"].as_str().unwrap().to_owned(),
+        lines,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_denials_with_caller_path_role_and_reason_and_never_a_secret() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(&dir.path().join("state")).unwrap();
+    write_addon(&state, &AddonSpec::new("local_logged", "default"));
+    let core = dir.path().join("core-token");
+    std::fs::write(&core, CORE_TOKEN).unwrap();
+    let token = "token-of-local_logged";
+    let requests = |addr: SocketAddr| async move {
+        // Denied, spelled so that only the canonical path names it; then allowed; then unknown.
+        let denied = format!(
+            "GET //addons/./core_ssh/security?q=1 HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: {token}\r\nCookie: ingress_session=cookie-secret\r\nConnection: close\r\n\r\n"
+        );
+        assert!(raw(addr, &denied).await.starts_with("HTTP/1.1 403"));
+        assert_eq!(get(addr, "/info", Some(token)).await, 200);
+        assert_eq!(get(addr, "/host/info", Some("guessed-secret")).await, 403);
+    };
+
+    // Text, denials only (the default).
+    let served = serve_binary(up.addr.unwrap(), &dir.path().join("state"), &core, &[]);
+    requests(served.addr.parse().unwrap()).await;
+    let lines = served.wait_lines(2);
+    assert_eq!(
+        lines.len(),
+        2,
+        "two denials, the forwarded request not logged: {lines:?}"
+    );
+    assert!(
+        lines[0].ends_with(
+            " denied status=403 caller=addon:local_logged role=default peer=127.0.0.1 method=GET \
+             path=/addons/core_ssh/security reason=\"the add-on's role does not reach this path\""
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains(" caller=unknown role=- "), "{}", lines[1]);
+    drop(served);
+
+    // JSON, everything.
+    let served = serve_binary(
+        up.addr.unwrap(),
+        &dir.path().join("state"),
+        &core,
+        &["--log", "all", "--log-format", "json"],
+    );
+    requests(served.addr.parse().unwrap()).await;
+    let lines = served.wait_lines(3);
+    let json: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(json.len(), 3, "{lines:?}");
+    let denied = &json[0];
+    assert_eq!(denied["event"], "denied");
+    assert_eq!(denied["status"], 403);
+    assert_eq!(denied["caller"], "addon:local_logged");
+    assert_eq!(denied["role"], "default");
+    assert_eq!(denied["method"], "GET");
+    assert_eq!(denied["path"], "/addons/core_ssh/security");
+    assert_eq!(
+        denied["reason"],
+        "the add-on's role does not reach this path"
+    );
+    assert!(denied["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        (&json[1]["event"], &json[1]["status"], &json[1]["path"]),
+        (&"forwarded".into(), &200.into(), &"/info".into())
+    );
+    assert_eq!(
+        (&json[2]["caller"], &json[2]["role"]),
+        (&"unknown".into(), &serde_json::Value::Null)
+    );
+    let all = lines.join("\n");
+    for secret in [token, "guessed-secret", "cookie-secret", CORE_TOKEN, "q=1"] {
+        assert!(!all.contains(secret), "{secret} was logged: {all}");
+    }
+}
+
+/// A connection from `source` (any 127.0.0.0/8 address is this host), with `bytes` written.
+async fn connect_from(source: [u8; 4], addr: SocketAddr, bytes: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream.write_all(bytes.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Whether the gateway ends the connection within `within` (end of stream or reset), and what
+/// it sent first.
+async fn closed_within(stream: TcpStream, within: Duration) -> Option<Vec<u8>> {
+    drained_within(stream, within).await.map(|(first, _)| first)
+}
+
+/// The first bytes and the number of all bytes read until the gateway ends the connection, if
+/// it does within `within`.
+async fn drained_within(mut stream: TcpStream, within: Duration) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let mut total = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    total += n;
+                    if out.len() < 4096 {
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.ok()?;
+    Some((out, total))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_timed_out_and_capped_while_others_are_served() {
+    let conn_limits = ConnLimits {
+        header_timeout: Duration::from_secs(3),
+        body_timeout: Duration::from_secs(3),
+        idle_timeout: Duration::from_secs(4),
+        per_peer: 100,
+    };
+    let spec = AddonSpec::new("local_busy", "default");
+    let h = harness_with(
+        &[spec],
+        None,
+        AuthLimits::default(),
+        Duration::from_secs(60),
+        conn_limits,
+    )
+    .await;
+    let start = std::time::Instant::now();
+    // 300 slow clients without a token, 100 from each of three addresses: headers never
+    // finished, a body that stops after 10 of 100000 bytes, a kept-alive connection left idle.
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        slow.push(
+            connect_from(
+                [127, 0, 0, 2],
+                h.addr,
+                "GET /supervisor/ping HTTP/1.1\r\nHost: s\r\n",
+            )
+            .await,
+        );
+        slow.push(
+            connect_from(
+                [127, 0, 0, 3],
+                h.addr,
+                "POST /supervisor/ping HTTP/1.1\r\nHost: s\r\nContent-Length: 100000\r\n\r\n0123456789",
+            )
+            .await,
+        );
+        slow.push(
+            connect_from(
+                [127, 0, 0, 4],
+                h.addr,
+                "GET /supervisor/ping HTTP/1.1\r\nHost: s\r\n\r\n",
+            )
+            .await,
+        );
+    }
+    // Five clients that ask for 64 MiB and never read it.
+    let mut readers = Vec::new();
+    for _ in 0..5 {
+        readers.push(
+            connect_from([127, 0, 0, 5], h.addr, &format!("GET /big/{} HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: token-of-local_busy\r\n\r\n", 64 << 20)).await,
+        );
+    }
+    // Legitimate requests from another address are served at once while all of those are held.
+    for _ in 0..20 {
+        let served = tokio::time::timeout(
+            Duration::from_secs(1),
+            get(h.addr, "/info", Some("token-of-local_busy")),
+        )
+        .await;
+        assert_eq!(served.ok(), Some(StatusCode::OK));
+    }
+    // One more connection from a full address is turned away at once.
+    for _ in 0..10 {
+        let extra = connect_from(
+            [127, 0, 0, 2],
+            h.addr,
+            "GET /supervisor/ping HTTP/1.1\r\nHost: s\r\n\r\n",
+        )
+        .await;
+        let answer = closed_within(extra, Duration::from_secs(1))
+            .await
+            .expect("refused at once");
+        assert!(
+            answer.starts_with(b"HTTP/1.1 503"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "all of this within the header timeout"
+    );
+    // Then every slow connection is ended by the gateway: headers and idle keep-alive after the
+    // header timeout, the stalled body after the body timeout, the non-reader after the idle one.
+    let ended = futures_util::future::join_all(
+        slow.into_iter()
+            .map(|s| closed_within(s, Duration::from_secs(15))),
+    )
+    .await;
+    let open = ended.iter().filter(|e| e.is_none()).count();
+    assert_eq!(open, 0, "{open} of 300 slow connections still open");
+    // The non-readers read only now, past the idle timeout: they find what was buffered
+    // before the gateway gave up, not the 64 MiB.
+    tokio::time::sleep_until((start + Duration::from_secs(6)).into()).await;
+    for reader in readers {
+        let (_, total) = drained_within(reader, Duration::from_secs(15))
+            .await
+            .expect("the non-reader was cut off");
+        assert!(
+            total < 64 << 20,
+            "the whole response was held for a client that never read"
+        );
+    }
+    assert!(start.elapsed() < Duration::from_secs(15));
+    // And the slots came back: the first address is served again.
+    let again = connect_from(
+        [127, 0, 0, 2],
+        h.addr,
+        "GET /supervisor/ping HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let answer = closed_within(again, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
 }

@@ -893,7 +893,7 @@ fn an_ingress_addon_is_reached_through_the_gateway_as_the_sessions_user() {
     let env = Env::new("webui", "ingress: true\ningress_port: 8099\n");
     // busybox httpd with a CGI script that answers with the user headers it was given.
     let script = "mkdir -p /data/www/cgi-bin && \
-        printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho \"user=$HTTP_X_REMOTE_USER_ID name=$HTTP_X_REMOTE_USER_NAME\"\\n' > /data/www/cgi-bin/who && \
+        printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho \"user=$HTTP_X_REMOTE_USER_ID name=$HTTP_X_REMOTE_USER_NAME ingress=$HTTP_X_INGRESS_PATH\"\\n' > /data/www/cgi-bin/who && \
         chmod 755 /data/www/cgi-bin/who && exec busybox httpd -f -p 8099 -h /data/www";
     let report = ok(&env.run(&["--allow-unconfined"], script));
     let ingress = report["ingress_token"]
@@ -931,19 +931,30 @@ fn an_ingress_addon_is_reached_through_the_gateway_as_the_sessions_user() {
         .unwrap()
         .to_owned();
 
+    // `_` for `-` is the same CGI variable (HTTP_X_REMOTE_USER_ID) to busybox httpd.
+    let who = |session: &str| {
+        format!(
+            "GET /ingress/{ingress}/cgi-bin/who HTTP/1.1\r\nHost: s\r\nCookie: ingress_session={session}\r\nx-remote-USER-id: evil\r\nX_Remote_User_Id: evil2\r\nX-Remote-User-Name: mallory\r\nX_REMOTE_USER_NAME: mallory2\r\nX-Ingress-Path: /evil\r\nX_Ingress_Path: /evil2\r\nConnection: close\r\n\r\n"
+        )
+    };
     let start = Instant::now();
     let answer = loop {
-        let answer = http(
-            &listen,
-            &format!(
-                "GET /ingress/{ingress}/cgi-bin/who HTTP/1.1\r\nHost: s\r\nCookie: ingress_session={session}\r\nx-remote-USER-id: evil\r\nX-Remote-User-Name: mallory\r\nConnection: close\r\n\r\n"
-            ),
-        );
+        let answer = http(&listen, &who(&session));
         if answer.starts_with("HTTP/1.1 200") || start.elapsed() > Duration::from_secs(20) {
             break answer;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
+    let created = http(
+        &listen,
+        "POST /ingress/session HTTP/1.1\r\nHost: s\r\nX-Supervisor-Token: core-secret\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let json = &created[created.find("\r\n\r\n").unwrap() + 4..];
+    let anonymous = serde_json::from_str::<Value>(json).unwrap()["data"]["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let anonymous_answer = http(&listen, &who(&anonymous));
     // The add-on's own token passes the gateway for its own paths, not for others' protection.
     let token = env.token().unwrap();
     let own = http(
@@ -961,11 +972,18 @@ fn an_ingress_addon_is_reached_through_the_gateway_as_the_sessions_user() {
     let _ = gateway.kill();
     let _ = gateway.wait();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("user=u-1 name=alice"), "{answer}");
+    let path = format!("ingress=/api/hassio_ingress/{ingress}");
     assert!(
-        !answer.contains("evil") && !answer.contains("mallory"),
+        answer.contains(&format!("user=u-1 name=alice {path}")),
         "{answer}"
     );
+    assert!(
+        anonymous_answer.contains(&format!("user= name= {path}")),
+        "{anonymous_answer}"
+    );
+    for a in [&answer, &anonymous_answer] {
+        assert!(!a.contains("evil") && !a.contains("mallory"), "{a}");
+    }
     assert!(
         own.starts_with("HTTP/1.1 502"),
         "allowed, and the upstream is down: {own}"

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use addon_sandbox::gateway;
+use addon_sandbox::gateway::log::{LogFormat, LogLevel};
 
 use super::flags::state_dir_or_default;
 
@@ -41,6 +42,31 @@ pub struct ServeArgs {
     /// fastest unless one core cannot carry the load.
     #[arg(long, value_name = "N", default_value = "1")]
     threads: usize,
+    /// Which requests are logged to standard error: `denials` (refused or failed: caller,
+    /// method, canonical path, role, reason), `all` (forwarded and answered ones too), `none`.
+    /// Tokens, cookies and credentials are never logged.
+    #[arg(long, value_enum, value_name = "WHICH", default_value = "denials")]
+    log: LogWhich,
+    /// Log lines as `text` (key=value words) or `json` (one object per line).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormatArg,
+    /// Connections one client address may hold at once; more are answered 503 and closed.
+    /// (Home Assistant proxies every browser's ingress from one address.)
+    #[arg(long, value_name = "N", default_value = "256", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_peer: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogWhich {
+    Denials,
+    All,
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
 }
 
 pub fn exec(args: ServeArgs) -> Result<ExitCode> {
@@ -52,6 +78,19 @@ pub fn exec(args: ServeArgs) -> Result<ExitCode> {
         auth_backend: args.auth_backend,
         session_ttl: std::time::Duration::from_secs(args.session_ttl.max(1)),
         auth_limits: gateway::limit::AuthLimits::default(),
+        log_level: match args.log {
+            LogWhich::Denials => LogLevel::Denials,
+            LogWhich::All => LogLevel::All,
+            LogWhich::None => LogLevel::None,
+        },
+        log_format: match args.log_format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        },
+        conn_limits: gateway::conn::ConnLimits {
+            per_peer: args.max_connections_per_peer as usize,
+            ..Default::default()
+        },
     };
     serve(args.listen, config, args.threads)
 }

@@ -129,7 +129,7 @@ fn from_form(body: &[u8]) -> Result<Credentials, CredentialsError> {
 /// Read the credentials of an `/auth` request.
 pub async fn read_credentials(
     headers: &HeaderMap,
-    body: hyper::body::Incoming,
+    body: super::proxy::ReqBody,
 ) -> Result<Credentials, CredentialsError> {
     if let Some(found) = basic(headers) {
         return found;

@@ -114,7 +114,9 @@ impl Gateway {
         let rest = lower
             .strip_prefix("/v2/apps/")
             .or_else(|| lower.strip_prefix("/addons/"));
-        rest.and_then(|r| r.strip_suffix("/security"))
+        // `/security/` is the same endpoint to a server that ignores a trailing slash.
+        rest.map(|r| r.trim_end_matches('/'))
+            .and_then(|r| r.strip_suffix("/security"))
             .is_some_and(|slug| slug == "self" || slug == addon.full_slug.to_ascii_lowercase())
     }
 }

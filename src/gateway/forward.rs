@@ -3,23 +3,29 @@
 //! copy of a credential or caller header removed.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use hyper::body::Incoming;
 
-use super::proxy::{self, ResBody, error};
-use super::{CALLER_HEADER, Caller, Gateway, TOKEN_HEADERS, extract_token, path};
+use super::callers::AddonCaller;
+use super::log::Seen;
+use super::proxy::{self, ReqBody, ResBody, error};
+use super::websocket::is_core_websocket;
+use super::{CALLER_HEADER, Caller, Gateway, PROTECTED_HEADERS, Presented, extract_token, path};
 
 impl Gateway {
     /// The Supervisor's Home Assistant proxy (`/core/api/…`, `/core/websocket`) skips its
     /// token middleware and checks for itself that the token (`Authorization` or `X-Ha-Access`)
-    /// belongs to an add-on with `homeassistant_api`; so does this.
+    /// belongs to an add-on with `homeassistant_api`; so does this. The websocket's token may
+    /// instead come in its first message ([`super::websocket`]); a token in a header is still
+    /// checked first.
     pub(super) async fn core_proxy(
-        &self,
-        request: Request<Incoming>,
+        self: &Arc<Self>,
+        request: Request<ReqBody>,
         peer: IpAddr,
         canonical: &str,
+        seen: &mut Seen,
     ) -> Response<ResBody> {
         let token = extract_token(request.headers()).or_else(|| {
             request
@@ -28,22 +34,38 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         });
-        let Some(token) = token else {
-            return error(StatusCode::UNAUTHORIZED, "no token");
+        if let Some(t) = &token {
+            seen.describe(&self.caller(t).map_or(Presented::Unknown, Presented::Known));
+        }
+        let websocket = is_core_websocket(canonical, &request);
+        let addon = match token.as_deref().map(|t| self.proxy_caller(t)) {
+            None if websocket => return self.core_websocket(request, peer, canonical),
+            None => return error(StatusCode::UNAUTHORIZED, "no token"),
+            Some(Err((status, why))) => return error(status, why),
+            Some(Ok(addon)) => addon,
         };
-        match self.caller(&token) {
-            Some(Caller::Addon(addon)) if addon.homeassistant_api => {
-                self.forward_api(request, peer, canonical, &Caller::Addon(addon))
-                    .await
-            }
+        if websocket {
+            return self.core_websocket(request, peer, canonical);
+        }
+        self.forward_api(request, peer, canonical, &Caller::Addon(addon))
+            .await
+    }
+
+    /// The add-on a Home Assistant proxy token names, if it has `homeassistant_api`.
+    pub(super) fn proxy_caller(
+        &self,
+        token: &str,
+    ) -> Result<Arc<AddonCaller>, (StatusCode, &'static str)> {
+        match self.caller(token) {
+            Some(Caller::Addon(addon)) if addon.homeassistant_api => Ok(addon),
             Some(Caller::Addon(_)) => {
-                error(StatusCode::FORBIDDEN, "the add-on has no homeassistant_api")
+                Err((StatusCode::FORBIDDEN, "the add-on has no homeassistant_api"))
             }
-            Some(_) => error(
+            Some(_) => Err((
                 StatusCode::FORBIDDEN,
                 "home assistant does not proxy to itself",
-            ),
-            None => error(StatusCode::FORBIDDEN, "unknown token"),
+            )),
+            None => Err((StatusCode::FORBIDDEN, "unknown token")),
         }
     }
 
@@ -64,7 +86,7 @@ impl Gateway {
 
     pub(super) async fn forward_api(
         &self,
-        request: Request<Incoming>,
+        request: Request<ReqBody>,
         peer: IpAddr,
         canonical: &str,
         caller: &Caller,
@@ -75,13 +97,11 @@ impl Gateway {
         let websocket = proxy::is_websocket(request.headers());
         let (mut parts, body) = request.into_parts();
         proxy::strip_hop_by_hop(&mut parts.headers);
-        for name in
-            TOKEN_HEADERS
-                .into_iter()
-                .chain(["authorization", "x-ha-access", CALLER_HEADER, "host"])
-        {
-            parts.headers.remove(name);
-        }
+        proxy::strip_named(&mut parts.headers, &PROTECTED_HEADERS);
+        proxy::strip_named(
+            &mut parts.headers,
+            &["authorization", "x-ha-access", "host"],
+        );
         // Paths anyone may fetch (ping, logos) go up without the gateway's credential.
         if let Some(auth) = self
             .upstream_auth
@@ -106,7 +126,7 @@ impl Gateway {
     pub(super) async fn send(
         &self,
         mut parts: http::request::Parts,
-        body: Incoming,
+        body: ReqBody,
         peer: IpAddr,
         target: Uri,
         websocket: bool,

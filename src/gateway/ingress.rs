@@ -7,12 +7,13 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
-use super::proxy::{self, ResBody, error};
+use super::log::Seen;
+use super::proxy::{self, ReqBody, ResBody, error};
 use super::sessions::SessionUser;
 use super::{
-    CALLER_HEADER, Caller, Gateway, SESSION_COOKIE, TOKEN_HEADERS, USER_HEADERS, extract_token,
+    Caller, Gateway, INGRESS_PATH_HEADER, PROTECTED_HEADERS, SESSION_COOKIE, USER_HEADERS,
+    extract_token,
 };
 
 /// The `ingress_session` cookie's value, from any `Cookie` header.
@@ -65,7 +66,7 @@ impl Gateway {
     /// `POST /ingress/session` and `/ingress/validate_session`: Home Assistant only.
     pub(super) async fn session_endpoint(
         &self,
-        request: Request<Incoming>,
+        request: Request<ReqBody>,
         validate: bool,
     ) -> Response<ResBody> {
         match extract_token(request.headers()).map(|t| self.caller(&t)) {
@@ -118,17 +119,25 @@ impl Gateway {
 
     pub(super) async fn ingress(
         &self,
-        request: Request<Incoming>,
+        request: Request<ReqBody>,
         peer: IpAddr,
-        token: &str,
-        rest: &str,
+        (token, rest): (&str, &str),
         query: Option<&str>,
+        seen: &mut Seen,
     ) -> Response<ResBody> {
+        // The log names the add-on, not its ingress token.
+        let addon = self.registry.by_ingress_token(token);
+        let slug = addon.as_ref().map_or("?", |a| a.full_slug.as_str());
+        seen.path = Some(format!("/ingress/{slug}{rest}"));
         let user = match session_cookie(request.headers()).and_then(|id| self.sessions.check(id)) {
             Some(user) => user,
             None => return error(StatusCode::UNAUTHORIZED, "no valid ingress session"),
         };
-        let Some(addon) = self.registry.by_ingress_token(token) else {
+        seen.caller = Some(match &user {
+            Some(u) => format!("user:{}", u.id),
+            None => "session".to_owned(),
+        });
+        let Some(addon) = addon else {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no add-on serves this ingress token",
@@ -151,18 +160,14 @@ impl Gateway {
         let websocket = proxy::is_websocket(request.headers());
         let (mut parts, body) = request.into_parts();
         proxy::strip_hop_by_hop(&mut parts.headers);
-        // HeaderMap names are lowercase whatever the client sent, so these removals catch
-        // every spelling (`x-REMOTE-user-ID` included) and every repeated copy.
-        for name in USER_HEADERS
-            .into_iter()
-            .chain(TOKEN_HEADERS)
-            .chain([CALLER_HEADER])
-        {
-            parts.headers.remove(name);
-        }
+        proxy::strip_named(&mut parts.headers, &PROTECTED_HEADERS);
         drop_session_cookie(&mut parts.headers);
         if let Some(user) = user {
             set_user_headers(&mut parts.headers, &user);
+        }
+        // As the Supervisor sets it; the token was checked to be `[A-Za-z0-9_-]+`.
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/hassio_ingress/{token}")) {
+            parts.headers.insert(INGRESS_PATH_HEADER, v);
         }
         self.send(parts, body, peer, target, websocket).await
     }

@@ -3,8 +3,10 @@
 //!
 //! Token buckets that only failures drain: a busy add-on whose users log in correctly (an MQTT
 //! broker checking every connection) is never slowed, while guessing is held to the refill
-//! rate. When a bucket is empty the request is refused with 429 *before* the credential
-//! backend is asked, so a locked-out guesser learns nothing.
+//! rate. Every attempt reserves a failure before the credential backend is asked and keeps it
+//! unless the answer is a match (or no answer): so at most a bucket's worth of attempts are
+//! ever in flight or failed, however many arrive at once. When a bucket is empty the request
+//! is refused with 429 *before* the backend is asked, so a locked-out guesser learns nothing.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -69,38 +71,41 @@ impl<K: Eq + Hash + Clone> Limiter<K> {
         (bucket.tokens + refilled).min(self.rate.burst as f64)
     }
 
-    /// `Err(wait)` when `key` has no failure left, with the time until it has one.
-    pub fn check(&self, key: &K) -> Result<(), Duration> {
-        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(bucket) = buckets.get(key) else {
-            return Ok(());
-        };
-        let level = self.level(*bucket, Instant::now());
-        if level >= 1.0 {
-            Ok(())
-        } else {
-            Err(self.rate.refill.mul_f64(1.0 - level))
-        }
-    }
-
-    /// Spend one failure of `key`.
-    pub fn fail(&self, key: &K) {
+    /// Reserve one failure of `key`, in one step under the lock: `Err(wait)` when none is
+    /// left, with the time until one is. An attempt holds its reservation while the backend
+    /// decides, so concurrent guesses cannot all pass a check made before any of them failed;
+    /// [`Limiter::give_back`] returns it when the attempt turns out not to be a failure.
+    pub fn take(&self, key: &K) -> Result<(), Duration> {
         let now = Instant::now();
+        let burst = self.rate.burst as f64;
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_KEYS {
-            let burst = self.rate.burst as f64;
+        let level = buckets.get(key).map_or(burst, |b| self.level(*b, now));
+        if level < 1.0 {
+            return Err(self.rate.refill.mul_f64(1.0 - level));
+        }
+        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
             buckets.retain(|_, b| self.level(*b, now) < burst);
         }
-        let level = buckets
-            .get(key)
-            .map_or(self.rate.burst as f64, |b| self.level(*b, now));
         buckets.insert(
             key.clone(),
             Bucket {
-                tokens: (level - 1.0).max(0.0),
+                tokens: level - 1.0,
                 at: now,
             },
         );
+        Ok(())
+    }
+
+    /// Return a reservation of `key` (a success, or a backend that could not decide).
+    pub fn give_back(&self, key: &K) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = buckets.get_mut(key) {
+            *bucket = Bucket {
+                tokens: (self.level(*bucket, now) + 1.0).min(self.rate.burst as f64),
+                at: now,
+            };
+        }
     }
 }
 
@@ -109,19 +114,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failures_drain_and_time_refills() {
+    fn reservations_drain_give_backs_refund_and_time_refills() {
         let limiter = Limiter::new(Rate {
             burst: 2,
             refill: Duration::from_millis(100),
         });
-        assert!(limiter.check(&"a").is_ok());
-        limiter.fail(&"a");
-        assert!(limiter.check(&"a").is_ok());
-        limiter.fail(&"a");
-        let wait = limiter.check(&"a").unwrap_err();
+        assert!(limiter.take(&"a").is_ok());
+        assert!(limiter.take(&"a").is_ok());
+        let wait = limiter.take(&"a").unwrap_err();
         assert!(wait <= Duration::from_millis(100) && wait > Duration::from_millis(50));
-        assert!(limiter.check(&"b").is_ok(), "keys are independent");
+        assert!(limiter.take(&"b").is_ok(), "keys are independent");
+        limiter.give_back(&"a");
+        assert!(limiter.take(&"a").is_ok(), "a success costs nothing");
+        assert!(limiter.take(&"a").is_err());
         std::thread::sleep(Duration::from_millis(110));
-        assert!(limiter.check(&"a").is_ok());
+        assert!(limiter.take(&"a").is_ok());
     }
 }

@@ -1,18 +1,27 @@
 //! `/auth` answered by the gateway for an add-on with `auth_api`: the credentials read from
 //! the request, the per-add-on and per-user limits on failed logins, and the backend's verdict.
 
+use std::time::Duration;
+
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::callers::AddonCaller;
-use super::proxy::{self, ResBody, error};
+use super::proxy::{self, ReqBody, ResBody, error};
 use super::{Gateway, auth};
 
 impl Gateway {
+    /// One failure reserved from the add-on's bucket and the user's, or neither.
+    fn reserve_attempt(&self, addon: &str, user_key: &(String, String)) -> Result<(), Duration> {
+        self.per_addon.take(&addon.to_owned())?;
+        self.per_user.take(user_key).inspect_err(|_| {
+            self.per_addon.give_back(&addon.to_owned());
+        })
+    }
+
     pub(super) async fn auth(
         &self,
-        request: Request<Incoming>,
+        request: Request<ReqBody>,
         addon: &AddonCaller,
     ) -> Response<ResBody> {
         if !addon.auth_api {
@@ -42,11 +51,7 @@ impl Gateway {
             }
         };
         let user_key = (addon.full_slug.clone(), credentials.username.clone());
-        let limited = self
-            .per_addon
-            .check(&addon.full_slug)
-            .and_then(|_| self.per_user.check(&user_key));
-        if let Err(wait) = limited {
+        if let Err(wait) = self.reserve_attempt(&addon.full_slug, &user_key) {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many failed logins, wait",
@@ -57,11 +62,16 @@ impl Gateway {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             return response;
         }
-        match backend.check(&credentials, &addon.full_slug).await {
+        let verdict = backend.check(&credentials, &addon.full_slug).await;
+        // Only a no-match keeps the reservation; a request dropped while the backend decides
+        // keeps it too (fail closed: the guess may have reached the backend).
+        if verdict != auth::Verdict::NoMatch {
+            self.per_addon.give_back(&addon.full_slug);
+            self.per_user.give_back(&user_key);
+        }
+        match verdict {
             auth::Verdict::Match => proxy::ok(serde_json::json!({})),
             auth::Verdict::NoMatch => {
-                self.per_addon.fail(&addon.full_slug);
-                self.per_user.fail(&user_key);
                 error(StatusCode::UNAUTHORIZED, "invalid username or password")
             }
             auth::Verdict::Unavailable(why) => error(StatusCode::SERVICE_UNAVAILABLE, &why),

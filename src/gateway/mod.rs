@@ -18,16 +18,19 @@
 
 pub mod auth;
 pub mod callers;
+pub mod conn;
 mod decide;
 mod forward;
 mod ingress;
 pub mod limit;
+pub mod log;
 mod login;
 pub mod path;
 pub mod proxy;
 pub mod roles;
 mod server;
 pub mod sessions;
+mod websocket;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,11 +38,12 @@ use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue};
 use http::{StatusCode, Uri};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 
 use callers::{AddonCaller, Registry};
+use conn::{ConnLimits, Peers};
 use limit::{AuthLimits, Limiter};
+use log::{LogFormat, LogLevel, Logger};
 use roles::RoleTables;
 use sessions::Sessions;
 
@@ -55,6 +59,19 @@ pub const USER_HEADERS: [&str; 3] = [
 ];
 /// Headers that carry a Supervisor credential; never passed on from a client.
 const TOKEN_HEADERS: [&str; 2] = ["x-supervisor-token", "x-hassio-key"];
+/// Where the add-on's ingress is served from, as the Supervisor tells it; set by the gateway.
+pub const INGRESS_PATH_HEADER: &str = "x-ingress-path";
+/// Everything only the gateway may say, removed from every client request on every forwarding
+/// path (API, Home Assistant proxy, open paths, ingress) in any spelling before anything is set.
+const PROTECTED_HEADERS: [&str; 7] = [
+    USER_HEADERS[0],
+    USER_HEADERS[1],
+    USER_HEADERS[2],
+    TOKEN_HEADERS[0],
+    TOKEN_HEADERS[1],
+    CALLER_HEADER,
+    INGRESS_PATH_HEADER,
+];
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, thiserror::Error)]
@@ -82,11 +99,17 @@ pub struct GatewayConfig {
     pub auth_backend: Option<String>,
     pub session_ttl: Duration,
     pub auth_limits: AuthLimits,
+    /// Which requests are logged to standard error, and how.
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+    /// Header, body and idle timeouts, and connections per peer.
+    pub conn_limits: ConnLimits,
 }
 
 impl GatewayConfig {
     /// A gateway to `upstream` for the add-ons of `state_dir`, with no upstream credential,
-    /// no core token, no `/auth` backend, and the default session lifetime and auth limits.
+    /// no core token, no `/auth` backend, the default session lifetime and auth limits, and no
+    /// log (an embedding program chooses its own; `serve` logs denials by default).
     pub fn new(upstream: impl Into<String>, state_dir: PathBuf) -> GatewayConfig {
         GatewayConfig {
             upstream: upstream.into(),
@@ -96,6 +119,9 @@ impl GatewayConfig {
             auth_backend: None,
             session_ttl: DEFAULT_SESSION_TTL,
             auth_limits: AuthLimits::default(),
+            log_level: LogLevel::None,
+            log_format: LogFormat::Text,
+            conn_limits: ConnLimits::default(),
         }
     }
 }
@@ -134,6 +160,8 @@ pub enum Decision {
 pub struct Gateway {
     upstream: Uri,
     upstream_auth: Option<HeaderValue>,
+    /// The same credential, for the websocket's auth message.
+    upstream_token: Option<String>,
     core_token: Option<String>,
     tables: RoleTables,
     registry: Registry,
@@ -141,7 +169,10 @@ pub struct Gateway {
     auth_backend: Option<auth::HttpBackend>,
     per_user: Limiter<(String, String)>,
     per_addon: Limiter<String>,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, proxy::ReqBody>,
+    log: Logger,
+    conn_limits: ConnLimits,
+    peers: Peers,
 }
 
 fn http_base(url: &str) -> Option<Uri> {
@@ -192,6 +223,7 @@ impl Gateway {
         Ok(Gateway {
             upstream,
             upstream_auth,
+            upstream_token: config.upstream_token.map(|t| t.trim().to_owned()),
             core_token: config.core_token.map(|t| t.trim().to_owned()),
             tables: RoleTables::new(),
             registry: Registry::new(config.state_dir),
@@ -200,6 +232,9 @@ impl Gateway {
             per_user: Limiter::new(config.auth_limits.per_user),
             per_addon: Limiter::new(config.auth_limits.per_addon),
             client: proxy::client(),
+            log: Logger::new(config.log_level, config.log_format),
+            conn_limits: config.conn_limits,
+            peers: Peers::default(),
         })
     }
 }

@@ -6,8 +6,13 @@
 //! segments), and that spelling is both matched against the role tables and sent upstream.
 //! Whatever could be read two ways is refused with 400 instead of guessed at: encoded `/`, `\`
 //! and NUL, control characters, a `%` left after decoding (double encoding), a `..` that
-//! climbs above the root, text that is not UTF-8. The Supervisor's own bad-request filters
-//! run on top, on the recursively decoded path and query, as it runs them.
+//! climbs above the root, text that is not UTF-8. So is every spelling an upstream might
+//! read as another name: a path parameter (`security;x`, which some servers strip), a segment
+//! ending in a dot or a space (`security.`, `security%20`, trimmed by some file systems and
+//! frameworks), and any non-ASCII character (`ſecurity` and the Kelvin sign fold to ASCII
+//! letters under Unicode case rules, which the lowercase check cannot see). The Supervisor's
+//! own bad-request filters run on top, on the recursively decoded path and query, as it runs
+//! them.
 
 use std::sync::LazyLock;
 
@@ -32,6 +37,12 @@ pub enum PathError {
     EscapesRoot,
     #[error("request blocked by the supervisor's bad-request filter")]
     Filtered,
+    #[error("path parameter (`;`) in path")]
+    PathParameter,
+    #[error("path segment ends in a dot or a space")]
+    TrailingDotOrSpace,
+    #[error("non-ascii character in path")]
+    NotAscii,
 }
 
 /// `supervisor/api/middleware/security.py::FILTERS`, verbatim, case-insensitive.
@@ -115,6 +126,18 @@ pub fn encode(path: &str) -> String {
     out
 }
 
+/// A segment that names one thing to every server: no path parameter, nothing trimmable at
+/// its end. (`.` and `..` are resolved before this is asked.)
+fn one_name(segment: &str) -> Result<&str, PathError> {
+    if segment.contains(';') {
+        return Err(PathError::PathParameter);
+    }
+    if segment.ends_with('.') || segment.ends_with(' ') {
+        return Err(PathError::TrailingDotOrSpace);
+    }
+    Ok(segment)
+}
+
 /// The decoded, canonical path: what the tables match and what the upstream receives.
 pub fn normalise(raw_path: &str) -> Result<String, PathError> {
     if !raw_path.starts_with('/') {
@@ -136,6 +159,9 @@ pub fn normalise(raw_path: &str) -> Result<String, PathError> {
     if decoded.contains('%') {
         return Err(PathError::DoubleEncoded);
     }
+    if !decoded.is_ascii() {
+        return Err(PathError::NotAscii);
+    }
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/').skip(1) {
         match segment {
@@ -143,7 +169,7 @@ pub fn normalise(raw_path: &str) -> Result<String, PathError> {
             ".." => {
                 segments.pop().ok_or(PathError::EscapesRoot)?;
             }
-            s => segments.push(s),
+            s => segments.push(one_name(s)?),
         }
     }
     let mut path = String::with_capacity(decoded.len());
@@ -207,6 +233,14 @@ mod tests {
             ("/a%zz", BadEscape),
             ("/a%c3", NotUtf8),
             ("addons", NotAbsolute),
+            ("/addons/self/security;x", PathParameter),
+            ("/addons/self/security%3b", PathParameter),
+            ("/addons/self/security.", TrailingDotOrSpace),
+            ("/addons/self/security%20", TrailingDotOrSpace),
+            ("/addons/self/.../x", TrailingDotOrSpace),
+            ("/addons/self/%C5%BFecurity", NotAscii),
+            ("/os/datadis%E2%84%AA/wipe", NotAscii),
+            ("/a/%C3%BC", NotAscii),
         ] {
             assert_eq!(normalise(raw), Err(err), "{raw}");
         }
@@ -214,7 +248,7 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_through_normalise() {
-        for p in ["/a b/ü", "/q?x#y", "/a;b=c", "/a\"<>{}"] {
+        for p in ["/a b/c", "/q?x#y", "/a=b,c", "/a\"<>{}"] {
             assert_eq!(normalise(&encode(p)), Ok(p.to_owned()), "{p}");
         }
     }

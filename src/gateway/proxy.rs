@@ -13,7 +13,11 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use super::log::Answered;
+
 pub type ResBody = BoxBody<Bytes, hyper::Error>;
+/// A client's request body as the gateway passes it on.
+pub type ReqBody = super::conn::TimedBody;
 
 /// How long an upstream may take to send its response headers. Bodies (log streams, backups)
 /// may then take as long as they need.
@@ -50,14 +54,21 @@ pub fn full(
 }
 
 /// The Supervisor's error shape: `{"result": "error", "message": ...}`.
+/// Marked as the gateway's own answer, with `message` as the reason the log gives.
 pub fn error(status: StatusCode, message: &str) -> Response<ResBody> {
     let body = serde_json::json!({"result": "error", "message": message});
-    full(status, "application/json", body.to_string())
+    let mut response = full(status, "application/json", body.to_string());
+    response.extensions_mut().insert(Answered {
+        reason: Some(message.to_owned()),
+    });
+    response
 }
 
 pub fn ok(data: serde_json::Value) -> Response<ResBody> {
     let body = serde_json::json!({"result": "ok", "data": data});
-    full(StatusCode::OK, "application/json", body.to_string())
+    let mut response = full(StatusCode::OK, "application/json", body.to_string());
+    response.extensions_mut().insert(Answered { reason: None });
+    response
 }
 
 /// Remove hop-by-hop headers, including every header the `Connection` header names.
@@ -73,6 +84,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Header names equal with `_` read as `-`: CGI and WSGI servers turn both into the same
+/// `HTTP_X_REMOTE_USER_ID`, so `X_Remote_User_Id` is the header it will be taken for.
+fn same_name(a: &str, b: &str) -> bool {
+    let fold = |c: u8| if c == b'_' { b'-' } else { c };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
+/// Remove every header (every copy) whose name is one of `names` in any spelling: letter case
+/// (`HeaderMap` names are lowercase whatever the client sent) and `_` for `-`.
+pub fn strip_named(headers: &mut HeaderMap, names: &[&str]) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| names.iter().any(|n| same_name(k.as_str(), n)))
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
 }
@@ -114,7 +145,7 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
 }
 
 /// The pooled HTTP/1 client used for every forwarded request that is not an upgrade.
-pub fn client() -> Client<HttpConnector, Incoming> {
+pub fn client() -> Client<HttpConnector, ReqBody> {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
     connector.set_nodelay(true);
@@ -142,8 +173,8 @@ fn finish(response: Response<Incoming>) -> Response<ResBody> {
 /// Send `request` (its URI already absolute, its headers already rewritten) and stream the
 /// answer back.
 pub async fn forward(
-    client: &Client<HttpConnector, Incoming>,
-    request: Request<Incoming>,
+    client: &Client<HttpConnector, ReqBody>,
+    request: Request<ReqBody>,
 ) -> Response<ResBody> {
     match tokio::time::timeout(HEADER_TIMEOUT, client.request(request)).await {
         Ok(Ok(response)) => finish(response),
@@ -157,7 +188,7 @@ pub async fn forward(
 
 /// Forward a websocket handshake over a connection of its own and, when the upstream switches
 /// protocols, relay bytes between the client's and the upstream's upgraded connections.
-pub async fn forward_upgrade(mut request: Request<Incoming>, target: &Uri) -> Response<ResBody> {
+pub async fn forward_upgrade(mut request: Request<ReqBody>, target: &Uri) -> Response<ResBody> {
     let Some(authority) = target.authority().map(|a| a.to_string()) else {
         return bad_gateway("no upstream address");
     };
