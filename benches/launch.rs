@@ -105,6 +105,7 @@ fn main() {
             token: "0".repeat(64),
             timezone: "UTC".into(),
             apparmor: AppArmorMode::Unconfined,
+            recursive_read_only: false,
         };
         let mut body = create_body(&plan, &spec);
         // The launcher binds without propagation where the host mount is private.

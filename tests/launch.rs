@@ -2030,3 +2030,26 @@ fn an_authors_profile_with_a_second_profile_is_refused_before_loading() {
     assert!(env.inspect().is_none() && env.token().is_none());
     assert!(!env.state().join("apparmor/local_twoprofiles").exists());
 }
+
+#[test]
+fn an_engine_without_recursive_read_only_says_so_at_run() {
+    if !setup() {
+        return;
+    }
+    let api = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .unwrap();
+    let api = String::from_utf8_lossy(&api.stdout).trim().to_owned();
+    let (major, minor) = api.split_once('.').unwrap();
+    let old_engine = (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap()) < (1, 44);
+    let env = Env::new("rorec", "map: [share]\n");
+    let report = ok(&env.run(&["--allow-unconfined"], "sleep 30"));
+    let said = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("read-only only at their top"));
+    assert_eq!(said, old_engine, "engine API {api}: {report}");
+    assert!(env.sub("rm").status.success());
+}

@@ -48,6 +48,9 @@ pub struct StartSpec {
     pub token: String,
     pub timezone: String,
     pub apparmor: AppArmorMode,
+    /// The engine can make a read-only bind read-only all the way down (API 1.44, Docker 25):
+    /// read-only maps then ask for it and fail rather than stay writable below their top.
+    pub recursive_read_only: bool,
 }
 
 pub fn create_body(plan: &SandboxPlan, spec: &StartSpec) -> ContainerCreateBody {
@@ -86,27 +89,34 @@ fn environment(plan: &SandboxPlan, spec: &StartSpec) -> Vec<String> {
     env
 }
 
-/// Every mount of the plan as a bind, with its propagation when it has one.
-fn mounts(plan: &SandboxPlan) -> Vec<Mount> {
+/// Every mount of the plan as a bind, with its propagation when it has one, and read-only
+/// maps read-only recursively where the engine can do it.
+fn mounts(plan: &SandboxPlan, spec: &StartSpec) -> Vec<Mount> {
     plan.mounts
         .iter()
-        .map(|m| Mount {
-            typ: Some(MountType::BIND),
-            source: Some(m.source.clone()),
-            target: Some(m.target.clone()),
-            read_only: Some(m.read_only),
-            bind_options: m.propagation.as_deref().map(|p| MountBindOptions {
-                propagation: Some(match p {
-                    "rslave" => MountBindOptionsPropagationEnum::RSLAVE,
-                    "slave" => MountBindOptionsPropagationEnum::SLAVE,
-                    "rshared" => MountBindOptionsPropagationEnum::RSHARED,
-                    "shared" => MountBindOptionsPropagationEnum::SHARED,
-                    "rprivate" => MountBindOptionsPropagationEnum::RPRIVATE,
-                    _ => MountBindOptionsPropagationEnum::PRIVATE,
-                }),
+        .map(|m| {
+            let force_recursive = m.read_only && spec.recursive_read_only;
+            let bind_options =
+                (m.propagation.is_some() || force_recursive).then(|| MountBindOptions {
+                    propagation: m.propagation.as_deref().map(|p| match p {
+                        "rslave" => MountBindOptionsPropagationEnum::RSLAVE,
+                        "slave" => MountBindOptionsPropagationEnum::SLAVE,
+                        "rshared" => MountBindOptionsPropagationEnum::RSHARED,
+                        "shared" => MountBindOptionsPropagationEnum::SHARED,
+                        "rprivate" => MountBindOptionsPropagationEnum::RPRIVATE,
+                        _ => MountBindOptionsPropagationEnum::PRIVATE,
+                    }),
+                    read_only_force_recursive: force_recursive.then_some(true),
+                    ..Default::default()
+                });
+            Mount {
+                typ: Some(MountType::BIND),
+                source: Some(m.source.clone()),
+                target: Some(m.target.clone()),
+                read_only: Some(m.read_only),
+                bind_options,
                 ..Default::default()
-            }),
-            ..Default::default()
+            }
         })
         .collect()
 }
@@ -151,7 +161,7 @@ fn ports(plan: &SandboxPlan) -> (Vec<String>, PortBindings) {
 /// The host side of the container: every right it has comes from the plan.
 fn host_config(plan: &SandboxPlan, spec: &StartSpec, port_bindings: PortBindings) -> HostConfig {
     HostConfig {
-        mounts: Some(mounts(plan)),
+        mounts: Some(mounts(plan, spec)),
         cap_add: Some(plan.cap_add.clone()),
         cap_drop: Some(plan.cap_drop.clone()),
         network_mode: Some(plan.network_mode.clone()),
@@ -184,5 +194,43 @@ fn host_config(plan: &SandboxPlan, spec: &StartSpec, port_bindings: PortBindings
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         init: Some(plan.init),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PlanOptions, decide};
+
+    #[test]
+    fn read_only_maps_ask_for_recursive_read_only_where_the_engine_has_it() {
+        let text = "name: T\nversion: \"1\"\nslug: t\ndescription: d\narch: [amd64]\nmap: [share, media:rw]\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.yaml"), text).unwrap();
+        let addon = crate::addon::load(dir.path());
+        let plan = decide(
+            addon.config.as_ref().unwrap(),
+            false,
+            &PlanOptions::default(),
+        )
+        .unwrap();
+        for recursive in [false, true] {
+            let spec = StartSpec {
+                image: "i".into(),
+                command: None,
+                token: "t".into(),
+                timezone: "UTC".into(),
+                apparmor: AppArmorMode::Unconfined,
+                recursive_read_only: recursive,
+            };
+            for m in mounts(&plan, &spec) {
+                let forced = m
+                    .bind_options
+                    .as_ref()
+                    .and_then(|o| o.read_only_force_recursive)
+                    .unwrap_or(false);
+                assert_eq!(forced, recursive && m.read_only == Some(true), "{m:?}");
+            }
+        }
     }
 }

@@ -122,6 +122,12 @@ fn status_of(e: &bollard::errors::Error) -> Option<u16> {
 }
 
 impl Launcher {
+    /// API 1.44 (Docker 25) added recursive read-only binds.
+    fn recursive_read_only(&self) -> bool {
+        let v = self.docker.client_version();
+        (v.major_version, v.minor_version) >= (1, 44)
+    }
+
     /// Connect to the engine `DOCKER_HOST` or the docker CLI's context selects (else the local
     /// socket), negotiating the API version: Debian's engine speaks 1.41, older than bollard's
     /// default.

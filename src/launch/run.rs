@@ -15,6 +15,10 @@ use super::{
 };
 use crate::plan::{Confinement, SandboxPlan};
 
+/// Said at every start on an engine older than API 1.44 (Docker 25), which binds read-only
+/// only at the top and has no way to ask for more.
+const READ_ONLY_NOT_RECURSIVE: &str = "this engine (API older than 1.44) makes read-only maps read-only only at their top: a mount below a read-only map's source on the host (a NAS under share, say) stays writable inside; Docker 25 and later, and the native backend, make them read-only all the way down";
+
 impl Launcher {
     /// Validate-to-attest launch of one planned add-on. `interrupt` ends the launch early (the
     /// command line passes Ctrl-C); whatever was created by then is removed.
@@ -163,7 +167,11 @@ impl Launcher {
             token,
             timezone: opts.timezone.clone().unwrap_or_else(|| "UTC".into()),
             apparmor: mode.clone(),
+            recursive_read_only: self.recursive_read_only(),
         };
+        if !spec.recursive_read_only && plan.mounts.iter().any(|m| m.read_only) {
+            warnings.push(READ_ONLY_NOT_RECURSIVE.to_owned());
+        }
         let id = self
             .create_container(plan, &spec, &name, created, &mut warnings)
             .await?;
