@@ -55,3 +55,23 @@ pub fn read_user_options(arg: &str) -> Result<Value, OptionsError> {
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
 }
+
+/// What the Supervisor validates for an add-on: `deepmerge(defaults, user)` at a start, or,
+/// `as_given`, the user's dict alone (`POST /addons/<slug>/options/validate`).
+pub fn validate_addon(
+    addon: &Addon,
+    full_slug: &str,
+    user: Option<Value>,
+    as_given: bool,
+    devices: &super::DeviceTable,
+    secrets: &super::Secrets,
+) -> Result<super::Validated, OptionsError> {
+    let config = AddonOptions::of(addon)?;
+    let name = addon.config.as_ref().map_or(full_slug, |c| c.name.as_str());
+    let data = match (user, as_given) {
+        (Some(user), true) => user,
+        (Some(user), false) => super::deepmerge(&config.defaults, &user),
+        (None, _) => config.defaults.clone(),
+    };
+    super::AppOptions::new(&config.schema, name, full_slug, devices, secrets).validate(&data)
+}

@@ -15,7 +15,7 @@ pub mod write;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use addon::{AddonOptions, read_user_options};
+pub use addon::{AddonOptions, read_user_options, validate_addon};
 pub use convert::{Secrets, node_to_json};
 pub use devices::{Device, DeviceTable};
 
