@@ -146,3 +146,182 @@ fn every_case_matches_the_supervisor() {
             .join("\n")
     );
 }
+
+/// A sample of the cases through the binary: `options --as-given --json` prints the same
+/// answer (every 7th case, so each kind of case is in it).
+#[test]
+#[cfg_attr(
+    not(corpus),
+    ignore = "no corpus: set ADDON_SANDBOX_CORPUS (see docs/testing.md)"
+)]
+fn the_binary_gives_the_same_answers() {
+    let Some(corpus) = common::corpus_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let secrets = tmp.path().join("secrets.yaml");
+    std::fs::write(&secrets, "db_password: s3cret\n").unwrap();
+    let mut checked = 0;
+    for case in cases(&corpus).iter().step_by(7) {
+        // The host's own devices are not the README's: device cases run through the library.
+        if case["case"].as_str().unwrap().starts_with("device") {
+            continue;
+        }
+        let slug = case["slug"].as_str().unwrap();
+        let (repository, _) = slug.split_once('_').unwrap();
+        let options = serde_json::to_string(&case["options"]).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+            .args([
+                "options",
+                "--as-given",
+                "--json",
+                "--repository",
+                repository,
+            ])
+            .arg("--secrets")
+            .arg(&secrets)
+            .args(["--options", &options])
+            .arg(addon_dir(&corpus, case))
+            .output()
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{slug}: {}", String::from_utf8_lossy(&out.stderr)));
+        let valid = answer["valid"].as_bool().unwrap();
+        assert_eq!(out.status.code(), Some(if valid { 0 } else { 1 }), "{slug}");
+        let ours = if valid {
+            Ok(answer["options"].clone())
+        } else {
+            Err(answer["error"].as_str().unwrap().to_owned())
+        };
+        compare(case, ours).unwrap_or_else(|why| panic!("{slug} [{}]: {why}", case["case"]));
+        checked += 1;
+    }
+    assert!(checked > 200, "only {checked} cases ran");
+}
+
+/// An add-on with a schema, for `run` on the real engine.
+fn run_addon(dir: &Path, slug: &str) -> PathBuf {
+    let addon = dir.join("addon");
+    std::fs::create_dir(&addon).unwrap();
+    std::fs::write(
+        addon.join("config.yaml"),
+        format!(
+            "name: Opt\nversion: \"1.0\"\nslug: {slug}\ndescription: d\narch: [amd64, aarch64]\n\
+             options:\n  port: 1883\n  user: admin\n  nested: {{a: true}}\n\
+             schema:\n  port: port\n  user: str\n  password: password?\n  nested: {{a: bool}}\n"
+        ),
+    )
+    .unwrap();
+    addon
+}
+
+fn run_cmd(dir: &Path, addon: &Path, extra: &[&str], script: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .arg("run")
+        .arg(addon)
+        .args([
+            "--json",
+            "--allow-unconfined",
+            "--image",
+            common::TEST_IMAGE,
+        ])
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(extra)
+        .args(["--command", "/bin/sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+/// Remove the container `name`; whether it was there (`rm -f` succeeds either way).
+fn docker_rm(name: &str) -> bool {
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let existed = docker(&["inspect", name]);
+    docker(&["rm", "-f", name]);
+    existed
+}
+
+/// `run` writes the merged, validated options 0600 to the data folder before the container
+/// starts: the add-on reads them at `/data/options.json`.
+#[test]
+fn run_writes_options_json_before_the_start() {
+    if !common::docker_available() {
+        return;
+    }
+    common::ensure_test_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let addon = run_addon(tmp.path(), "optrun");
+    let secrets = tmp.path().join("secrets.yaml");
+    std::fs::write(&secrets, "db_password: s3cret\n").unwrap();
+    let user = r#"{"port": "8883", "password": "!secret db_password", "nested": {"x": 1}}"#;
+    let script = "cat /data/options.json > /data/seen; sleep 60";
+    let flags = ["--options", user, "--secrets", secrets.to_str().unwrap()];
+    let out = run_cmd(tmp.path(), &addon, &flags, script);
+    let removed = docker_rm("app_local_optrun");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(removed, "the container was not there");
+    let data = tmp.path().join("data/apps/data/local_optrun");
+    let file = data.join("options.json");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let want = serde_json::json!({"port": 8883, "user": "admin", "nested": {"a": true}, "password": "s3cret"});
+    assert_eq!(written, want);
+    // What the add-on read inside, once it ran.
+    let seen = data.join("seen");
+    for _ in 0..100 {
+        if std::fs::metadata(&seen).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let inside: Value = serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
+    assert_eq!(inside, want);
+}
+
+/// Invalid options: the Supervisor's text, exit 1, and nothing created (no container, no
+/// data folder, no token).
+#[test]
+fn run_refuses_invalid_options_and_creates_nothing() {
+    if !common::docker_available() {
+        return;
+    }
+    common::ensure_test_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let addon = run_addon(tmp.path(), "optbad");
+    let out = run_cmd(
+        tmp.path(),
+        &addon,
+        &["--options", r#"{"port": 0}"#],
+        "sleep 60",
+    );
+    let removed = docker_rm("app_local_optbad");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("App local_optbad has invalid options: value must be at least 1. Got {'port': 0, 'user': 'admin', 'nested': {'a': True}}"),
+        "{err}"
+    );
+    assert!(!removed, "a container was created");
+    assert!(
+        !tmp.path().join("data").exists(),
+        "a data folder was created"
+    );
+    assert!(
+        !tmp.path().join("state/addons/local_optbad/token").exists(),
+        "a token was written"
+    );
+}
