@@ -28,6 +28,7 @@ pub mod diag;
 pub mod gateway;
 pub mod launch;
 pub mod native;
+pub mod options;
 pub mod parallel;
 pub mod plan;
 pub mod policy;

@@ -9,6 +9,7 @@ mod engine;
 mod flags;
 mod logs;
 mod man;
+mod options;
 mod output;
 mod plan;
 mod preview;
@@ -51,6 +52,9 @@ enum Command {
     /// The generated AppArmor profile of an add-on (least privilege, from its sandbox plan).
     #[command(after_help = EXAMPLES_PROFILE)]
     Profile(profile::ProfileArgs),
+    /// Validate an add-on's options as the Supervisor does and print options.json.
+    #[command(after_help = EXAMPLES_OPTIONS)]
+    Options(options::OptionsArgs),
     /// Validate, plan, load the profile, create and start the container, attest it.
     #[command(after_help = EXAMPLES_RUN)]
     Run(run::RunArgs),
@@ -95,6 +99,7 @@ const EXAMPLES_RATE: &str = "Examples:\n  addon-sandbox rate examples/network-mo
 const EXAMPLES_PLAN: &str = "Examples:\n  addon-sandbox plan examples/media-server\n  addon-sandbox plan --json --policy supervisor examples/media-server\n  addon-sandbox plan --grant host_network --data-root /srv/ha examples/network-monitor";
 const EXAMPLES_PROFILE: &str = "Examples:\n  addon-sandbox profile --explain examples/mqtt-bridge\n  addon-sandbox profile -o mqtt.apparmor examples/mqtt-bridge\n  addon-sandbox profile --out profiles/ ../my-addons";
 const EXAMPLES_RUN: &str = "Examples:\n  addon-sandbox run examples/mqtt-bridge --image busybox --command sleep 600\n  addon-sandbox run --json --allow-unconfined examples/mqtt-bridge   # a host without AppArmor\n  addon-sandbox run --backend native --rootfs /srv/rootfs examples/mqtt-bridge --command /bin/sh";
+const EXAMPLES_OPTIONS: &str = "Examples:\n  addon-sandbox options examples/mqtt-bridge\n  addon-sandbox options examples/mqtt-bridge --options '{\"port\": 1884}' --secrets /config/secrets.yaml\n  addon-sandbox options --as-given --json --options my-options.json examples/mqtt-bridge";
 const EXAMPLES_STOP: &str = "Examples:\n  addon-sandbox stop local_mqtt_bridge";
 const EXAMPLES_RM: &str = "Examples:\n  addon-sandbox rm local_mqtt_bridge";
 const EXAMPLES_PS: &str = "Examples:\n  addon-sandbox ps\n  addon-sandbox ps --json";
@@ -114,6 +119,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Rate(args) => rate::exec(args, &mut out),
         Command::Plan(args) => plan::exec(args, &mut out),
         Command::Profile(args) => profile::exec(args, &mut out),
+        Command::Options(args) => options::exec(args, &mut out),
         Command::Run(args) => run::exec(args, &mut out),
         Command::NativeInit => Ok(ExitCode::from(native::init::main())),
         Command::Stop(args) => stop::stop(args, &mut out),

@@ -12,6 +12,7 @@ use addon_sandbox::{launch, native};
 
 use super::engine::runtime;
 use super::flags::{DataRootFlag, EngineFlags, PlanFlags, absolute};
+use super::options::OptionsFlags;
 use super::output::one_plan;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,6 +62,8 @@ pub struct RunArgs {
     plan: PlanFlags,
     #[command(flatten)]
     data_root: DataRootFlag,
+    #[command(flatten)]
+    options: OptionsFlags,
 }
 
 pub fn exec(args: RunArgs, out: &mut impl Write) -> Result<ExitCode> {
@@ -96,6 +99,9 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
     let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
         return Ok(ExitCode::from(1));
     };
+    let Some(addon_options) = valid_options(&args, &addon, &plan.full_slug)? else {
+        return Ok(ExitCode::from(1));
+    };
     let run_options = launch::RunOptions {
         image: args.image,
         command: (!args.command.is_empty()).then_some(args.command),
@@ -103,6 +109,7 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
         data_root: PathBuf::from(&options.data_root),
         addon_profile: addon.apparmor_text,
         timezone: timezone(),
+        options: Some(addon_options),
     };
     let rt = runtime()?;
     let engine = &args.engine;
@@ -123,6 +130,9 @@ fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<Ex
     let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
         return Ok(ExitCode::from(1));
     };
+    let Some(addon_options) = valid_options(&args, &addon, &plan.full_slug)? else {
+        return Ok(ExitCode::from(1));
+    };
     let state = launch::state::StateDir::open(&args.engine.state_dir()?)?;
     let opts = native::run::NativeOptions {
         rootfs,
@@ -136,6 +146,7 @@ fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<Ex
         data_root: PathBuf::from(&options.data_root),
         addon_profile: addon.apparmor_text,
         timezone: timezone(),
+        options: Some(addon_options),
     };
     let result = native::run::run(&state, &plan, &opts);
     if result.is_err() {
@@ -145,6 +156,31 @@ fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<Ex
         }
     }
     print_outcome(out, &args.path, args.json, result)
+}
+
+/// The options the start writes to options.json, or `None` after printing the
+/// Supervisor's refusal (`App <slug> has invalid options: ...`): nothing is created then.
+fn valid_options(
+    args: &RunArgs,
+    addon: &addon_sandbox::addon::Addon,
+    full_slug: &str,
+) -> Result<Option<serde_json::Value>> {
+    match args.options.validate(addon, full_slug, false)? {
+        Ok(valid) => {
+            for w in &valid.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(Some(valid.options))
+        }
+        Err(addon_sandbox::options::OptionsError::Invalid(error)) => {
+            eprintln!(
+                "error: {}: App {full_slug} has invalid options: {error}",
+                args.path.display()
+            );
+            Ok(None)
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Print what a start did (or why it failed) and turn it into the exit status.

@@ -6,6 +6,8 @@ use super::host::LoadError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    #[error("{0}")]
+    Options(#[from] crate::options::OptionsError),
     #[error(
         "the plan confines the add-on with the AppArmor profile '{profile}', but this host cannot enforce it: {why}. Refusing to start it unconfined (nothing was created); pass --allow-unconfined to run it without AppArmor anyway"
     )]

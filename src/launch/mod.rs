@@ -22,6 +22,7 @@ pub mod state;
 pub use error::LaunchError;
 pub use prepare::{
     CheckedSource, CheckedSources, check_sources, new_token, profile_text, rename_addon_profile,
+    write_options,
 };
 
 use std::future::Future;
@@ -47,6 +48,9 @@ pub struct RunOptions {
     pub addon_profile: Option<String>,
     /// `TZ` for the container (default UTC).
     pub timezone: Option<String>,
+    /// The validated options, written to `options.json` in the data folder before the
+    /// container is created (`None`: no file, for callers that validate nothing).
+    pub options: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -126,6 +126,29 @@ pub fn check_sources(plan: &SandboxPlan, data_root: &Path) -> Result<CheckedSour
     Ok(out)
 }
 
+/// The validated options as `options.json` in the add-on's data folder, written through the
+/// descriptor [`check_sources`] opened (so a link swapped in since cannot redirect it); the
+/// Supervisor writes it before every start.
+pub fn write_options(
+    plan: &SandboxPlan,
+    sources: &CheckedSources,
+    options: Option<&serde_json::Value>,
+) -> Result<(), LaunchError> {
+    use std::os::fd::AsRawFd;
+    let Some(options) = options else {
+        return Ok(());
+    };
+    let data = plan
+        .mounts
+        .iter()
+        .find(|m| m.origin == crate::plan::DATA_MOUNT_ORIGIN)
+        .and_then(|m| sources.mount(&m.source))
+        .ok_or_else(|| std::io::Error::other("the plan has no checked data folder"))?;
+    let dir = format!("/proc/self/fd/{}", data.as_raw_fd());
+    crate::options::write::write_options(Path::new(&dir), options)?;
+    Ok(())
+}
+
 /// 32 random bytes, hex: the add-on's token for one start.
 pub fn new_token() -> Result<String, std::io::Error> {
     let mut bytes = [0u8; 32];

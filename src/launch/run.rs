@@ -11,7 +11,7 @@ use super::host::{self, AppArmorSupport};
 use super::state::{self, AddonLock, Record};
 use super::{
     Created, LaunchError, Launcher, RunOptions, RunReport, check_sources, docker_err, new_token,
-    profile_text, status_of,
+    profile_text, status_of, write_options,
 };
 use crate::plan::{Confinement, SandboxPlan};
 
@@ -150,6 +150,7 @@ impl Launcher {
 
         // Held until the container runs: the attestation compares its binds with these.
         let sources = check_sources(plan, &opts.data_root)?;
+        write_options(plan, &sources, opts.options.as_ref())?;
 
         if let (AppArmorMode::Profile(name), Some(text)) = (&mode, &profile_text) {
             self.write_and_load_profile(name, text, created).await?;

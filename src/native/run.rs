@@ -17,6 +17,8 @@ pub struct NativeOptions {
     pub data_root: PathBuf,
     pub addon_profile: Option<String>,
     pub timezone: Option<String>,
+    /// The validated options for `options.json` (see `launch::RunOptions::options`).
+    pub options: Option<serde_json::Value>,
 }
 
 impl From<NativeError> for LaunchError {
@@ -59,6 +61,7 @@ pub fn run(
     // Refuses a source that is or passes through a link; the setup walks each again the same
     // way and binds the descriptor it gets (MountSpec::checked_from).
     let sources = crate::launch::check_sources(plan, &opts.data_root)?;
+    crate::launch::write_options(plan, &sources, opts.options.as_ref())?;
     let loaded = write_and_load_profile(state, plan, opts, &confinement, &slug)?;
     let token = new_token()?;
     state.write_token(&slug, &token)?;
