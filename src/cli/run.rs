@@ -52,6 +52,11 @@ pub struct RunArgs {
     /// refuse) or none (unconfined, warned).
     #[arg(long, value_enum, default_value = "any")]
     confinement: ConfinementArg,
+    /// The audio server an `audio: true` add-on's pulse client uses, as the add-on sees it: a
+    /// socket path, unix:PATH or tcp:HOST:PORT [default: unix:/run/audio/pulse.sock, the
+    /// socket in <data root>/audio/external, bound at /run/audio].
+    #[arg(long, value_name = "ADDRESS")]
+    audio_server: Option<String>,
     #[command(flatten)]
     engine: EngineFlags,
     /// What was started (or why not) as one JSON object.
@@ -64,6 +69,10 @@ pub struct RunArgs {
 }
 
 pub fn exec(args: RunArgs, out: &mut impl Write) -> Result<ExitCode> {
+    if let Some(address) = &args.audio_server {
+        // Checked before anything else, whether or not the add-on uses audio.
+        launch::audio_server_address(address)?;
+    }
     match args.backend {
         BackendArg::Native => {
             if args.image.is_some() || args.allow_unconfined {
@@ -103,6 +112,7 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
         data_root: PathBuf::from(&options.data_root),
         addon_profile: addon.apparmor_text,
         timezone: timezone(),
+        audio_server: args.audio_server,
     };
     let rt = runtime()?;
     let engine = &args.engine;
@@ -136,6 +146,7 @@ fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<Ex
         data_root: PathBuf::from(&options.data_root),
         addon_profile: addon.apparmor_text,
         timezone: timezone(),
+        audio_server: args.audio_server,
     };
     let result = native::run::run(&state, &plan, &opts);
     if result.is_err() {

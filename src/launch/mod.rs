@@ -21,7 +21,8 @@ pub mod state;
 
 pub use error::LaunchError;
 pub use prepare::{
-    CheckedSource, CheckedSources, check_sources, new_token, profile_text, rename_addon_profile,
+    CheckedSource, CheckedSources, DEFAULT_AUDIO_SERVER, audio_server_address, check_sources,
+    new_token, present_on_host, profile_text, rename_addon_profile, write_host_files,
 };
 
 use std::future::Future;
@@ -47,6 +48,9 @@ pub struct RunOptions {
     pub addon_profile: Option<String>,
     /// `TZ` for the container (default UTC).
     pub timezone: Option<String>,
+    /// The pulse client's `default-server` for audio add-ons (default
+    /// [`DEFAULT_AUDIO_SERVER`]).
+    pub audio_server: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -17,6 +17,8 @@ pub struct NativeOptions {
     pub data_root: PathBuf,
     pub addon_profile: Option<String>,
     pub timezone: Option<String>,
+    /// The pulse client's `default-server` for audio add-ons.
+    pub audio_server: Option<String>,
 }
 
 impl From<NativeError> for LaunchError {
@@ -52,12 +54,15 @@ pub fn run(
     opts: &NativeOptions,
 ) -> Result<RunReport, LaunchError> {
     crate::launch::devices::check(plan, std::path::Path::new("/dev"))?;
+    let mut host_warnings = Vec::new();
+    let plan = &crate::launch::present_on_host(plan, &mut host_warnings);
     let confinement = choose_confinement(plan, opts)?;
     let slug = plan.full_slug.clone();
     let _lock = state.lock(&slug)?;
     replace_previous(state, &slug)?;
     // Refuses a source that is or passes through a link; binding by these descriptors is
     // the native backend's next step (see launch::checked_path).
+    crate::launch::write_host_files(plan, &opts.data_root, opts.audio_server.as_deref())?;
     let _sources = crate::launch::check_sources(plan, &opts.data_root)?;
     let loaded = write_and_load_profile(state, plan, opts, &confinement, &slug)?;
     let token = new_token()?;
@@ -99,7 +104,10 @@ pub fn run(
         confinement: record.confinement,
         granted: plan.granted.clone(),
         withheld: plan.withheld.clone(),
-        warnings: warnings(plan, &confinement),
+        warnings: host_warnings
+            .into_iter()
+            .chain(warnings(plan, &confinement))
+            .collect(),
         ingress_token: None,
     })
 }
