@@ -13,7 +13,7 @@ const BUILD_NAMES: [&str; 3] = ["build.yaml", "build.yml", "build.json"];
 #[derive(Debug)]
 pub struct Addon {
     pub dir: PathBuf,
-    /// The config file used (None when the folder has none, or more than one).
+    /// The config file used (None when the folder has none, or more than one valid one).
     pub config_file: Option<PathBuf>,
     pub config: Option<AddonConfig>,
     pub diagnostics: Vec<Diagnostic>,
@@ -65,9 +65,9 @@ pub fn load_all(dirs: &[PathBuf]) -> Vec<Addon> {
     crate::parallel::map(dirs, 0, |dir| load(dir))
 }
 
-/// Read one add-on folder (a folder holding a config file directly).
-pub fn load(dir: &Path) -> Addon {
-    let mut addon = Addon {
+/// An add-on folder before anything is read.
+fn load_empty(dir: &Path) -> Addon {
+    Addon {
         dir: dir.to_path_buf(),
         config_file: None,
         config: None,
@@ -76,17 +76,34 @@ pub fn load(dir: &Path) -> Addon {
         apparmor_profile: None,
         apparmor_text: None,
         raw_slug: None,
-    };
+    }
+}
+
+/// Read one add-on folder (a folder holding a config file directly).
+pub fn load(dir: &Path) -> Addon {
+    let mut addon = load_empty(dir);
     let listing = Listing::of(dir);
-    let config_path = match config_path(dir, listing.configs) {
-        Ok(path) => path,
-        Err(diagnostic) => {
-            addon.diagnostics.push(diagnostic);
+    let configs: Vec<PathBuf> = CONFIG_NAMES
+        .iter()
+        .zip(listing.configs)
+        .filter(|(_, here)| *here)
+        .map(|(n, _)| dir.join(n))
+        .collect();
+    match configs.as_slice() {
+        [] => {
+            addon.diagnostics.push(diag::whole_file(
+                Severity::Error,
+                dir,
+                "no config.yaml, config.yml or config.json in this folder",
+            ));
             return addon;
         }
-    };
-    addon.config_file = Some(config_path.clone());
-    read_config(&mut addon, &config_path);
+        [one] => {
+            addon.config_file = Some(one.clone());
+            read_config(&mut addon, one);
+        }
+        several => read_several_configs(&mut addon, several),
+    }
 
     if let Some(build_path) = BUILD_NAMES
         .iter()
@@ -126,34 +143,70 @@ fn order_diagnostics(diagnostics: &mut Vec<Diagnostic>) {
     diagnostics.extend(keyed.into_iter().map(|(_, d)| d));
 }
 
-/// The one config file of the folder, or the error when it has none or more than one.
-fn config_path(dir: &Path, configs: [bool; 3]) -> Result<PathBuf, Diagnostic> {
-    let present: Vec<PathBuf> = CONFIG_NAMES
+/// A folder with more than one config file, as the Supervisor's store reads it: every
+/// `config.*` its glob finds is read and validated on its own, an invalid one is skipped with
+/// a log line, and each valid one is stored under its slug. So one valid file among invalid
+/// ones is the add-on (the others are warned about here). Two valid files are refused: with
+/// one slug the Supervisor keeps whichever its directory listing (`Path.glob`, unsorted, the
+/// filesystem's order) yields last, and with two slugs it installs two add-ons from one folder.
+fn read_several_configs(addon: &mut Addon, paths: &[PathBuf]) {
+    let read: Vec<Addon> = paths
         .iter()
-        .zip(configs)
-        .filter(|(_, here)| *here)
-        .map(|(n, _)| dir.join(n))
+        .map(|path| {
+            let mut one = load_empty(&addon.dir);
+            one.config_file = Some(path.clone());
+            read_config(&mut one, path);
+            one
+        })
         .collect();
-    match present.as_slice() {
-        [] => Err(diag::whole_file(
-            Severity::Error,
-            dir,
-            "no config.yaml, config.yml or config.json in this folder",
-        )),
-        [one] => Ok(one.clone()),
-        many => {
-            let names: Vec<String> = many
-                .iter()
-                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .collect();
-            Err(diag::whole_file(
+    let (valid, invalid): (Vec<Addon>, Vec<Addon>) = read.into_iter().partition(Addon::valid);
+    let name = |a: &Addon| {
+        a.config_file
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    match <[Addon; 1]>::try_from(valid) {
+        Ok([chosen]) => {
+            for other in &invalid {
+                let why = other.errors().next().map(|d| d.message.clone());
+                addon.diagnostics.push(diag::whole_file(
+                    Severity::Warning,
+                    &addon.dir,
+                    format!(
+                        "{} is also here but invalid ({}): the Supervisor skips it and installs the add-on from {}",
+                        name(other),
+                        why.unwrap_or_default(),
+                        name(&chosen)
+                    ),
+                ));
+            }
+            addon.config_file = chosen.config_file;
+            addon.config = chosen.config;
+            addon.raw_slug = chosen.raw_slug;
+            addon.diagnostics.extend(chosen.diagnostics);
+        }
+        Err(valid) if valid.is_empty() => {
+            addon.config_file = invalid.first().and_then(|a| a.config_file.clone());
+            addon.raw_slug = invalid.iter().find_map(|a| a.raw_slug.clone());
+            addon
+                .diagnostics
+                .extend(invalid.into_iter().flat_map(|a| a.diagnostics));
+        }
+        Err(valid) => {
+            let names: Vec<String> = valid.iter().map(name).collect();
+            let slugs: Vec<&str> = valid.iter().filter_map(Addon::slug).collect();
+            addon.raw_slug = slugs.first().map(|s| (*s).to_owned());
+            addon.diagnostics.push(diag::whole_file(
                 Severity::Error,
-                dir,
+                &addon.dir,
                 format!(
-                    "more than one config file ({}): the Supervisor would load each as a separate add-on; keep one",
-                    names.join(", ")
+                    "more than one valid config file ({}, slugs {}): the Supervisor installs each as an add-on, and of equal slugs keeps whichever its directory listing yields last; keep one",
+                    names.join(", "),
+                    slugs.join(", ")
                 ),
-            ))
+            ));
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct Mount {
     /// Read-only without making the submounts read-only (only `/dev`).
     #[serde(skip)]
     pub non_recursive: bool,
+    /// A writable map the operator let run code (`--grant map_exec`): the profile allows
+    /// execution there instead of denying it (W^X's one exception, strict mode only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exec: bool,
     /// The config key (or base policy) that caused this mount.
     #[serde(skip)]
     pub origin: String,

@@ -467,6 +467,7 @@ fn both_backends_refuse_at_launch_a_disk_behind_a_serial_name() {
             addon_profile: None,
             timezone: None,
             options: None,
+            audio_server: None,
         };
         let dir = StateDir::open(&state).unwrap();
         assert_refused(addon_sandbox::native::run::run(&dir, &p, &opts));

@@ -1609,3 +1609,120 @@ fn bad_build_file_is_a_warning_only() {
             .any(|d| d.line == 2 && d.message.contains("squash"))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Discovery, availability and map targets as the Supervisor's store and Docker layer see them
+// ---------------------------------------------------------------------------------------------
+
+/// One add-on folder holding `yaml` as its config, read.
+fn load_one(yaml: &str) -> Addon {
+    let dir = common::addon_dir(yaml);
+    addon::load(dir.path())
+}
+
+/// The store reads every `config.*` of a folder and skips an invalid one: one valid file among
+/// invalid ones is the add-on (installed), with the skipped file warned about; two valid files
+/// are refused (the Supervisor's pick depends on the filesystem's listing order).
+#[test]
+fn a_folder_with_two_config_files_is_read_as_the_store_reads_it() {
+    let dir = common::addon_dir(&common::minimal(""));
+    std::fs::write(dir.path().join("config.json"), "{\"name\": \"broken\"}").unwrap();
+    let a = addon::load(dir.path());
+    assert!(a.valid(), "{:?}", a.diagnostics);
+    assert_eq!(a.config_file, Some(dir.path().join("config.yaml")));
+    let warned: Vec<&Diagnostic> = a.warnings().collect();
+    assert!(
+        warned.iter().any(|d| d
+            .message
+            .starts_with("config.json is also here but invalid")
+            && d.message.contains("installs the add-on from config.yaml")),
+        "{warned:?}"
+    );
+
+    std::fs::write(
+        dir.path().join("config.json"),
+        "{\"name\": \"T\", \"version\": \"1\", \"slug\": \"other\", \"description\": \"d\", \"arch\": [\"amd64\"]}",
+    )
+    .unwrap();
+    let a = addon::load(dir.path());
+    assert!(!a.valid());
+    let err = a.errors().next().unwrap();
+    assert!(
+        err.message.starts_with(
+            "more than one valid config file (config.yaml, config.json, slugs test, other)"
+        ),
+        "{}",
+        err.message
+    );
+}
+
+/// `arch` without the host's architecture: `check` keeps the config valid, but no plan is
+/// made in either policy, and the message says why and how to choose another architecture.
+#[test]
+fn an_addon_for_another_architecture_has_no_plan_in_either_policy() {
+    let a = load_one(&common::minimal("").replace("arch: [amd64, aarch64]", "arch: [armv7]"));
+    assert!(a.valid(), "{:?}", a.diagnostics);
+    for policy in [PolicyMode::Strict, PolicyMode::Supervisor] {
+        let mut options = PlanOptions {
+            policy,
+            ..PlanOptions::default()
+        };
+        options.host.arch = Some("amd64".into());
+        let err = decide(a.config.as_ref().unwrap(), false, &options).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the add-on is not available on amd64: its `arch` lists armv7 (the Supervisor does not offer it on this architecture; --arch chooses another)"
+        );
+        options.host.arch = Some("armv7".into());
+        assert!(decide(a.config.as_ref().unwrap(), false, &options).is_ok());
+    }
+}
+
+/// Map targets the Supervisor accepts are mounted where the config says, in both policies (a
+/// trailing slash dropped); only what cannot be made safe is refused, with the reason.
+#[test]
+fn map_targets_the_supervisor_accepts_are_mounted_there() {
+    let targets = [
+        "/usr/local/",
+        "/etc/app",
+        "/home/node/",
+        "/root/x",
+        "/opt/y",
+    ];
+    let yaml = common::minimal(&format!(
+        "map:\n{}",
+        ["share", "ssl", "media", "backup", "addon_config"]
+            .iter()
+            .zip(targets)
+            .map(|(t, p)| format!("  - type: {t}\n    read_only: false\n    path: {p}\n"))
+            .collect::<String>()
+    ));
+    let a = load_one(&yaml);
+    for policy in [PolicyMode::Strict, PolicyMode::Supervisor] {
+        let options = PlanOptions {
+            policy,
+            ..PlanOptions::default()
+        };
+        let plan = decide(a.config.as_ref().unwrap(), false, &options).unwrap();
+        for t in targets {
+            let t = t.trim_end_matches('/');
+            assert!(
+                plan.mounts.iter().any(|m| m.target == t && !m.read_only),
+                "{t}"
+            );
+        }
+    }
+    for (target, why) in [
+        ("/", "must not be '/'"),
+        ("/proc/x", "must not be inside /proc"),
+        ("/dev", "must not be inside /dev"),
+        ("/usr", "must not replace /usr as a whole"),
+        ("/usr/bin", "must not replace /usr/bin as a whole"),
+    ] {
+        let a = load_one(&common::minimal(&format!(
+            "map:\n  - type: share\n    path: {target}\n"
+        )));
+        let err = decide(a.config.as_ref().unwrap(), false, &PlanOptions::default()).unwrap_err();
+        assert!(err.to_string().contains(why), "{target}: {err}");
+    }
+}

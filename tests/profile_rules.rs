@@ -558,3 +558,61 @@ fn raw_devices_are_withheld_unless_granted() {
     let p = plan(&yaml, &unprotected()).unwrap();
     assert_eq!(p.devices.len(), 4);
 }
+
+/// Item: map targets the Supervisor accepts. A writable map at `/usr/local` (inside the
+/// image's code directories, which are executable) is writable and, by W^X, not executable in
+/// the strict profile, as the parser compiles it; the plan says so and names the grant, and
+/// `--grant map_exec` makes exactly that target executable.
+#[test]
+fn a_writable_map_in_a_code_directory_is_writable_but_not_executable() {
+    let Some(parser) = common::parser() else {
+        return;
+    };
+    let yaml = common::minimal(
+        "map:\n  - type: share\n    read_only: false\n    path: /usr/local/\n  - type: ssl\n    path: /etc/app\n",
+    );
+    let p = plan(&yaml, &PlanOptions::default()).unwrap();
+    let usr_local = p.mounts.iter().find(|m| m.target == "/usr/local").unwrap();
+    assert!(!usr_local.read_only && !usr_local.exec, "{usr_local:?}");
+    assert!(
+        p.mounts
+            .iter()
+            .any(|m| m.target == "/etc/app" && m.read_only)
+    );
+    let w = p
+        .withheld
+        .iter()
+        .find(|w| w.right == "map_exec:share:/usr/local")
+        .expect("the plan names the withheld execution");
+    assert_eq!(w.grant_with, "--grant map_exec");
+    let explained = profile::generate(&p).unwrap().render(true).unwrap();
+    assert!(
+        explained.contains("W\\^X; --grant map_exec lifts it"),
+        "{explained}"
+    );
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    let probes = [
+        Probe::write("/usr/local/bin/tool"),
+        Probe::exec("/usr/local/bin/tool"),
+        Probe::exec("/usr/bin/env"),
+        Probe::read("/etc/app/cert.pem"),
+        Probe::write("/etc/app/cert.pem"),
+    ];
+    assert_eq!(
+        check(&parser, &text, &probes).unwrap(),
+        [true, false, true, true, false]
+    );
+
+    let granted = PlanOptions {
+        grants: [policy::Right::MapExec].into(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&yaml, &granted).unwrap();
+    assert!(p.is_granted("map_exec:share:/usr/local"), "{:?}", p.granted);
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    assert_eq!(
+        check(&parser, &text, &probes[..2]).unwrap(),
+        [true, true],
+        "granted: writable and executable"
+    );
+}

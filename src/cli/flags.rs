@@ -37,6 +37,10 @@ pub struct PlanFlags {
     /// Repository name: the full slug is REPOSITORY_SLUG.
     #[arg(long, default_value = "local")]
     repository: String,
+    /// The host architecture the add-on must list in `arch` (aarch64, amd64, armhf, armv7,
+    /// i386) [default: this machine's].
+    #[arg(long, value_name = "ARCH", value_parser = ["aarch64", "amd64", "armhf", "armv7", "i386"])]
+    arch: Option<String>,
 }
 
 /// `--data-root`, for the commands whose output names host folders (`plan`, `run`); the
@@ -77,7 +81,7 @@ impl PlanFlags {
             repository: self.repository.clone(),
             data_root: data_root.to_string_lossy().into_owned(),
             host: policy::HostFacts {
-                arch: Some(host_arch().to_owned()),
+                arch: Some(self.arch.clone().unwrap_or_else(|| host_arch().to_owned())),
                 devices: launch::devices::host_facts(),
                 ..policy::HostFacts::default()
             },

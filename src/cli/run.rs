@@ -53,6 +53,11 @@ pub struct RunArgs {
     /// refuse) or none (unconfined, warned).
     #[arg(long, value_enum, default_value = "any")]
     confinement: ConfinementArg,
+    /// The audio server an `audio: true` add-on's pulse client uses, as the add-on sees it: a
+    /// socket path, unix:PATH or tcp:HOST:PORT [default: unix:/run/audio/pulse.sock, the
+    /// socket in <data root>/audio/external, bound at /run/audio].
+    #[arg(long, value_name = "ADDRESS")]
+    audio_server: Option<String>,
     #[command(flatten)]
     engine: EngineFlags,
     /// What was started (or why not) as one JSON object.
@@ -67,6 +72,10 @@ pub struct RunArgs {
 }
 
 pub fn exec(args: RunArgs, out: &mut impl Write) -> Result<ExitCode> {
+    if let Some(address) = &args.audio_server {
+        // Checked before anything else, whether or not the add-on uses audio.
+        launch::audio_server_address(address)?;
+    }
     match args.backend {
         BackendArg::Native => {
             if args.image.is_some() || args.allow_unconfined {
@@ -110,6 +119,7 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
         addon_profile: addon.apparmor_text,
         timezone: timezone(),
         options: Some(addon_options),
+        audio_server: args.audio_server,
     };
     let rt = runtime()?;
     let engine = &args.engine;
@@ -147,6 +157,7 @@ fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<Ex
         addon_profile: addon.apparmor_text,
         timezone: timezone(),
         options: Some(addon_options),
+        audio_server: args.audio_server,
     };
     let result = native::run::run(&state, &plan, &opts);
     if result.is_err() {

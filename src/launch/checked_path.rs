@@ -25,6 +25,8 @@ pub enum CheckedPathError {
     NotBeneath { path: PathBuf, root: PathBuf },
     #[error("{0} is not a directory")]
     NotDirectory(PathBuf),
+    #[error("{0} is not a regular file: refusing to write to it")]
+    NotRegular(PathBuf),
     #[error("{0} does not exist")]
     Missing(PathBuf),
     #[error("{path}: {errno}")]
@@ -45,6 +47,47 @@ pub fn create_dir_beneath(
 ) -> Result<OwnedFd, CheckedPathError> {
     let fd = walk(root, path, Some(Mode::from_bits_truncate(mode)))?;
     Ok(fd)
+}
+
+/// Write `contents` to the regular file `path` below `root`, creating it (`mode`) and its
+/// missing parent folders (0750), without following a link anywhere below `root`: a link, a
+/// folder or any other non-regular file where the file should be is refused by name.
+pub fn write_file_beneath(
+    root: &Path,
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+) -> Result<(), CheckedPathError> {
+    use std::io::Write;
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(CheckedPathError::NotBeneath {
+            path: path.to_owned(),
+            root: root.to_owned(),
+        });
+    };
+    let dir = create_dir_beneath(root, parent, 0o750)?;
+    let io = |errno| match errno {
+        Errno::ELOOP => CheckedPathError::Symlink(path.to_owned()),
+        errno => CheckedPathError::Io {
+            path: path.to_owned(),
+            errno,
+        },
+    };
+    // O_NONBLOCK: a FIFO planted where the file goes must not hang the launch.
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let fd = openat(dir.as_fd(), name, flags, Mode::from_bits_truncate(mode)).map_err(io)?;
+    if !is_kind(&stat(&fd).map_err(io)?, SFlag::S_IFREG) {
+        return Err(CheckedPathError::NotRegular(path.to_owned()));
+    }
+    let mut file = std::fs::File::from(fd);
+    file.set_len(0)
+        .and_then(|()| file.write_all(contents))
+        .map_err(|e| {
+            io(Errno::from_raw(
+                e.raw_os_error().unwrap_or(Errno::EIO as i32),
+            ))
+        })
 }
 
 /// `/proc/self/fd/<n>`: a path that names exactly the object behind `fd` (a "magic link": the
@@ -137,6 +180,16 @@ mod tests {
             assert!(open_beneath(root, &path).is_err());
         }
         assert!(!Path::new("/etc/x").exists(), "created through the link");
+        write_file_beneath(root, &root.join("a/new/f"), b"one", 0o644).unwrap();
+        write_file_beneath(root, &root.join("a/new/f"), b"x", 0o644).unwrap();
+        assert_eq!(std::fs::read(root.join("a/new/f")).unwrap(), b"x");
+        std::os::unix::fs::symlink("/etc/passwd", root.join("a/new/g")).unwrap();
+        let err = write_file_beneath(root, &root.join("a/new/g"), b"x", 0o644).unwrap_err();
+        assert!(matches!(err, CheckedPathError::Symlink(_)), "{err}");
+        let err = write_file_beneath(root, &root.join("a/link/f"), b"x", 0o644).unwrap_err();
+        assert!(matches!(err, CheckedPathError::Symlink(_)), "{err}");
+        let err = write_file_beneath(root, &root.join("a/new"), b"x", 0o644).unwrap_err();
+        assert!(!matches!(err, CheckedPathError::Symlink(_)), "{err}");
         let outside = open_beneath(root, Path::new("/etc")).unwrap_err();
         assert!(matches!(outside, CheckedPathError::NotBeneath { .. }));
         let dotdot = open_beneath(root, &root.join("a/../../etc")).unwrap_err();

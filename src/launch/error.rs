@@ -66,6 +66,10 @@ pub enum LaunchError {
     AddonProfileMissing,
     #[error(transparent)]
     Device(#[from] super::devices::DeviceError),
+    #[error(
+        "audio server address {0:?} is not usable: give a socket path, unix:PATH or tcp:HOST:PORT on one line"
+    )]
+    BadAudioServer(String),
 }
 
 impl LaunchError {

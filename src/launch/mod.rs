@@ -21,7 +21,8 @@ pub mod state;
 
 pub use error::LaunchError;
 pub use prepare::{
-    CheckedSource, CheckedSources, check_sources, new_token, profile_text, rename_addon_profile,
+    CheckedSource, CheckedSources, DEFAULT_AUDIO_SERVER, audio_server_address, check_sources,
+    new_token, present_on_host, profile_text, rename_addon_profile, write_host_files,
     write_options,
 };
 
@@ -51,6 +52,9 @@ pub struct RunOptions {
     /// The validated options, written to `options.json` in the data folder before the
     /// container is created (`None`: no file, for callers that validate nothing).
     pub options: Option<serde_json::Value>,
+    /// The pulse client's `default-server` for audio add-ons (default
+    /// [`DEFAULT_AUDIO_SERVER`]).
+    pub audio_server: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -81,17 +81,7 @@ const CHECKED_HOST_SOURCES: [&str; 1] = ["/run/udev"];
 /// never created.
 pub fn check_sources(plan: &SandboxPlan, data_root: &Path) -> Result<CheckedSources, LaunchError> {
     let mut out = CheckedSources::default();
-    if plan
-        .mounts
-        .iter()
-        .any(|m| Path::new(&m.source).starts_with(data_root))
-    {
-        // The data root itself is the operator's: created as a whole path, as before.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(data_root)?;
-    }
+    create_data_root(plan, data_root)?;
     for m in &plan.mounts {
         let source = Path::new(&m.source);
         let (from, fd) = if source.starts_with(data_root) {
@@ -146,6 +136,124 @@ pub fn write_options(
         .ok_or_else(|| std::io::Error::other("the plan has no checked data folder"))?;
     let dir = format!("/proc/self/fd/{}", data.as_raw_fd());
     crate::options::write::write_options(Path::new(&dir), options)?;
+    Ok(())
+}
+
+/// The address written as the pulse client's `default-server` when none is configured: the
+/// server's socket in `/run/audio`, which is `<data root>/audio/external` on the host (where
+/// the Supervisor's audio plugin keeps its socket too).
+pub const DEFAULT_AUDIO_SERVER: &str = "unix:/run/audio/pulse.sock";
+
+/// The settings of the Supervisor's `pulse-client.tmpl` (`supervisor/data/`): the server's
+/// address, and no autospawned server of the add-on's own.
+fn pulse_client_conf(address: &str) -> String {
+    [
+        "# PulseAudio client configuration written by addon-sandbox for this add-on (the settings\n",
+        "# of the Supervisor's pulse-client.tmpl). See pulse-client.conf(5).\n",
+        "default-server = ",
+        address,
+        "\nautospawn = no\n",
+    ]
+    .concat()
+}
+
+/// What the Supervisor's audio plugin gives `/etc/asound.conf`: ALSA through PulseAudio.
+const ASOUND_CONF: &str = "# ALSA through the PulseAudio server (written by addon-sandbox)\n\
+pcm.!default {\n    type pulse\n}\n\nctl.!default {\n    type pulse\n}\n";
+
+/// An audio server address as the operator gives it: a path is a unix socket; anything else
+/// is PulseAudio's own address syntax (`unix:/path`, `tcp:host:port`). One line, printable,
+/// so it cannot add a setting of its own to the file.
+pub fn audio_server_address(given: &str) -> Result<String, LaunchError> {
+    let given = given.trim();
+    if given.is_empty() || given.len() > 512 || given.chars().any(char::is_control) {
+        return Err(LaunchError::BadAudioServer(given.to_owned()));
+    }
+    Ok(if given.starts_with('/') {
+        ["unix:", given].concat()
+    } else {
+        given.to_owned()
+    })
+}
+
+/// The files the Supervisor writes before it creates an audio add-on's container, written as
+/// the plan's mount sources say (under the data root, no link followed): the pulse client
+/// file, the asound file, and the folder bound at `/run/audio`.
+pub fn write_host_files(
+    plan: &SandboxPlan,
+    data_root: &Path,
+    audio_server: Option<&str>,
+) -> Result<(), LaunchError> {
+    create_data_root(plan, data_root)?;
+    for m in &plan.mounts {
+        let source = Path::new(&m.source);
+        if !source.starts_with(data_root) {
+            continue;
+        }
+        match (m.kind, m.target.as_str()) {
+            (MountKind::File, "/etc/pulse/client.conf") => {
+                let address = match audio_server {
+                    Some(a) => audio_server_address(a)?,
+                    None => DEFAULT_AUDIO_SERVER.to_owned(),
+                };
+                let text = pulse_client_conf(&address);
+                checked_path::write_file_beneath(data_root, source, text.as_bytes(), 0o644)?;
+            }
+            (MountKind::File, "/etc/asound.conf") => {
+                checked_path::write_file_beneath(data_root, source, ASOUND_CONF.as_bytes(), 0o644)?;
+            }
+            (MountKind::SocketDirectory, _) => {
+                checked_path::create_dir_beneath(data_root, source, 0o755)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The plan as this host can deliver it, as the Supervisor does: a declared device absent
+/// here is skipped and `/run/udev` is bound only where it exists, each said in a warning.
+/// Nothing else changes: a right is only ever removed here, never added.
+pub fn present_on_host(plan: &SandboxPlan, warnings: &mut Vec<String>) -> SandboxPlan {
+    let mut plan = plan.clone();
+    plan.devices.retain(|d| {
+        // `exists` follows links: a dangling `/dev/serial/by-id/...` link is absent too.
+        let here = Path::new(&d.path_on_host).exists();
+        if !here {
+            warnings.push(format!(
+                "device {} does not exist on this host: skipped (the add-on starts without it)",
+                d.path_on_host
+            ));
+        }
+        here
+    });
+    plan.mounts.retain(|m| {
+        let absent =
+            CHECKED_HOST_SOURCES.contains(&m.source.as_str()) && !Path::new(&m.source).exists();
+        if absent {
+            warnings.push(format!(
+                "{} does not exist on this host (no udev here): not bound at {}",
+                m.source, m.target
+            ));
+        }
+        !absent
+    });
+    plan
+}
+
+/// The data root, when the plan binds anything from it. It is the operator's: created as a
+/// whole path (links followed), unlike everything below it.
+fn create_data_root(plan: &SandboxPlan, data_root: &Path) -> Result<(), LaunchError> {
+    if plan
+        .mounts
+        .iter()
+        .any(|m| Path::new(&m.source).starts_with(data_root))
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(data_root)?;
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use super::host::{self, AppArmorSupport};
 use super::state::{self, AddonLock, Record};
 use super::{
     Created, LaunchError, Launcher, RunOptions, RunReport, check_sources, docker_err, new_token,
-    profile_text, status_of, write_options,
+    present_on_host, profile_text, status_of, write_host_files, write_options,
 };
 use crate::plan::{Confinement, SandboxPlan};
 
@@ -134,6 +134,8 @@ impl Launcher {
     ) -> Result<RunReport, LaunchError> {
         let mut warnings = Vec::new();
         super::devices::check(plan, Path::new("/dev"))?;
+        // Everything after this (profile, body, binds, record) is of what this host has.
+        let plan = &present_on_host(plan, &mut warnings);
         let mode = self.apparmor_mode(plan, opts, &mut warnings)?;
         let profile_text = match &mode {
             AppArmorMode::Profile(name) => {
@@ -148,6 +150,7 @@ impl Launcher {
         self.replace_previous(&name, &slug).await?;
         self.require_image(&image).await?;
 
+        write_host_files(plan, &opts.data_root, opts.audio_server.as_deref())?;
         // Held until the container runs: the attestation compares its binds with these.
         let sources = check_sources(plan, &opts.data_root)?;
         write_options(plan, &sources, opts.options.as_ref())?;

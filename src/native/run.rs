@@ -19,6 +19,8 @@ pub struct NativeOptions {
     pub timezone: Option<String>,
     /// The validated options for `options.json` (see `launch::RunOptions::options`).
     pub options: Option<serde_json::Value>,
+    /// The pulse client's `default-server` for audio add-ons.
+    pub audio_server: Option<String>,
 }
 
 impl From<NativeError> for LaunchError {
@@ -54,12 +56,16 @@ pub fn run(
     opts: &NativeOptions,
 ) -> Result<RunReport, LaunchError> {
     crate::launch::devices::check(plan, std::path::Path::new("/dev"))?;
+    let mut host_warnings = Vec::new();
+    let plan = &crate::launch::present_on_host(plan, &mut host_warnings);
     let confinement = choose_confinement(plan, opts)?;
     let slug = plan.full_slug.clone();
     let _lock = state.lock(&slug)?;
     replace_previous(state, &slug)?;
-    // Refuses a source that is or passes through a link; the setup walks each again the same
-    // way and binds the descriptor it gets (MountSpec::checked_from).
+    // The files written before create (pulse client, asound), then every source checked:
+    // a source that is or passes through a link is refused; the setup walks each again the
+    // same way and binds the descriptor it gets (MountSpec::checked_from).
+    crate::launch::write_host_files(plan, &opts.data_root, opts.audio_server.as_deref())?;
     let sources = crate::launch::check_sources(plan, &opts.data_root)?;
     crate::launch::write_options(plan, &sources, opts.options.as_ref())?;
     let loaded = write_and_load_profile(state, plan, opts, &confinement, &slug)?;
@@ -112,7 +118,10 @@ pub fn run(
         confinement: record.confinement,
         granted: plan.granted.clone(),
         withheld: plan.withheld.clone(),
-        warnings: warnings(plan, &confinement),
+        warnings: host_warnings
+            .into_iter()
+            .chain(warnings(plan, &confinement))
+            .collect(),
         ingress_token: None,
     })
 }

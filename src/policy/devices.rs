@@ -201,6 +201,7 @@ impl Decision<'_> {
                     kind: MountKind::Devices,
                     propagation: None,
                     non_recursive: true,
+                    exec: false,
                     origin: if strict {
                         "device access (video/uart/usb/gpio/full_access)".into()
                     } else {

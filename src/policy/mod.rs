@@ -38,6 +38,7 @@ pub use devclass::{
 };
 pub use devices::{device_withheld, raw_device};
 pub use env::ulimit_ceiling;
+pub use mounts::exec_withheld;
 pub use paths::{check_device_path, check_literal_path, check_target_path};
 
 /// A right an operator can grant with `--grant`.
@@ -69,6 +70,8 @@ pub enum Right {
     UnknownDevices,
     /// `ulimits` above the safe ceilings.
     Ulimits,
+    /// Run code from a writable map inside a code directory (`/usr/local`, `/opt/...`).
+    MapExec,
 }
 
 impl Right {
@@ -91,6 +94,7 @@ impl Right {
             Right::HostConsole => "host_console",
             Right::UnknownDevices => "unknown_devices",
             Right::Ulimits => "ulimits",
+            Right::MapExec => "map_exec",
         }
     }
 
@@ -113,6 +117,7 @@ impl Right {
             Right::HostConsole,
             Right::UnknownDevices,
             Right::Ulimits,
+            Right::MapExec,
         ];
         all.extend(
             Capability::ALL
@@ -172,6 +177,10 @@ pub enum PolicyError {
     BadDevicePath { path: String, why: String },
     #[error("data root '{0}' must be an absolute path without '..' or control characters")]
     BadDataRoot(String),
+    #[error(
+        "the add-on is not available on {host}: its `arch` lists {listed} (the Supervisor does not offer it on this architecture; --arch chooses another)"
+    )]
+    NotAvailable { host: String, listed: String },
 }
 
 /// What the host offers that changes the Supervisor's Docker settings.
@@ -238,6 +247,25 @@ fn check_data_root(root: &str) -> Result<(), PolicyError> {
     Ok(())
 }
 
+/// The Supervisor's first availability check (`AppModel._validate_availability`): the host's
+/// architecture must be in `arch`. An unavailable add-on is never installed, so it has no plan.
+fn check_arch(config: &AddonConfig, host: &HostFacts) -> Result<(), PolicyError> {
+    let Some(arch) = host.arch.as_deref() else {
+        return Ok(());
+    };
+    if config.arch.iter().any(|a| a == arch) {
+        return Ok(());
+    }
+    Err(PolicyError::NotAvailable {
+        host: arch.to_owned(),
+        listed: if config.arch.is_empty() {
+            "no architecture".to_owned()
+        } else {
+            config.arch.join(", ")
+        },
+    })
+}
+
 /// Decide the sandbox of a validated add-on.
 ///
 /// `ships_profile`: the add-on folder has an installable `apparmor.txt` (it moves the
@@ -256,6 +284,7 @@ pub fn decide(
         return Err(PolicyError::BadSlug(config.slug.clone()));
     }
     check_data_root(&options.data_root)?;
+    check_arch(config, &options.host)?;
     if options.policy == PolicyMode::Supervisor && !options.grants.is_empty() {
         return Err(PolicyError::GrantInSupervisorMode);
     }

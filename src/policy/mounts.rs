@@ -8,7 +8,15 @@ use std::collections::BTreeSet;
 use crate::config::{MapEntry, MapType};
 use crate::plan::{DATA_MOUNT_ORIGIN, Mount, MountKind};
 
-use super::{Decision, PolicyError, check_target_path};
+use super::paths::normalise_target;
+use super::{Decision, PolicyError, Right, check_target_path};
+
+/// The image's code directories (the profile's `CODE_DIRS`): a writable map inside one would
+/// be writable and executable unless W^X is kept for it.
+const CODE_DIRS: [&str; 11] = [
+    "/app", "/bin", "/command", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/package", "/sbin",
+    "/usr",
+];
 
 impl<'a> Decision<'a> {
     /// A path under the data root.
@@ -35,6 +43,7 @@ impl<'a> Decision<'a> {
             kind,
             propagation: None,
             non_recursive: false,
+            exec: false,
             origin: origin.to_owned(),
         });
     }
@@ -125,7 +134,32 @@ impl<'a> Decision<'a> {
             entry.read_only,
             &["map: ", kind.name()].concat(),
         );
+        if !entry.read_only && self.strict() && in_code_dir(&target) {
+            self.map_exec(kind, &target);
+        }
         Ok(())
+    }
+
+    /// Strict mode, a writable map inside a code directory: mounted, but W^X keeps it
+    /// non-executable unless the operator grants `map_exec`; either way the plan says so.
+    fn map_exec(&mut self, kind: MapType, target: &str) {
+        let entry = ["map_exec:", kind.name(), ":", target].concat();
+        let reason = format!(
+            "{target} is writable, so the profile keeps it non-executable (W^X) although the image runs code from there"
+        );
+        if self.options.grants.contains(&Right::MapExec) {
+            self.used_grants.insert(Right::MapExec);
+            self.granted.push(entry);
+            if let Some(m) = self.mounts.last_mut() {
+                m.exec = true;
+            }
+        } else {
+            self.withheld.push(crate::plan::Withheld {
+                right: entry,
+                reason,
+                grant_with: ["--grant ", Right::MapExec.name()].concat(),
+            });
+        }
     }
 
     /// Where a map type is bound: the config's `path`, checked, or the default.
@@ -133,8 +167,8 @@ impl<'a> Decision<'a> {
         let path = self
             .config
             .map_entry(kind)
-            .and_then(|m| m.path.clone())
-            .unwrap_or_else(|| default.to_owned());
+            .and_then(|m| m.path.as_deref())
+            .map_or_else(|| default.to_owned(), |p| normalise_target(p).to_owned());
         if path != default {
             check_target_path(&path).map_err(|why| PolicyError::BadMapPath {
                 kind: kind.name(),
@@ -172,4 +206,24 @@ impl<'a> Decision<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether a target lies inside (or is) one of the image's code directories.
+fn in_code_dir(target: &str) -> bool {
+    CODE_DIRS.iter().any(|dir| {
+        target
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Whether `plan` withheld execution for the writable map target `target` (strict mode,
+/// inside a code directory), for the profile's reason.
+pub fn exec_withheld(plan: &crate::plan::SandboxPlan, target: &str) -> bool {
+    plan.withheld.iter().any(|w| {
+        w.right
+            .strip_prefix("map_exec:")
+            .and_then(|rest| rest.split_once(':'))
+            .is_some_and(|(_, t)| t == target)
+    })
 }

@@ -2,10 +2,32 @@
 //! Docker body (map targets, devices, profile rules) is absolute, normalised and literal, so
 //! it means the same thing in both places; map targets also stay off the system directories.
 
-/// System directories no map may cover: the image's code, and the kernel's interfaces.
-const SYSTEM_DIRS: [&str; 15] = [
-    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
-    "/sbin", "/sys", "/usr", "/var/run", "/init",
+/// Kernel interfaces: nothing may be mounted anywhere inside them (a bind there would replace
+/// what the kernel shows, or hide the device nodes the cgroup rules gate).
+const KERNEL_DIRS: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+/// Directories a map may not replace as a whole: the image's code, its configuration and its
+/// runtime state. A folder inside one (`/usr/local`, `/etc/<app>`) is accepted, as by the
+/// Supervisor; only the directory itself cannot be made safe (the image would stop working,
+/// or the add-on's own writable copy of it would become the code that runs).
+const WHOLE_DIRS: [&str; 17] = [
+    "/bin",
+    "/boot",
+    "/etc",
+    "/init",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/run",
+    "/sbin",
+    "/usr",
+    "/usr/bin",
+    "/usr/lib",
+    "/usr/libexec",
+    "/usr/sbin",
+    "/var",
+    "/var/run",
 ];
 
 /// Check a path from the config that reaches the profile and the Docker body: absolute,
@@ -81,20 +103,37 @@ fn plain_normal_path(path: &str) -> bool {
         })
 }
 
-/// Check a target path from the config: literal (see [`check_literal_path`]), not `/` and not
-/// over a system directory.
+/// A map target as the config writes it, normalised as the Supervisor's Docker mount is: one
+/// trailing `/` dropped (`/home/node/` is `/home/node`).
+pub fn normalise_target(path: &str) -> &str {
+    match path.strip_suffix('/') {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => path,
+    }
+}
+
+/// Check a (normalised) target path from the config: literal (see [`check_literal_path`]),
+/// not `/`, nothing inside `/proc`, `/sys` or `/dev`, and not one of the code, configuration
+/// or runtime directories as a whole. Everything else is mounted where the config says.
 pub fn check_target_path(path: &str) -> Result<(), String> {
     check_literal_path(path)?;
     if path == "/" {
-        return Err("must not be '/'".into());
+        return Err("must not be '/': it would replace the whole image".into());
     }
-    for dir in SYSTEM_DIRS {
+    for dir in KERNEL_DIRS {
         if path
             .strip_prefix(dir)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         {
-            return Err(format!("must not be inside the system directory {dir}"));
+            return Err(format!(
+                "must not be inside {dir}: it is the kernel's interface, not a folder"
+            ));
         }
+    }
+    if WHOLE_DIRS.contains(&path) {
+        return Err(format!(
+            "must not replace {path} as a whole: the image's own code or configuration lives there (a folder inside it is accepted)"
+        ));
     }
     Ok(())
 }
@@ -120,6 +159,34 @@ mod tests {
             if plain_normal_path(&path) {
                 prop_assert!(literal_path_problem(&path).is_ok(), "{path:?}");
             }
+        }
+    }
+
+    #[test]
+    fn targets_the_supervisor_accepts_are_accepted() {
+        for path in [
+            "/usr/local",
+            "/etc/app",
+            "/home/node",
+            "/root",
+            "/opt",
+            "/opt/x",
+        ] {
+            assert_eq!(check_target_path(path), Ok(()), "{path}");
+        }
+        assert_eq!(normalise_target("/home/node/"), "/home/node");
+        assert_eq!(normalise_target("/"), "/");
+        for (path, why) in [
+            ("/", "whole image"),
+            ("/proc/x", "kernel"),
+            ("/sys", "kernel"),
+            ("/dev/x", "kernel"),
+            ("/usr", "as a whole"),
+            ("/etc", "as a whole"),
+            ("/usr/bin", "as a whole"),
+        ] {
+            let err = check_target_path(path).unwrap_err();
+            assert!(err.contains(why), "{path}: {err}");
         }
     }
 

@@ -3,7 +3,7 @@
 //! the plan cannot appear in the profile.
 
 use crate::plan::{DeviceClass, MountKind, SandboxPlan};
-use crate::policy::BASELINE_CAPS;
+use crate::policy::{BASELINE_CAPS, exec_withheld};
 
 use super::ProfileError;
 use super::exclusion::deny_all_except;
@@ -380,6 +380,18 @@ fn mounts(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
                     format!("{why} (read-only)"),
                 );
             }
+            (MountKind::Directory, false) if m.exec => {
+                out.file(
+                    subtree(&target),
+                    FilePerms::RWLK,
+                    format!("{why} (read-write)"),
+                );
+                out.file(
+                    subtree(&target),
+                    FilePerms::RMIX,
+                    format!("{why}: writable and executable, granted by --grant map_exec"),
+                );
+            }
             (MountKind::Directory, false) => {
                 out.file(
                     subtree(&target),
@@ -387,11 +399,17 @@ fn mounts(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
                     format!("{why} (read-write, not executable)"),
                 );
                 // W^X made explicit: no other rule (a code directory around a custom
-                // target, an abstraction) can make this tree executable.
+                // target such as /usr/local, an abstraction) can make this tree executable.
                 out.deny(
                     subtree(&target),
                     FilePerms::MX,
-                    format!("{why}: writable, so never executable"),
+                    if exec_withheld(plan, &m.target) {
+                        format!(
+                            "{why}: writable, so never executable although inside a code directory (W^X; --grant map_exec lifts it)"
+                        )
+                    } else {
+                        format!("{why}: writable, so never executable")
+                    },
                 );
             }
             (MountKind::File, true) => {
