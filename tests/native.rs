@@ -300,13 +300,7 @@ fn a_source_swapped_for_a_link_after_the_launchers_check_is_not_followed() {
         sandbox.path("native.log"),
     )
     .unwrap();
-    for m in &mut spec.mounts {
-        m.checked_from = sources
-            .mounts
-            .iter()
-            .find(|c| c.path == m.source)
-            .map(|c| c.from.to_string_lossy().into_owned());
-    }
+    spec.bind_checked(&sources);
     // Now the add-on (writing in `share`'s parent, say) swaps the checked folder for a link.
     let share = data_root.join("share");
     let elsewhere = sandbox.path("host-secrets");

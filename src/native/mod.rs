@@ -155,6 +155,20 @@ pub struct NativeSpec {
     pub log: PathBuf,
 }
 
+impl NativeSpec {
+    /// Marks every mount whose source the launcher checked with the folder it was reached
+    /// from: the setup walks it again the same way and binds the descriptor it gets.
+    pub fn bind_checked(&mut self, sources: &crate::launch::CheckedSources) {
+        for m in &mut self.mounts {
+            m.checked_from = sources
+                .mounts
+                .iter()
+                .find(|c| c.path == m.source)
+                .map(|c| c.from.to_string_lossy().into_owned());
+        }
+    }
+}
+
 /// The nodes every sandbox gets in its own `/dev`, as a container runtime gives them.
 pub const BASE_DEVICES: [&str; 6] = [
     "/dev/null",

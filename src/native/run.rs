@@ -81,13 +81,7 @@ pub fn run(
         log_path(state, &slug),
     );
     let spec = spec.map(|mut s| {
-        for m in &mut s.mounts {
-            m.checked_from = sources
-                .mounts
-                .iter()
-                .find(|c| c.path == m.source)
-                .map(|c| c.from.to_string_lossy().into_owned());
-        }
+        s.bind_checked(&sources);
         s
     });
     let pid = match spec.and_then(|s| super::start(&s)) {
