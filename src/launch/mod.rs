@@ -15,6 +15,7 @@ pub mod devices;
 mod error;
 pub mod host;
 mod manage;
+pub mod network;
 mod prepare;
 mod run;
 pub mod state;
@@ -47,6 +48,8 @@ pub struct RunOptions {
     pub addon_profile: Option<String>,
     /// `TZ` for the container (default UTC).
     pub timezone: Option<String>,
+    /// The add-on's own facts for a standalone gateway (kept in its record).
+    pub info: Option<state::AddonInfo>,
 }
 
 #[derive(Clone, Debug, Serialize)]
