@@ -81,8 +81,10 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("url {0:?} must be http://host:port with no query")]
+    #[error("upstream url {0:?} must be http://host:port with no query")]
     BadUpstream(String),
+    #[error("home assistant url {0:?} must be http://host:port with no query")]
+    BadHomeassistant(String),
     #[error("auth backend url {0:?} must be http://host:port/path")]
     BadAuthBackend(String),
     #[error("{what} is empty")]
@@ -207,13 +209,13 @@ pub fn extract_token(headers: &HeaderMap) -> Option<String> {
 
 impl Gateway {
     pub fn new(config: GatewayConfig) -> Result<Gateway, GatewayError> {
-        let base = |url: &Option<String>| {
+        let base = |url: &Option<String>, bad: fn(String) -> GatewayError| {
             url.as_deref()
-                .map(|u| http_base(u).ok_or_else(|| GatewayError::BadUpstream(u.to_owned())))
+                .map(|u| http_base(u).ok_or_else(|| bad(u.to_owned())))
                 .transpose()
         };
-        let upstream = base(&config.upstream)?;
-        let homeassistant = base(&config.homeassistant)?;
+        let upstream = base(&config.upstream, GatewayError::BadUpstream)?;
+        let homeassistant = base(&config.homeassistant, GatewayError::BadHomeassistant)?;
         for (what, secret) in [
             ("upstream token", &config.upstream_token),
             ("core token", &config.core_token),
