@@ -34,6 +34,7 @@ fn main() {
         policy: "strict".into(),
         ingress_token: None,
         ingress_address: None,
+        info: None,
     })
     .unwrap();
     let gateway = Gateway::new(GatewayConfig::new(

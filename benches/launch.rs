@@ -106,6 +106,8 @@ fn main() {
             timezone: "UTC".into(),
             apparmor: AppArmorMode::Unconfined,
             recursive_read_only: false,
+            network: None,
+            extra_hosts: Vec::new(),
         };
         let mut body = create_body(&plan, &spec);
         // The launcher binds without propagation where the host mount is private.

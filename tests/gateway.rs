@@ -363,6 +363,7 @@ fn write_addon(state: &StateDir, spec: &AddonSpec) {
             policy: spec.policy.into(),
             ingress_token: spec.ingress.map(|_| spec.ingress_token()),
             ingress_address: spec.ingress.map(|a| a.to_string()),
+            info: None,
         })
         .unwrap();
 }

@@ -434,6 +434,7 @@ fn addon(role: Role, hassio_api: bool) -> Arc<AddonCaller> {
         strict: false,
         ingress_token: None,
         ingress_address: None,
+        info: None,
     })
 }
 
@@ -626,6 +627,7 @@ fn a_sample_of_generated_paths_through_real_http() {
                     policy: "supervisor".into(),
                     ingress_token: None,
                     ingress_address: None,
+                    info: None,
                 })
                 .unwrap();
         }

@@ -2168,3 +2168,175 @@ fn an_addon_for_another_architecture_is_not_run() {
         .unwrap();
     assert!(plan.status.success(), "{}", stderr(&plan));
 }
+
+/// The bashio probe image (tests/workloads/bashio-probe) on Home Assistant's Debian base image
+/// from scripts/build-base-image; None, with the reason, when the base image is not here and
+/// REQUIRE_WORKLOADS is not 1.
+fn bashio_image() -> Option<&'static str> {
+    const BASE: &str = "addon-sandbox/base-debian:bookworm";
+    const IMAGE: &str = "addon-sandbox-test/bashio-probe:1";
+    let have_base = Command::new("docker")
+        .args(["image", "inspect", BASE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_base {
+        let why = format!("{BASE} is not built (scripts/build-base-image bookworm)");
+        if std::env::var("REQUIRE_WORKLOADS").as_deref() == Ok("1") {
+            panic!("REQUIRE_WORKLOADS=1 but {why}");
+        }
+        eprintln!("skipped: {why} (set REQUIRE_WORKLOADS=1 to fail instead)");
+        return None;
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workloads/bashio-probe");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", IMAGE, dir])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    Some(IMAGE)
+}
+
+/// Start `serve` standalone on its own test network; returns it and the gateway's address.
+fn serve_standalone(env: &Env, log: &std::path::Path) -> (std::process::Child, String) {
+    let mut gateway = env
+        .cmd(&["serve", "--listen", "127.0.0.1:0", "--log", "all"])
+        .args([
+            "--network-name",
+            "addon-sandbox-test",
+            "--subnet",
+            "172.30.244.0/23",
+        ])
+        .arg("--state-dir")
+        .arg(env.state())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(gateway.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let said: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+        panic!(
+            "serve said {line:?}: {}",
+            std::fs::read_to_string(log).unwrap()
+        )
+    });
+    assert_eq!(said["supervisor"], "172.30.244.1:80", "{said}");
+    (gateway, said["listen"].as_str().unwrap().to_owned())
+}
+
+/// What the probe wrote to its /data, waited for.
+fn probe_answer(env: &Env) -> Value {
+    let file = env
+        .data_root()
+        .join("apps/data")
+        .join(env.full_slug())
+        .join("bashio-probe.json");
+    let start = Instant::now();
+    while !file.exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = std::fs::read(&file).unwrap_or_else(|_| {
+        let logs = Command::new("docker")
+            .args(["logs", &env.container()])
+            .output()
+            .unwrap();
+        panic!(
+            "no answer from the probe: {}",
+            String::from_utf8_lossy(&logs.stderr)
+        )
+    });
+    serde_json::from_slice(&text).unwrap()
+}
+
+#[test]
+fn bashio_reads_config_info_and_services_from_a_standalone_serve() {
+    if !setup() {
+        return;
+    }
+    let Some(image) = bashio_image() else {
+        return;
+    };
+    // A mosquitto-like add-on (provides mqtt) and one that never asked for the service; both
+    // share one state directory, so one gateway serves them.
+    let config =
+        "options: {greeting: hello, provide: true}\nschema: {greeting: str, provide: bool}\n";
+    let broker = Env::new(
+        "bashio_broker",
+        &format!("{config}services: ['mqtt:provide']\n"),
+    );
+    let other = Env::new("bashio_other", &config.replace("true", "false"));
+    let shared_state = broker.state();
+    let log = broker.dir.path().join("serve.log");
+    let (mut gateway, _listen) = serve_standalone(&broker, &log);
+    for (env, options) in [
+        (&broker, r#"{"greeting":"hello","provide":true}"#),
+        (&other, r#"{"greeting":"hi","provide":false}"#),
+    ] {
+        // What `run` writes from the validated options (src/options, being merged) is written
+        // here the same way, into the add-on's data folder.
+        let data = env.data_root().join("apps/data").join(env.full_slug());
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("options.json"), options).unwrap();
+        let out = env
+            .cmd(&["run", "--json", "--allow-unconfined", "--image", image])
+            .arg(env.addon())
+            .arg("--data-root")
+            .arg(env.data_root())
+            .arg("--state-dir")
+            .arg(&shared_state)
+            .output()
+            .unwrap();
+        ok(&out);
+    }
+    let broker_said = probe_answer(&broker);
+    let other_said = probe_answer(&other);
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let _ = Command::new("docker")
+        .args(["network", "rm", "addon-sandbox-test"])
+        .output();
+    let log = std::fs::read_to_string(&log).unwrap();
+
+    assert_eq!(broker_said["greeting"], "hello", "{broker_said} {log}");
+    assert_eq!(broker_said["name"], "T", "{broker_said}");
+    assert!(
+        broker_said["ip"].as_str().unwrap().starts_with("172.30.24"),
+        "on the gateway's network: {broker_said}"
+    );
+    assert_eq!(broker_said["version"], "1.0", "{broker_said}");
+    assert_eq!(broker_said["mqtt_host"], "core-mosquitto", "{broker_said}");
+    assert_eq!(broker_said["services_rc"], 0, "{broker_said}");
+    // The other add-on reads its own options and info, but not the broker's credentials.
+    assert_eq!(other_said["greeting"], "hi", "{other_said}");
+    assert_eq!(other_said["info_rc"], 0, "{other_said}");
+    assert_ne!(other_said["services_rc"], 0, "{other_said}");
+    assert_eq!(other_said["mqtt_host"], "", "{other_said}");
+    // The request log shows each call, the refusal with its status.
+    for (who, what) in [
+        (&broker, "/addons/self/options/config"),
+        (&broker, "/addons/self/info"),
+        (&broker, "/services/mqtt"),
+    ] {
+        let caller = format!("addon:{}", who.full_slug());
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&caller) && l.contains(what) && l.contains("200")),
+            "{what} of {caller} not in the log:\n{log}"
+        );
+    }
+    let other_caller = format!("addon:{}", other.full_slug());
+    assert!(
+        log.lines().any(|l| l.contains(&other_caller)
+            && l.contains("/services/mqtt")
+            && l.contains("403")),
+        "the refusal is not in the log:\n{log}"
+    );
+}

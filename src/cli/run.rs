@@ -111,7 +111,12 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
     let Some(addon_options) = valid_options(&args, &addon, &plan.full_slug)? else {
         return Ok(ExitCode::from(1));
     };
+    let info = addon
+        .config
+        .as_ref()
+        .map(|config| launch::state::AddonInfo::new(config, &plan));
     let run_options = launch::RunOptions {
+        info,
         image: args.image,
         command: (!args.command.is_empty()).then_some(args.command),
         allow_unconfined: args.allow_unconfined,

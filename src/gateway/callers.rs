@@ -31,6 +31,8 @@ pub struct AddonCaller {
     pub strict: bool,
     pub ingress_token: Option<String>,
     pub ingress_address: Option<String>,
+    /// What `run` recorded of the add-on's config (for a standalone gateway).
+    pub info: Option<crate::launch::state::AddonInfo>,
 }
 
 #[derive(Default)]
@@ -85,6 +87,7 @@ fn load(state_dir: &Path) -> Snapshot {
             strict: record.policy != "supervisor",
             ingress_token: record.ingress_token.clone(),
             ingress_address: record.ingress_address.clone(),
+            info: record.info.clone(),
         });
         if let Some(ingress) = &record.ingress_token {
             snapshot
@@ -145,6 +148,13 @@ impl Registry {
 
     pub fn by_token(&self, token: &str) -> Option<Arc<AddonCaller>> {
         self.find(token, |s| &s.by_token)
+    }
+
+    /// Every add-on the state directory has a token for (the services' providers).
+    pub fn all(&self) -> Vec<Arc<AddonCaller>> {
+        let mut all: Vec<_> = self.current(false).by_token.values().cloned().collect();
+        all.sort_by(|a, b| a.full_slug.cmp(&b.full_slug));
+        all
     }
 
     pub fn by_ingress_token(&self, token: &str) -> Option<Arc<AddonCaller>> {

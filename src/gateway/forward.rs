@@ -70,11 +70,12 @@ impl Gateway {
     }
 
     fn upstream_uri(&self, canonical: &str, query: Option<&str>) -> Option<Uri> {
-        let base = self.upstream.path().trim_end_matches('/');
+        let upstream = self.upstream.as_ref()?;
+        let base = upstream.path().trim_end_matches('/');
         let mut target = format!(
             "{}://{}{base}{}",
-            self.upstream.scheme_str().unwrap_or("http"),
-            self.upstream.authority()?,
+            upstream.scheme_str().unwrap_or("http"),
+            upstream.authority()?,
             path::encode(canonical)
         );
         if let Some(q) = query {
@@ -91,6 +92,9 @@ impl Gateway {
         canonical: &str,
         caller: &Caller,
     ) -> Response<ResBody> {
+        if self.upstream.is_none() {
+            return error(StatusCode::NOT_IMPLEMENTED, super::standalone::NO_UPSTREAM);
+        }
         let Some(target) = self.upstream_uri(canonical, request.uri().query()) else {
             return error(StatusCode::BAD_REQUEST, "query cannot be forwarded");
         };

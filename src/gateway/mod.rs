@@ -11,7 +11,10 @@
 //!    unrestricted, an add-on limited to the bypass set and, with `hassio_api`, its plan's role
 //!    ([`roles`]), on the path and on its lowercase spelling both;
 //! 5. `/auth` answered here ([`auth`], rate limited by [`limit`]); everything else forwarded to
-//!    the upstream with the gateway's own credential, never the add-on's token.
+//!    the upstream with the gateway's own credential, never the add-on's token. Without an
+//!    upstream (a standalone host) the add-on's own endpoints and the services registry are
+//!    answered from the state directory ([`standalone`]) after the same decision, and anything
+//!    else is a JSON error.
 //!
 //! The accept loop and that dispatch are in `server`, step 2 in `ingress`, steps 3 and 4 in
 //! `decide` (pure), `/auth` in `login`, and the forwarding of step 5 in `forward`.
@@ -29,7 +32,9 @@ pub mod path;
 pub mod proxy;
 pub mod roles;
 mod server;
+mod services;
 pub mod sessions;
+mod standalone;
 mod websocket;
 
 use std::path::PathBuf;
@@ -78,6 +83,8 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(15 * 60);
 pub enum GatewayError {
     #[error("upstream url {0:?} must be http://host:port with no query")]
     BadUpstream(String),
+    #[error("home assistant url {0:?} must be http://host:port with no query")]
+    BadHomeassistant(String),
     #[error("auth backend url {0:?} must be http://host:port/path")]
     BadAuthBackend(String),
     #[error("{what} is empty")]
@@ -88,8 +95,11 @@ pub enum GatewayError {
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Where allowed API requests go, e.g. `http://172.30.32.2:80`.
-    pub upstream: String,
+    /// Where allowed API requests go, e.g. `http://172.30.32.2:80`; None: a standalone host,
+    /// where the gateway answers the add-on's own endpoints itself.
+    pub upstream: Option<String>,
+    /// Home Assistant's URL on a standalone host (for `/core/info`), e.g. `http://172.30.232.1:8123`.
+    pub homeassistant: Option<String>,
     /// Sent upstream as `Authorization: Bearer …` in place of the caller's token.
     pub upstream_token: Option<String>,
     /// Home Assistant's token: unrestricted, and the only caller that may create sessions.
@@ -112,7 +122,8 @@ impl GatewayConfig {
     /// log (an embedding program chooses its own; `serve` logs denials by default).
     pub fn new(upstream: impl Into<String>, state_dir: PathBuf) -> GatewayConfig {
         GatewayConfig {
-            upstream: upstream.into(),
+            upstream: Some(upstream.into()),
+            homeassistant: None,
             upstream_token: None,
             core_token: None,
             state_dir,
@@ -158,7 +169,11 @@ pub enum Decision {
 }
 
 pub struct Gateway {
-    upstream: Uri,
+    upstream: Option<Uri>,
+    homeassistant: Option<Uri>,
+    state_dir: PathBuf,
+    /// The services registry of a standalone gateway (one writer at a time).
+    services: std::sync::Mutex<()>,
     upstream_auth: Option<HeaderValue>,
     /// The same credential, for the websocket's auth message.
     upstream_token: Option<String>,
@@ -194,8 +209,13 @@ pub fn extract_token(headers: &HeaderMap) -> Option<String> {
 
 impl Gateway {
     pub fn new(config: GatewayConfig) -> Result<Gateway, GatewayError> {
-        let upstream = http_base(&config.upstream)
-            .ok_or_else(|| GatewayError::BadUpstream(config.upstream.clone()))?;
+        let base = |url: &Option<String>, bad: fn(String) -> GatewayError| {
+            url.as_deref()
+                .map(|u| http_base(u).ok_or_else(|| bad(u.to_owned())))
+                .transpose()
+        };
+        let upstream = base(&config.upstream, GatewayError::BadUpstream)?;
+        let homeassistant = base(&config.homeassistant, GatewayError::BadHomeassistant)?;
         for (what, secret) in [
             ("upstream token", &config.upstream_token),
             ("core token", &config.core_token),
@@ -222,6 +242,9 @@ impl Gateway {
         };
         Ok(Gateway {
             upstream,
+            homeassistant,
+            state_dir: config.state_dir.clone(),
+            services: std::sync::Mutex::new(()),
             upstream_auth,
             upstream_token: config.upstream_token.map(|t| t.trim().to_owned()),
             core_token: config.core_token.map(|t| t.trim().to_owned()),

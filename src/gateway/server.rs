@@ -155,6 +155,12 @@ impl Gateway {
         };
         seen.path = Some(canonical.clone());
         match self.decide(&canonical, presented) {
+            Decision::Forward(caller) if self.upstream.is_none() => {
+                self.standalone(request, &canonical, &caller).await
+            }
+            Decision::Open if self.upstream.is_none() => {
+                self.standalone(request, &canonical, &Caller::Open).await
+            }
             Decision::Forward(caller) => {
                 self.forward_api(request, peer.ip(), &canonical, &caller)
                     .await

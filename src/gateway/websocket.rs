@@ -115,8 +115,9 @@ impl Gateway {
     }
 
     fn websocket_target(&self, canonical: &str) -> Option<Uri> {
-        let base = self.upstream.path().trim_end_matches('/');
-        let authority = self.upstream.authority()?;
+        let upstream = self.upstream.as_ref()?;
+        let base = upstream.path().trim_end_matches('/');
+        let authority = upstream.authority()?;
         format!("ws://{authority}{base}{canonical}").parse().ok()
     }
 

@@ -48,6 +48,10 @@ pub struct StartSpec {
     pub token: String,
     pub timezone: String,
     pub apparmor: AppArmorMode,
+    /// The gateway's network to join instead of the plan's default one (never the host's).
+    pub network: Option<String>,
+    /// `name:address` entries for `/etc/hosts` (`supervisor`, `hassio`, `homeassistant`).
+    pub extra_hosts: Vec<String>,
     /// The engine can make a read-only bind read-only all the way down (API 1.44, Docker 25):
     /// read-only maps then ask for it and fail rather than stay writable below their top.
     pub recursive_read_only: bool,
@@ -164,7 +168,12 @@ fn host_config(plan: &SandboxPlan, spec: &StartSpec, port_bindings: PortBindings
         mounts: Some(mounts(plan, spec)),
         cap_add: Some(plan.cap_add.clone()),
         cap_drop: Some(plan.cap_drop.clone()),
-        network_mode: Some(plan.network_mode.clone()),
+        network_mode: Some(
+            spec.network
+                .clone()
+                .unwrap_or_else(|| plan.network_mode.clone()),
+        ),
+        extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
         pid_mode: plan.pid_mode.clone(),
         uts_mode: plan.uts_mode.clone(),
         ipc_mode: plan.ipc_mode.clone(),
@@ -222,6 +231,8 @@ mod tests {
                 timezone: "UTC".into(),
                 apparmor: AppArmorMode::Unconfined,
                 recursive_read_only: recursive,
+                network: None,
+                extra_hosts: Vec::new(),
             };
             for m in mounts(&plan, &spec) {
                 let forced = m

@@ -50,6 +50,8 @@ pub enum LaunchError {
         "{0}: refusing to start the sandbox unconfined (nothing was created); pass --confinement none to run it anyway"
     )]
     NativeRefused(String),
+    #[error("network: {0}")]
+    Network(String),
     #[error("native sandbox: {0}")]
     Native(String),
     #[error(

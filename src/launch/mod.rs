@@ -15,6 +15,7 @@ pub mod devices;
 mod error;
 pub mod host;
 mod manage;
+pub mod network;
 mod prepare;
 mod run;
 pub mod state;
@@ -55,6 +56,8 @@ pub struct RunOptions {
     /// The pulse client's `default-server` for audio add-ons (default
     /// [`DEFAULT_AUDIO_SERVER`]).
     pub audio_server: Option<String>,
+    /// The add-on's own facts for a standalone gateway (kept in its record).
+    pub info: Option<state::AddonInfo>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -19,6 +19,9 @@ use crate::plan::{Confinement, SandboxPlan};
 /// only at the top and has no way to ask for more.
 const READ_ONLY_NOT_RECURSIVE: &str = "this engine (API older than 1.44) makes read-only maps read-only only at their top: a mount below a read-only map's source on the host (a NAS under share, say) stays writable inside; Docker 25 and later, and the native backend, make them read-only all the way down";
 
+/// Said when no `serve` runs for this state directory.
+const NO_GATEWAY: &str = "no gateway is serving this state directory's add-ons: http://supervisor will not answer this one (start `addon-sandbox serve` with the same --state-dir, then run it again)";
+
 impl Launcher {
     /// Validate-to-attest launch of one planned add-on. `interrupt` ends the launch early (the
     /// command line passes Ctrl-C); whatever was created by then is removed.
@@ -165,6 +168,7 @@ impl Launcher {
         self.state.write_token(&slug, &token)?;
         created.token_for = Some(slug.clone());
 
+        let (network, extra_hosts) = self.gateway_attachment(plan, &mut warnings);
         let spec = StartSpec {
             image: image.clone(),
             command: opts.command.clone(),
@@ -172,6 +176,8 @@ impl Launcher {
             timezone: opts.timezone.clone().unwrap_or_else(|| "UTC".into()),
             apparmor: mode.clone(),
             recursive_read_only: self.recursive_read_only(),
+            network,
+            extra_hosts,
         };
         if !spec.recursive_read_only && plan.mounts.iter().any(|m| m.read_only) {
             warnings.push(READ_ONLY_NOT_RECURSIVE.to_owned());
@@ -187,7 +193,9 @@ impl Launcher {
         let pid = self.attest(&id, &mode).await?;
         self.verify_binds(plan, &sources, pid, &mut warnings)?;
 
-        let ingress_token = self.write_record(plan, &id, &image, &mode).await?;
+        let ingress_token = self
+            .write_record(plan, &id, &image, &mode, opts.info.clone())
+            .await?;
         Ok(RunReport {
             full_slug: slug,
             container_name: name,
@@ -323,22 +331,44 @@ impl Launcher {
         id: &str,
         image: &str,
         mode: &AppArmorMode,
+        mut info: Option<state::AddonInfo>,
     ) -> Result<Option<String>, LaunchError> {
+        let ip = self.container_ip(id, &plan.network_mode).await?;
         let (ingress_token, ingress_address) = match plan.ingress_port {
             Some(port) => (
                 Some(new_token()?),
-                self.container_ip(id, &plan.network_mode)
-                    .await?
-                    .map(|ip| format!("{ip}:{port}")),
+                ip.as_ref().map(|ip| format!("{ip}:{port}")),
             ),
             None => (None, None),
         };
+        if let Some(info) = info.as_mut() {
+            info.ip_address = ip;
+        }
         self.state.write_record(&Record {
             ingress_token: ingress_token.clone(),
             ingress_address,
+            info,
             ..Record::for_plan(plan, id.to_owned(), image.to_owned(), mode.label())
         })?;
         Ok(ingress_token)
+    }
+}
+
+impl Launcher {
+    /// Where a running `serve` of this state directory asks add-ons to join, or a warning
+    /// that none serves them (the add-on starts anyway: many never call the API).
+    fn gateway_attachment(
+        &self,
+        plan: &SandboxPlan,
+        warnings: &mut Vec<String>,
+    ) -> (Option<String>, Vec<String>) {
+        match super::network::GatewayRecord::read(self.state.root()) {
+            Some(gateway) => gateway.attachment(&plan.network_mode),
+            None => {
+                warnings.push(NO_GATEWAY.to_owned());
+                (None, Vec::new())
+            }
+        }
     }
 }
 

@@ -40,6 +40,59 @@ pub struct Record {
     /// `host:port` where the gateway reaches the add-on's ingress server.
     #[serde(default)]
     pub ingress_address: Option<String>,
+    /// What a standalone gateway tells the add-on about itself (`/addons/self/info`,
+    /// `/addons/self/options/config`, the services it may use); absent in older records.
+    #[serde(default)]
+    pub info: Option<AddonInfo>,
+}
+
+/// The add-on's own facts as its config gave them at `run`, for a gateway with no Supervisor.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddonInfo {
+    pub name: String,
+    pub slug: String,
+    pub version: String,
+    pub description: String,
+    /// `service:provide|want|need`, as in the config.
+    pub services: Vec<String>,
+    /// `port/proto` → host port (None: not published), as the Supervisor's `ports`.
+    pub ports: std::collections::BTreeMap<String, Option<u16>>,
+    pub ingress: bool,
+    /// The config's `ingress_entry` (the page below the ingress root), as written.
+    pub ingress_entry: Option<String>,
+    pub hostname: Option<String>,
+    /// The add-on's data folder on the host (`options.json` is read from it).
+    pub data_dir: Option<String>,
+    /// The address of the add-on on the gateway's network, once started.
+    pub ip_address: Option<String>,
+}
+
+impl AddonInfo {
+    /// The facts of `config` planned as `plan` (data folder and hostname from the plan).
+    pub fn new(config: &crate::config::AddonConfig, plan: &crate::plan::SandboxPlan) -> AddonInfo {
+        let data_target = plan.data_target();
+        AddonInfo {
+            name: config.name.clone(),
+            slug: config.slug.clone(),
+            version: config.version.clone(),
+            description: config.description.clone(),
+            services: config.services.clone(),
+            ports: config
+                .ports
+                .iter()
+                .map(|(spec, host)| (spec.key.clone(), *host))
+                .collect(),
+            ingress: config.ingress,
+            ingress_entry: config.ingress_entry.clone(),
+            hostname: plan.hostname.clone(),
+            data_dir: plan
+                .mounts
+                .iter()
+                .find(|m| m.target == data_target)
+                .map(|m| m.source.clone()),
+            ip_address: None,
+        }
+    }
 }
 
 fn strict() -> String {
@@ -68,6 +121,7 @@ impl Record {
             policy: plan.policy.name().to_owned(),
             ingress_token: None,
             ingress_address: None,
+            info: None,
         }
     }
 }
