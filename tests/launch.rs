@@ -2280,13 +2280,10 @@ fn bashio_reads_config_info_and_services_from_a_standalone_serve() {
         (&broker, r#"{"greeting":"hello","provide":true}"#),
         (&other, r#"{"greeting":"hi","provide":false}"#),
     ] {
-        // What `run` writes from the validated options (src/options, being merged) is written
-        // here the same way, into the add-on's data folder.
-        let data = env.data_root().join("apps/data").join(env.full_slug());
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(data.join("options.json"), options).unwrap();
+        // `run` validates the options and writes them to the add-on's data folder.
         let out = env
             .cmd(&["run", "--json", "--allow-unconfined", "--image", image])
+            .args(["--options", options])
             .arg(env.addon())
             .arg("--data-root")
             .arg(env.data_root())
