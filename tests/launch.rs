@@ -2173,20 +2173,9 @@ fn an_addon_for_another_architecture_is_not_run() {
 /// from scripts/build-base-image; None, with the reason, when the base image is not here and
 /// REQUIRE_WORKLOADS is not 1.
 fn bashio_image() -> Option<&'static str> {
-    const BASE: &str = "addon-sandbox/base-debian:bookworm";
+    // Built FROM the base image (tests/workloads/bashio-probe/Dockerfile).
+    common::base_image("bookworm")?;
     const IMAGE: &str = "addon-sandbox-test/bashio-probe:1";
-    let have_base = Command::new("docker")
-        .args(["image", "inspect", BASE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_base {
-        let why = format!("{BASE} is not built (scripts/build-base-image bookworm)");
-        if std::env::var("REQUIRE_WORKLOADS").as_deref() == Ok("1") {
-            panic!("REQUIRE_WORKLOADS=1 but {why}");
-        }
-        eprintln!("skipped: {why} (set REQUIRE_WORKLOADS=1 to fail instead)");
-        return None;
-    }
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workloads/bashio-probe");
     let built = Command::new("docker")
         .args(["build", "-q", "-t", IMAGE, dir])

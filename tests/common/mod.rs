@@ -206,3 +206,37 @@ pub fn vm_kernel() -> Option<std::path::PathBuf> {
         Err(err) => unavailable("REQUIRE_APPARMOR_VM", &err.to_string()),
     }
 }
+
+/// Home Assistant's Debian base image `addon-sandbox/base-debian:<suite>`, rebuilt from source by
+/// `scripts/build-base-image` (cached by its inputs: seconds when nothing changed). With
+/// `REQUIRE_WORKLOADS=1` it is built when missing and a failed build is a panic; without it an
+/// image already built is used, and a missing one skips the test with the printed reason.
+pub fn base_image(suite: &str) -> Option<String> {
+    let image = format!("addon-sandbox/base-debian:{suite}");
+    let required = std::env::var("REQUIRE_WORKLOADS").as_deref() == Ok("1");
+    if required {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-base-image");
+        let out = std::process::Command::new(script)
+            .arg(suite)
+            .output()
+            .expect("run scripts/build-base-image");
+        assert!(
+            out.status.success(),
+            "scripts/build-base-image {suite} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return Some(image);
+    }
+    let built = std::process::Command::new("docker")
+        .args(["image", "inspect", &image])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if built {
+        return Some(image);
+    }
+    unavailable(
+        "REQUIRE_WORKLOADS",
+        &format!("{image} is not built (scripts/build-base-image {suite})"),
+    )
+}
