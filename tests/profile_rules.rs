@@ -616,3 +616,65 @@ fn a_writable_map_in_a_code_directory_is_writable_but_not_executable() {
         "granted: writable and executable"
     );
 }
+
+/// Security review: the write-and-execute exception for s6-overlay under the writable `/run`
+/// is exactly the four places s6-overlay 3 generates scripts into and runs them from
+/// (docs/workloads.md), with `ix` and never `m`. The old `/run/{s6,s6-rc*,service}/**` also let
+/// the add-on run what it wrote to `/run/s6/db`, `/run/s6/container_environment` or a
+/// directory of its own named `/run/s6-rcX`.
+#[test]
+fn only_the_scripts_s6_overlay_generates_under_run_are_executable() {
+    let Some(parser) = common::parser() else {
+        return;
+    };
+    let p = plan(&common::minimal(""), &PlanOptions::default()).unwrap();
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    let executable = [
+        "/run/s6/basedir/bin/init",
+        "/run/s6/basedir/scripts/rc.init",
+        "/run/service/.s6-svscan/SIGTERM",
+        "/run/service/s6-linux-init-shutdownd/run",
+        "/run/s6-rc:s6-rc-init:abc/servicedirs/probe/run",
+        "/run/s6-rc:s6-rc-init:abc/servicedirs/probe/finish",
+        "/run/s6/legacy-services/x/finish",
+        "/run/s6/legacy-services/x/run",
+    ];
+    let not_executable = [
+        "/run/s6/db/x",
+        "/run/s6/container_environment/X",
+        "/run/s6/workdir",
+        "/run/x",
+        "/run/s6-rc:s6-rc-init:abc/x",
+        "/run/s6-rc:s6-rc-init:abc/servicedirs/probe/data/x",
+        "/run/s6-rcX/servicedirs/probe/run",
+        "/run/s6-rc:evil/servicedirs/probe/run",
+        "/run/s6/legacy-services/x/data/run",
+        "/run/service-evil/x",
+        "/run/s6-linux-init-container-results/exitcode",
+        "/var/run/x",
+    ];
+    let mmap = |p: &str| Probe::file(p, addon_sandbox::profile::rule::FilePerms::MMAP_EXEC);
+    let mut expected: Vec<(Probe, bool)> = Vec::new();
+    expected.extend(executable.iter().map(|p| (Probe::exec(p), true)));
+    expected.extend(not_executable.iter().map(|p| (Probe::exec(p), false)));
+    // Nothing is mapped executable from /run: every file there that runs is a `#!` script.
+    expected.extend(
+        executable
+            .iter()
+            .chain(&not_executable)
+            .map(|p| (mmap(p), false)),
+    );
+    // Everything under /run stays writable for s6 and the add-on.
+    for p in ["/run/s6/db/x", "/run/service/x/supervise/lock", "/run/x"] {
+        expected.push((Probe::write(p), true));
+    }
+    let probes: Vec<Probe> = expected.iter().map(|(p, _)| p.clone()).collect();
+    let got = check(&parser, &text, &probes).unwrap();
+    let wrong: Vec<String> = expected
+        .iter()
+        .zip(&got)
+        .filter(|((_, want), allowed)| want != *allowed)
+        .map(|((probe, _), allowed)| format!("{probe}: allowed={allowed}"))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

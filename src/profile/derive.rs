@@ -11,8 +11,7 @@ use super::rule::{AaPath, BadPath, Cap, Family, FilePerms, Peer, Rule, SockType}
 
 /// Image code directories: readable, mappable and executable, never writable.
 pub const CODE_DIRS: &str = "/{bin,sbin,usr,lib,lib32,lib64,libx32,opt,app,command,package}/**";
-/// Private writable trees with no code in them: explicitly never executable. (`/etc`, `/run`
-/// and `/var` hold s6-overlay's scripts and run directories, so they are only implicitly so.)
+/// Writable trees with no code: never executable (`/etc`, `/run`: see `S6_ETC`, `S6_RUN_EXEC`).
 const NEVER_EXEC: [&str; 5] = [
     "/tmp/{,**}",
     "/dev/shm/{,**}",
@@ -26,19 +25,18 @@ const S6_ETC: [&str; 3] = [
     "/etc/{cont-init.d,cont-finish.d,services.d,fix-attrs.d}/**",
     "/etc/s6/**",
 ];
-/// The container's own writable filesystem (a private overlay; add-ons write their
-/// configuration into /etc when they start).
-const PRIVATE_WRITABLE: [&str; 9] = [
-    "/tmp/{,**}",
-    "/run/{,**}",
-    "/var/run/{,**}",
-    "/dev/shm/{,**}",
-    "/etc/{,**}",
-    "/var/{,**}",
-    "/root/{,**}",
-    "/home/{,**}",
-    "/srv/{,**}",
+/// The only executable paths under the writable `/run`: what s6-overlay 3 generates at start
+/// and runs (docs/workloads.md). All are `#!` scripts: `ix`, and `m` (which `ix` implies in
+/// the compiled policy) denied, so no ELF file or library written there can run.
+const S6_RUN_EXEC: [&str; 4] = [
+    "/run/s6/basedir/**",
+    "/run/service/**",
+    "/run/s6-rc:s6-rc-init:*/servicedirs/*/{run,finish}",
+    "/run/s6/legacy-services/*/{run,finish}",
 ];
+/// With `NEVER_EXEC`, the container's own writable filesystem (a private overlay; add-ons
+/// write their configuration into /etc when they start).
+const WRITABLE: [&str; 4] = ["/run/{,**}", "/var/run/{,**}", "/etc/{,**}", "/var/{,**}"];
 
 const BASE: &str = "base";
 
@@ -52,11 +50,9 @@ pub struct Derived {
     pub rules: Vec<(Rule, String)>,
 }
 
-struct Out {
-    rules: Vec<(Rule, String)>,
-}
+type Out = Derived;
 
-impl Out {
+impl Derived {
     fn push(&mut self, rule: Rule, why: impl Into<String>) {
         self.rules.push((rule, why.into()));
     }
@@ -92,7 +88,7 @@ pub fn derive(plan: &SandboxPlan) -> Result<Derived, ProfileError> {
     mounts(plan, &mut out)?;
     devices(plan, has("sys_rawio"), &mut out)?;
     host_sockets(plan, &mut out);
-    Ok(Derived { rules: out.rules })
+    Ok(out)
 }
 
 fn capabilities(plan: &SandboxPlan, out: &mut Out) -> Result<Vec<Cap>, ProfileError> {
@@ -264,12 +260,19 @@ fn image_files(out: &mut Out) {
             format!("{BASE}: s6-overlay scripts are code: never writable"),
         );
     }
-    out.file(
-        AaPath::pattern("/run/{s6,s6-rc*,service}/**"),
-        FilePerms::RIX,
-        format!("{BASE}: s6-overlay run directories (written and executed by s6 itself)"),
-    );
-    for dir in PRIVATE_WRITABLE {
+    for dir in S6_RUN_EXEC {
+        out.file(
+            AaPath::pattern(dir),
+            FilePerms::RIX,
+            format!("{BASE}: scripts s6-overlay generates under /run and runs"),
+        );
+        out.deny(
+            AaPath::pattern(dir),
+            FilePerms::MMAP_EXEC,
+            format!("{BASE}: s6-overlay's scripts under /run are never mapped executable"),
+        );
+    }
+    for dir in WRITABLE.iter().chain(&NEVER_EXEC) {
         out.file(
             AaPath::pattern(dir),
             FilePerms::RWLK,
@@ -552,45 +555,38 @@ fn raw_memory(plan: &SandboxPlan, sys_rawio: bool, out: &mut Out) {
 /// Host sockets stay out unless the plan mounts them.
 fn host_sockets(plan: &SandboxPlan, out: &mut Out) {
     let mounted = |target: &str| plan.mounts.iter().any(|m| m.target == target);
-    if !mounted("/run/docker.sock") {
-        out.deny(
-            AaPath::pattern("/{,var/}run/docker.sock"),
-            FilePerms::RW,
-            format!("{BASE}: no Docker socket (docker_api not granted)"),
-        );
-    } else {
-        out.push(
-            Rule::Unix {
-                perms: "connect, send, receive",
-                kind: Some(SockType::Stream),
-                peer: Some(Peer::Label("unconfined")),
-            },
+    let connect = |peer: &'static str| Rule::Unix {
+        perms: "connect, send, receive",
+        kind: Some(SockType::Stream),
+        peer: Some(Peer::Label(peer)),
+    };
+    for (target, pattern, denied, granted) in [
+        (
+            "/run/docker.sock",
+            "/{,var/}run/docker.sock",
+            "no Docker socket (docker_api not granted)",
             "docker_api: true (the Docker engine)",
-        );
-    }
-    if !mounted("/run/dbus") {
-        out.deny(
-            AaPath::pattern("/{,var/}run/dbus/{,**}"),
-            FilePerms::RW,
-            format!("{BASE}: no host D-Bus (host_dbus not granted)"),
-        );
-    } else {
-        out.push(
-            Rule::Unix {
-                perms: "connect, send, receive",
-                kind: Some(SockType::Stream),
-                peer: Some(Peer::Label("unconfined")),
-            },
+        ),
+        (
+            "/run/dbus",
+            "/{,var/}run/dbus/{,**}",
+            "no host D-Bus (host_dbus not granted)",
             "host_dbus: true (the host's D-Bus daemon)",
-        );
+        ),
+    ] {
+        if mounted(target) {
+            out.push(connect("unconfined"), granted);
+        } else {
+            out.deny(
+                AaPath::pattern(pattern),
+                FilePerms::RW,
+                format!("{BASE}: {denied}"),
+            );
+        }
     }
     if mounted("/run/audio") {
         out.push(
-            Rule::Unix {
-                perms: "connect, send, receive",
-                kind: Some(SockType::Stream),
-                peer: Some(Peer::Label("{unconfined,hassio-audio{,//**}}")),
-            },
+            connect("{unconfined,hassio-audio{,//**}}"),
             "audio: true (the audio server's socket)",
         );
     }

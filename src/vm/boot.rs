@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use super::{VmError, fail};
 
-/// Pack `root` into an initramfs, boot it (its `/sbin/vminit` runs as init) and return the
+/// Pack `root` into an initramfs, boot it (its `init` runs as PID 1) and return the
 /// console once the VM powers off, with the time it took. The init must print `END` last. A VM
 /// still running after `deadline` is killed and reported.
 pub(super) fn boot(
     kernel: &Path,
     root: &Path,
     work: &Path,
+    init: &str,
     deadline: Duration,
 ) -> Result<(String, Duration), VmError> {
     let initrd = work.join("initrd.cpio");
@@ -37,11 +38,9 @@ pub(super) fn boot(
         .arg(kernel)
         .arg("-initrd")
         .arg(&initrd)
-        .args([
-            "-append",
-            // A large log buffer and audit backlog: every denial is kept as a witness.
-            "console=ttyS0 rdinit=/sbin/vminit apparmor=1 security=apparmor panic=-1 quiet loglevel=3 log_buf_len=8M audit_backlog_limit=65536 printk.devkmsg=on",
-        ])
+        .arg("-append")
+        // A large log buffer and audit backlog: every denial is kept as a witness.
+        .arg(format!("console=ttyS0 rdinit={init} apparmor=1 security=apparmor panic=-1 quiet loglevel=3 log_buf_len=8M audit_backlog_limit=65536 printk.devkmsg=on"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

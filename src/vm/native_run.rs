@@ -97,7 +97,7 @@ pub fn run_native(
     std::fs::write(root.join("init"), NATIVE_INIT).map_err(fail)?;
     std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(fail)?;
-    let (console, _) = boot(kernel, &root, work.path(), super::budget(0))?;
+    let (console, _) = boot(kernel, &root, work.path(), "/sbin/vminit", super::budget(0))?;
     let mut report = NativeVmReport {
         init: String::new(),
         log: Vec::new(),

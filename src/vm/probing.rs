@@ -88,7 +88,8 @@ pub fn run(
     std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(fail)?;
 
-    let (console, boot_time) = boot(kernel, &root, work.path(), super::budget(probes.len()))?;
+    let budget = super::budget(probes.len());
+    let (console, boot_time) = boot(kernel, &root, work.path(), "/sbin/vminit", budget)?;
     let mut outcomes = vec![String::new(); probes.len()];
     let mut load_failures = Vec::new();
     let mut denied_lines = 0;
