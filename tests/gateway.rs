@@ -347,6 +347,15 @@ const CORE_TOKEN: &str = "core-token-0123456789";
 const UPSTREAM_TOKEN: &str = "gateway-upstream-credential";
 
 fn write_addon(state: &StateDir, spec: &AddonSpec) {
+    write_addon_with(state, spec, None);
+}
+
+/// The token and record `run` leaves for `spec`, with what it recorded of the config.
+fn write_addon_with(
+    state: &StateDir,
+    spec: &AddonSpec,
+    info: Option<addon_sandbox::launch::state::AddonInfo>,
+) {
     state.write_token(spec.slug, &spec.token()).unwrap();
     state
         .write_record(&Record {
@@ -363,7 +372,7 @@ fn write_addon(state: &StateDir, spec: &AddonSpec) {
             policy: spec.policy.into(),
             ingress_token: spec.ingress.map(|_| spec.ingress_token()),
             ingress_address: spec.ingress.map(|a| a.to_string()),
-            info: None,
+            info,
         })
         .unwrap();
 }
@@ -1787,15 +1796,28 @@ fn serve_binary(
     core: &std::path::Path,
     log: &[&str],
 ) -> Served {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--upstream"])
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"));
+    command
+        .args(["serve", "--upstream"])
         .arg(format!("http://{up}"))
+        .args(log);
+    spawn_serve(command, state, core)
+}
+
+/// `command` (a `serve`) on a free port of 127.0.0.1 with `state` and Home Assistant's token
+/// file `core`, once it has said where it listens.
+fn spawn_serve(
+    mut command: std::process::Command,
+    state: &std::path::Path,
+    core: &std::path::Path,
+) -> Served {
+    use std::io::BufRead;
+    let mut child = command
+        .args(["--listen", "127.0.0.1:0"])
         .arg("--state-dir")
         .arg(state)
         .arg("--core-token-file")
         .arg(core)
-        .args(log)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -1805,6 +1827,7 @@ fn serve_binary(
         .read_line(&mut first)
         .unwrap();
     let listen: serde_json::Value = serde_json::from_str(&first).expect("the listen line");
+    assert!(listen.get("supervisor").is_none(), "{listen}");
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     let stderr = child.stderr.take().unwrap();
@@ -2059,4 +2082,405 @@ async fn slow_clients_are_timed_out_and_capped_while_others_are_served() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
+}
+
+/// One call to a gateway with the add-on token `token` (None: no token), answered as JSON.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
+    let headers: Vec<(&str, &str)> = token.iter().map(|t| ("x-supervisor-token", *t)).collect();
+    let (status, headers, body) = send(addr, method, path, &headers, body).await;
+    assert_eq!(
+        headers.get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/json"[..]),
+        "{method} {path}"
+    );
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}: {}", String::from_utf8_lossy(&body)));
+    (status, json)
+}
+
+/// The Supervisor's error envelope with `status` and exactly `message`.
+fn refused(answer: &(StatusCode, serde_json::Value), status: u16, message: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(
+        answer.1,
+        serde_json::json!({"result": "error", "message": message})
+    );
+}
+
+/// A standalone host's add-ons: each with its `services` entries and a data folder holding
+/// its options (written by `run` in real use).
+struct Standalone {
+    dir: tempfile::TempDir,
+    core: std::path::PathBuf,
+}
+
+impl Standalone {
+    fn new() -> Standalone {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&dir.path().join("state")).unwrap();
+        let core = dir.path().join("core-token");
+        std::fs::write(&core, CORE_TOKEN).unwrap();
+        for (slug, role, services) in [
+            ("local_broker", "default", &["mqtt:provide"][..]),
+            ("local_second", "default", &["mqtt:provide"]),
+            ("local_client", "default", &["mqtt:want"]),
+            ("local_needy", "default", &["mqtt:need", "mysql:need"]),
+            ("local_plain", "default", &[]),
+            ("local_manager", "manager", &[]),
+        ] {
+            let data = dir.path().join("data").join(slug);
+            std::fs::create_dir_all(&data).unwrap();
+            let info = addon_sandbox::launch::state::AddonInfo {
+                name: format!("Add-on {slug}"),
+                slug: slug.trim_start_matches("local_").into(),
+                version: "1.2.3".into(),
+                services: services.iter().map(|s| s.to_string()).collect(),
+                data_dir: Some(data.to_string_lossy().into_owned()),
+                ..Default::default()
+            };
+            write_addon_with(&state, &AddonSpec::new(slug, role), Some(info));
+        }
+        Standalone { dir, core }
+    }
+
+    fn data(&self, slug: &str) -> std::path::PathBuf {
+        self.dir.path().join("data").join(slug)
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `serve --no-network` (no Docker) on this state directory, with `args`.
+    fn serve(&self, args: &[&str]) -> (Served, SocketAddr) {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"));
+        command.args(["serve", "--no-network"]).args(args);
+        let served = spawn_serve(command, &self.state(), &self.core);
+        let addr = served.addr.parse().unwrap();
+        (served, addr)
+    }
+}
+
+const BROKER: Option<&str> = Some("token-of-local_broker");
+const SECOND: Option<&str> = Some("token-of-local_second");
+const CLIENT: Option<&str> = Some("token-of-local_client");
+const NEEDY: Option<&str> = Some("token-of-local_needy");
+const PLAIN: Option<&str> = Some("token-of-local_plain");
+const MANAGER: Option<&str> = Some("token-of-local_manager");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_serve_answers_the_addons_own_endpoints_in_the_envelope() {
+    let host = Standalone::new();
+    std::fs::write(
+        host.data("local_broker").join("options.json"),
+        r#"{"greeting": "hello", "port": 1883}"#,
+    )
+    .unwrap();
+    // An add-on writes its own data folder: a link to a file it cannot read, and a FIFO that
+    // would hang a reader, must not be read for it.
+    let outside = host.dir.path().join("outside-secret.json");
+    std::fs::write(&outside, r#"{"secret": "not for the add-on"}"#).unwrap();
+    std::os::unix::fs::symlink(&outside, host.data("local_plain").join("options.json")).unwrap();
+    nix::unistd::mkfifo(
+        &host.data("local_client").join("options.json"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
+    let (_served, addr) = host.serve(&[]);
+
+    let ping = call(addr, "GET", "/supervisor/ping", None, "").await;
+    assert_eq!(
+        ping,
+        (
+            StatusCode::OK,
+            serde_json::json!({"result": "ok", "data": {}})
+        )
+    );
+
+    let (status, info) = call(addr, "GET", "/addons/self/info", BROKER, "").await;
+    assert_eq!(
+        (status, &info["result"]),
+        (StatusCode::OK, &"ok".into()),
+        "{info}"
+    );
+    let data = &info["data"];
+    assert_eq!(data["slug"], "local_broker", "{info}");
+    assert_eq!(data["name"], "Add-on local_broker");
+    assert_eq!(data["version"], "1.2.3");
+    assert_eq!(data["services_role"], serde_json::json!(["mqtt:provide"]));
+    assert_eq!(data["hassio_role"], "default");
+
+    let config = serde_json::json!({"result": "ok", "data": {"greeting": "hello", "port": 1883}});
+    for path in [
+        "/addons/self/options/config",
+        "/v2/apps/self/options/config",
+    ] {
+        assert_eq!(
+            call(addr, "GET", path, BROKER, "").await,
+            (StatusCode::OK, config.clone())
+        );
+    }
+    // Its own slug is not `self`: the default role does not reach it, as with an upstream.
+    let own = call(
+        addr,
+        "GET",
+        "/addons/local_broker/options/config",
+        BROKER,
+        "",
+    )
+    .await;
+    refused(&own, 403, "the add-on's role does not reach this path");
+    // A manager reaches other add-ons' paths, which only a Supervisor could answer.
+    let theirs = call(
+        addr,
+        "GET",
+        "/addons/local_broker/options/config",
+        MANAGER,
+        "",
+    )
+    .await;
+    refused(&theirs, 501, addon_sandbox_no_upstream());
+
+    let linked = call(addr, "GET", "/addons/self/options/config", PLAIN, "").await;
+    assert_eq!(linked.0, StatusCode::NOT_FOUND, "{}", linked.1);
+    assert!(!linked.1.to_string().contains("secret"), "{}", linked.1);
+    let fifo = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(addr, "GET", "/addons/self/options/config", CLIENT, ""),
+    )
+    .await
+    .expect("a FIFO is not waited on");
+    refused(
+        &fifo,
+        404,
+        "the add-on's options.json is not a regular file of at most 1 MiB",
+    );
+
+    let (status, info) = call(addr, "GET", "/info", PLAIN, "").await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert!(
+        info["data"]["supervisor"]
+            .as_str()
+            .unwrap()
+            .starts_with("addon-sandbox-"),
+        "{info}"
+    );
+    assert!(info["data"]["arch"].is_string(), "{info}");
+
+    // No Home Assistant given: /core/info is the JSON 501 naming the flag.
+    let core = call(addr, "GET", "/core/info", MANAGER, "").await;
+    refused(
+        &core,
+        501,
+        "no Home Assistant is configured (serve --homeassistant URL)",
+    );
+
+    // What the role reaches but a standalone host cannot answer: the JSON 501.
+    let host_info = call(addr, "GET", "/host/info", MANAGER, "").await;
+    refused(&host_info, 501, addon_sandbox_no_upstream());
+    // What the role does not reach: the same refusal as with an upstream, before anything.
+    refused(
+        &call(addr, "GET", "/backups", PLAIN, "").await,
+        403,
+        "the add-on's role does not reach this path",
+    );
+    refused(
+        &call(addr, "GET", "/info", Some("guessed"), "").await,
+        403,
+        "unknown token",
+    );
+    refused(&call(addr, "GET", "/info", None, "").await, 401, "no token");
+    assert!(
+        !host.state().join("gateway.json").exists(),
+        "--no-network writes no gateway.json"
+    );
+
+    // With --homeassistant, /core/info names it.
+    let (_served, addr) = host.serve(&["--homeassistant", "http://192.0.2.10:8124"]);
+    let (status, core) = call(addr, "GET", "/core/info", MANAGER, "").await;
+    assert_eq!(status, StatusCode::OK, "{core}");
+    assert_eq!(
+        (&core["data"]["ip_address"], &core["data"]["port"]),
+        (&"192.0.2.10".into(), &8124.into())
+    );
+}
+
+/// The text a standalone gateway gives for what it cannot answer.
+fn addon_sandbox_no_upstream() -> &'static str {
+    "no upstream Supervisor is configured (serve --upstream): this standalone gateway answers only the add-on's own endpoints (/addons/self/info, /addons/self/options/config, /info, /core/info, /services)"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_services_registry_follows_the_supervisors_rights() {
+    let host = Standalone::new();
+    let (_served, addr) = host.serve(&[]);
+    let mqtt = "/services/mqtt";
+    let registered = || std::fs::read(host.state().join("services.json")).ok();
+
+    let (status, list) = call(addr, "GET", "/services", PLAIN, "").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(
+        list["data"]["services"],
+        serde_json::json!([
+            {"slug": "mqtt", "available": false, "providers": ["local_broker", "local_second"]},
+            {"slug": "mysql", "available": false, "providers": []},
+        ])
+    );
+    refused(
+        &call(addr, "GET", mqtt, CLIENT, "").await,
+        400,
+        "Service not enabled",
+    );
+    refused(
+        &call(addr, "GET", "/services/redis", BROKER, "").await,
+        404,
+        "Service does not exist",
+    );
+
+    // Only `provide` writes (the Supervisor lets `want` write too: fail closed here).
+    let body = r#"{"host": "core-mosquitto", "port": "1883", "username": "u", "password": "p"}"#;
+    for who in [CLIENT, NEEDY] {
+        refused(
+            &call(addr, "POST", mqtt, who, body).await,
+            403,
+            "No access to write mqtt service!",
+        );
+    }
+    refused(
+        &call(addr, "POST", mqtt, PLAIN, body).await,
+        403,
+        "No access to mqtt service!",
+    );
+    // Home Assistant has no services role; no token or an unknown one, as always.
+    let core = call(addr, "POST", mqtt, Some(CORE_TOKEN), body).await;
+    assert_eq!(core.0, StatusCode::FORBIDDEN, "{}", core.1);
+    refused(&call(addr, "POST", mqtt, None, body).await, 401, "no token");
+    refused(
+        &call(addr, "POST", mqtt, Some("guessed"), body).await,
+        403,
+        "unknown token",
+    );
+
+    // The schema, as SCHEMA_SERVICE_MQTT refuses it.
+    for (bad, why) in [
+        (
+            r#"{"host": "h"}"#,
+            "required key not provided @ data['port']",
+        ),
+        (
+            r#"{"port": 1883}"#,
+            "required key not provided @ data['host']",
+        ),
+        (
+            r#"{"host": "h", "port": 70000}"#,
+            "expected a port (1-65535) for dictionary value @ data['port']",
+        ),
+        (
+            r#"{"host": "h", "port": 1883, "protocol": "5"}"#,
+            "extra keys not allowed or bad value @ data['protocol']",
+        ),
+        (
+            r#"{"host": "h", "port": 1883, "database": "x"}"#,
+            "extra keys not allowed or bad value @ data['database']",
+        ),
+        ("[1]", "expected a dictionary"),
+        ("not json", "the body is not JSON"),
+    ] {
+        refused(&call(addr, "POST", mqtt, BROKER, bad).await, 400, why);
+    }
+    assert_eq!(registered(), None, "nothing refused was stored");
+
+    assert_eq!(
+        call(addr, "POST", mqtt, BROKER, body).await,
+        (
+            StatusCode::OK,
+            serde_json::json!({"result": "ok", "data": {}})
+        )
+    );
+    let expected = serde_json::json!({
+        "host": "core-mosquitto", "port": 1883, "username": "u", "password": "p",
+        "ssl": false, "protocol": "3.1.1", "addon": "local_broker",
+    });
+    for who in [CLIENT, NEEDY, BROKER] {
+        let (status, got) = call(addr, "GET", mqtt, who, "").await;
+        assert_eq!((status, &got["data"]), (StatusCode::OK, &expected), "{got}");
+    }
+    refused(
+        &call(addr, "GET", mqtt, PLAIN, "").await,
+        403,
+        "No access to mqtt service!",
+    );
+    refused(
+        &call(addr, "GET", "/services/mysql", NEEDY, "").await,
+        400,
+        "Service not enabled",
+    );
+
+    // A second provider is refused as the Supervisor refuses it; the first one stays.
+    let other = r#"{"host": "elsewhere", "port": 1884}"#;
+    refused(
+        &call(addr, "POST", mqtt, SECOND, other).await,
+        409,
+        "The mqtt service is already provided by local_broker",
+    );
+    let stored: serde_json::Value = serde_json::from_slice(&registered().unwrap()).unwrap();
+    assert_eq!(stored, serde_json::json!({"mqtt": expected}));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(host.state().join("services.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the providers' credentials are the owner's only"
+    );
+    let (_, list) = call(addr, "GET", "/services", CLIENT, "").await;
+    assert_eq!(list["data"]["services"][0]["available"], true, "{list}");
+
+    // The registry is the file: another gateway on the state directory reads it.
+    {
+        let (_again, again) = host.serve(&[]);
+        let (status, got) = call(again, "GET", mqtt, CLIENT, "").await;
+        assert_eq!((status, &got["data"]), (StatusCode::OK, &expected), "{got}");
+    }
+
+    refused(
+        &call(addr, "DELETE", mqtt, CLIENT, "").await,
+        403,
+        "No access to write mqtt service!",
+    );
+    refused(
+        &call(addr, "PUT", mqtt, BROKER, body).await,
+        405,
+        "method not allowed",
+    );
+    assert_eq!(
+        call(addr, "DELETE", mqtt, BROKER, "").await,
+        (
+            StatusCode::OK,
+            serde_json::json!({"result": "ok", "data": {}})
+        )
+    );
+    refused(
+        &call(addr, "GET", mqtt, CLIENT, "").await,
+        400,
+        "Service not enabled",
+    );
+    refused(
+        &call(addr, "DELETE", mqtt, BROKER, "").await,
+        404,
+        "The mqtt service is not currently provided by any app",
+    );
+    // Once removed, another provider may take it.
+    let (status, _) = call(addr, "POST", mqtt, SECOND, other).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, got) = call(addr, "GET", mqtt, NEEDY, "").await;
+    assert_eq!(got["data"]["addon"], "local_second", "{got}");
 }

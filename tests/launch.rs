@@ -2326,3 +2326,205 @@ fn bashio_reads_config_info_and_services_from_a_standalone_serve() {
         "the refusal is not in the log:\n{log}"
     );
 }
+
+/// Removes a Docker network a test made, whatever the test's outcome.
+struct NetworkDropper(&'static str);
+
+impl Drop for NetworkDropper {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", self.0])
+            .output();
+    }
+}
+
+fn network_exists(name: &str) -> bool {
+    Command::new("docker")
+        .args(["network", "inspect", name])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// `serve` standalone on `state` with `network` flags; its exit status and standard error if it
+/// ends within 30 seconds (None: it kept serving, and is killed).
+fn serve_that_should_end(state: &std::path::Path, network: &[&str]) -> Option<(i32, String)> {
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(network)
+        .arg("--state-dir")
+        .arg(state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Some(status) = serve.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
+            return Some((status.code().unwrap_or(-1), err));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    None
+}
+
+#[test]
+fn serve_refuses_a_subnet_overlapping_another_network_and_makes_nothing() {
+    if !setup() {
+        return;
+    }
+    let existing = "addon-sandbox-overlap-probe";
+    let wanted = "addon-sandbox-overlap-new";
+    let _cleanup = (NetworkDropper(existing), NetworkDropper(wanted));
+    let _ = Command::new("docker")
+        .args(["network", "rm", existing])
+        .output();
+    let made = Command::new("docker")
+        .args(["network", "create", "--subnet", "172.30.250.0/24", existing])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let env = Env::new("overlap", "");
+
+    // Another network inside the wanted subnet.
+    let (code, err) = serve_that_should_end(
+        &env.state(),
+        &["--network-name", wanted, "--subnet", "172.30.250.0/23"],
+    )
+    .expect("serve refuses an overlapping subnet and ends");
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "subnet 172.30.250.0/23 overlaps network {existing} (172.30.250.0/24): choose another with --subnet"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!network_exists(wanted), "a refused serve made its network");
+    assert!(!env.state().join("gateway.json").exists());
+
+    // A network of the wanted name on another subnet is not taken over either.
+    let (code, err) = serve_that_should_end(
+        &env.state(),
+        &["--network-name", existing, "--subnet", "172.30.252.0/23"],
+    )
+    .expect("serve refuses a network of its name on another subnet");
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "a network named {existing} exists but is not a bridge on 172.30.252.0/23 (it has 172.30.250.0/24)"
+        )),
+        "{err}"
+    );
+    assert!(!env.state().join("gateway.json").exists());
+}
+
+#[test]
+fn run_warns_when_no_gateway_serves_its_state_directory_and_not_when_one_does() {
+    if !setup() {
+        return;
+    }
+    const NO_GATEWAY: &str = "no gateway is serving this state directory's add-ons";
+    let network = "addon-sandbox-gwwarn";
+    let _cleanup = NetworkDropper(network);
+    let env = Env::new("gwwarn", "hassio_api: true\n");
+    let warned = |out: &Output| String::from_utf8_lossy(&out.stderr).contains(NO_GATEWAY);
+
+    // No serve at all, then a serve of another state directory: warned both times.
+    let out = env.run(&["--allow-unconfined"], "exec sleep 600");
+    let report = ok(&out);
+    assert!(warned(&out), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        report["warnings"].to_string().contains(NO_GATEWAY),
+        "the report carries it too: {report}"
+    );
+    assert!(env.sub("rm").status.success());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--network-name",
+            network,
+        ])
+        .args(["--subnet", "172.30.248.0/23", "--state-dir"])
+        .arg(elsewhere.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serve.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let out = env.run(&["--allow-unconfined"], "exec sleep 600");
+    ok(&out);
+    assert!(warned(&out), "another directory's gateway: {line}");
+    assert!(env.sub("rm").status.success());
+    let _ = serve.kill();
+    let _ = serve.wait();
+
+    // A serve of this state directory: no warning, and the add-on is on its network.
+    let log = env.dir.path().join("serve.log");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--network-name",
+            network,
+        ])
+        .args(["--subnet", "172.30.248.0/23", "--state-dir"])
+        .arg(env.state())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serve.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let out = env.run(&["--allow-unconfined"], "exec sleep 600");
+    let inspect = env.inspect();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    ok(&out);
+    assert!(
+        !warned(&out),
+        "{line} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect = inspect.unwrap();
+    assert!(
+        inspect["NetworkSettings"]["Networks"][network].is_object(),
+        "{}",
+        inspect["NetworkSettings"]["Networks"]
+    );
+    let hosts = inspect["HostConfig"]["ExtraHosts"].to_string();
+    assert!(
+        hosts.contains("supervisor:172.30.248.1") && hosts.contains("hassio:172.30.248.1"),
+        "{hosts}"
+    );
+    // A gateway killed outright leaves its gateway.json: its pid is gone, so the next run is
+    // warned again rather than joined to a network nobody serves.
+    assert!(env.state().join("gateway.json").exists());
+    assert!(env.sub("rm").status.success());
+    let out = env.run(&["--allow-unconfined"], "exec sleep 600");
+    ok(&out);
+    assert!(warned(&out), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(env.sub("rm").status.success());
+}

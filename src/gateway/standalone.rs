@@ -190,11 +190,13 @@ impl Gateway {
             (&Method::POST, current) => {
                 services::check_access(addon, name, true)?;
                 let mut data = services::validate(name, &body.unwrap_or_default()).map_err(bad)?;
+                // The Supervisor's ServiceAlreadyProvidedError (409) and its wording.
                 if let Some(current) = current {
                     let owner = current.get("addon").and_then(Value::as_str).unwrap_or("?");
-                    return Err(bad(format!(
-                        "There is already a {name} service in use from {owner}"
-                    )));
+                    return Err((
+                        StatusCode::CONFLICT,
+                        format!("The {name} service is already provided by {owner}"),
+                    ));
                 }
                 data.insert("addon".into(), json!(addon.full_slug));
                 all.insert(name.to_owned(), data);
@@ -202,8 +204,12 @@ impl Gateway {
             }
             (&Method::DELETE, current) => {
                 services::check_access(addon, name, true)?;
+                // The Supervisor's ServiceNotProvidedError (404) and its wording.
                 if current.is_none() {
-                    return Err(bad("Can't remove not exists services".into()));
+                    return Err((
+                        StatusCode::NOT_FOUND,
+                        format!("The {name} service is not currently provided by any app"),
+                    ));
                 }
                 all.remove(name);
                 save(&self.state_dir, &all)
