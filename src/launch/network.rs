@@ -112,14 +112,18 @@ impl GatewayRecord {
     /// The network a container of `network_mode` joins (None: keep its mode) and its extra
     /// hosts, as the Supervisor gives them (also with the host network).
     pub fn attachment(&self, network_mode: &str) -> (Option<String>, Vec<String>) {
-        let mut hosts = Vec::new();
+        let mut names = Vec::new();
         if let Some(addr) = &self.address {
-            hosts.push(format!("supervisor:{addr}"));
-            hosts.push(format!("hassio:{addr}"));
+            names.push(("supervisor", addr));
+            names.push(("hassio", addr));
         }
         if let Some(core) = &self.homeassistant {
-            hosts.push(format!("homeassistant:{core}"));
+            names.push(("homeassistant", core));
         }
+        // The Supervisor's DNS answers each name also under its search domain `local.hass.io`,
+        // and add-ons use that form (nginx_proxy proxies to homeassistant.local.hass.io).
+        let mut hosts: Vec<String> = names.iter().map(|(n, a)| format!("{n}:{a}")).collect();
+        hosts.extend(names.iter().map(|(n, a)| format!("{n}.local.hass.io:{a}")));
         let joins = (network_mode != "host")
             .then(|| self.network.clone())
             .flatten();
@@ -225,6 +229,14 @@ mod tests {
         assert_eq!(r.attachment("host").0, None);
         let (net, hosts) = r.attachment("default");
         assert_eq!(net.as_deref(), Some("n"));
-        assert_eq!(hosts, ["supervisor:10.1.0.1", "hassio:10.1.0.1"]);
+        assert_eq!(
+            hosts,
+            [
+                "supervisor:10.1.0.1",
+                "hassio:10.1.0.1",
+                "supervisor.local.hass.io:10.1.0.1",
+                "hassio.local.hass.io:10.1.0.1"
+            ]
+        );
     }
 }

@@ -1,0 +1,420 @@
+//! Official add-ons that give access to the host from outside (nginx_proxy, ssh), as
+//! stand-in images built from their own `rootfs/` (byte for byte, from
+//! `../shared/workloads/official`) on Home Assistant's Debian base, run under `addon-sandbox
+//! run` with the strict policy and protection on, as a user would run them (here with
+//! `--allow-unconfined`: this kernel has no AppArmor). Each must reach its ready state and
+//! answer a real client from outside its container; `stop` and `rm` leave nothing behind.
+//!
+//! Gated like the bashio test: without the base image (and REQUIRE_WORKLOADS unset) each test
+//! skips with the reason. Run under the shared lock:
+//! `flock /tmp/addon-sandbox-docker.lock env REQUIRE_DOCKER=1 REQUIRE_WORKLOADS=1 cargo test --test official_access`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The network `serve` makes for these tests (its own name and subnet: no other test's).
+const NETWORK: &str = "addon-sandbox-test-access";
+const SUBNET: &str = "172.30.246.0/23";
+const GATEWAY: &str = "172.30.246.1";
+const READY_WITHIN: Duration = Duration::from_secs(90);
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn official(addon: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/workloads/official")
+        .join(addon)
+}
+
+/// The upstream files the shared copy holds as plain files naming their target: git stores them
+/// as symbolic links (mode 120000), and the image must have them as links again.
+const LINKS: &[(&str, &str)] = &[
+    ("ssh", "root/.ssh"),
+    ("ssh", "root/.bash_history"),
+    ("ssh", "root/.bash_profile"),
+];
+
+/// The stand-in image of `addon`: its official `rootfs/` plus our Dockerfile, built FROM the
+/// base image of `suite`. None when the base image is not here (and not required).
+fn image(addon: &str, suite: &str) -> Option<String> {
+    let base = common::base_image(suite)?;
+    let context = tempfile::tempdir().expect("tempdir");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(official(addon).join("rootfs"))
+        .arg(context.path())
+        .output()
+        .expect("cp");
+    assert!(
+        copied.status.success(),
+        "{addon}: copy rootfs: {}",
+        text(&copied)
+    );
+    for (_, file) in LINKS.iter().filter(|(a, _)| *a == addon) {
+        let path = context.path().join("rootfs").join(file);
+        let target = std::fs::read_to_string(&path).expect("link file");
+        std::fs::remove_file(&path).expect("remove link file");
+        std::os::unix::fs::symlink(target.trim(), &path).expect("symlink");
+    }
+    let dockerfile = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/workloads")
+        .join(addon)
+        .join("Dockerfile");
+    std::fs::copy(&dockerfile, context.path().join("Dockerfile")).expect("copy Dockerfile");
+    let tag = format!("addon-sandbox-test/official-{addon}:{suite}");
+    let built = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args([
+            "build",
+            "-q",
+            "--build-arg",
+            &format!("BUILD_FROM={base}"),
+            "-t",
+            &tag,
+        ])
+        .arg(context.path())
+        .output()
+        .expect("docker build");
+    assert!(
+        built.status.success(),
+        "{addon}: docker build: {}",
+        text(&built)
+    );
+    Some(tag)
+}
+
+/// One official add-on under the sandbox: its folder (the official config.yaml, edited as the
+/// user would through the UI where said), data root and state directory, and a standalone
+/// `serve` for the Supervisor API.
+struct Official {
+    addon: String,
+    dir: tempfile::TempDir,
+    serve: Option<std::process::Child>,
+}
+
+impl Official {
+    fn new(addon: &str, edit: impl Fn(String) -> String) -> Official {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path().join("addon");
+        std::fs::create_dir(&folder).unwrap();
+        let config = std::fs::read_to_string(official(addon).join("config.yaml")).unwrap();
+        std::fs::write(folder.join("config.yaml"), edit(config)).unwrap();
+        let _ = Command::new("docker")
+            .args(["network", "rm", NETWORK])
+            .output();
+        Official {
+            addon: addon.to_owned(),
+            dir,
+            serve: None,
+        }
+    }
+
+    fn data_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn container(&self) -> String {
+        format!("app_local_{}", self.addon)
+    }
+
+    fn cli(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"));
+        c.args(args).arg("--state-dir").arg(self.state());
+        c
+    }
+
+    /// A standalone `serve` on the tests' own network, with `homeassistant` when given.
+    fn serve(&mut self, homeassistant: Option<&str>) {
+        let log = self.dir.path().join("serve.log");
+        let mut cmd = self.cli(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--network-name",
+            NETWORK,
+        ]);
+        cmd.args(["--subnet", SUBNET]);
+        if let Some(url) = homeassistant {
+            cmd.args(["--homeassistant", url]);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn serve");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        self.serve = Some(child);
+        let said: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            panic!("{}: serve said {line:?}: {}", self.addon, self.serve_log())
+        });
+        assert_eq!(said["supervisor"], format!("{GATEWAY}:80"), "{said}");
+    }
+
+    fn serve_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// `addon-sandbox run --json --allow-unconfined` with the user's options; strict policy and
+    /// protection on (the defaults). Returns the JSON report.
+    fn run(&self, image: &str, options: &str) -> Value {
+        let folder = self.dir.path().join("addon");
+        let out = self
+            .cli(&["run", "--json", "--allow-unconfined", "--image", image])
+            .args(["--options", options])
+            .arg(&folder)
+            .arg("--data-root")
+            .arg(self.data_root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: run: {}", self.addon, text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn logs(&self) -> String {
+        text(
+            &Command::new("docker")
+                .args(["logs", &self.container()])
+                .output()
+                .unwrap(),
+        )
+    }
+
+    /// Polls `probe` until it answers true; the time it took, or a panic naming the step with
+    /// the container's logs.
+    fn ready(&self, step: &str, start: Instant, mut probe: impl FnMut() -> bool) -> Duration {
+        while start.elapsed() < READY_WITHIN {
+            if probe() {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "{}: {step}: not ready within {READY_WITHIN:?}; logs:\n{}\nserve:\n{}",
+            self.addon,
+            self.logs(),
+            self.serve_log()
+        );
+    }
+
+    /// `stop` then `rm`: no container, token, record or lock is left; the data stays.
+    fn stop_and_remove(&self) {
+        let slug = format!("local_{}", self.addon);
+        for verb in ["stop", "rm"] {
+            let out = self.cli(&[verb, &slug]).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {verb}: {}",
+                self.addon,
+                text(&out)
+            );
+        }
+        let inspect = Command::new("docker")
+            .args(["inspect", &self.container()])
+            .output()
+            .unwrap();
+        assert!(
+            !inspect.status.success(),
+            "{}: rm left the container",
+            self.addon
+        );
+        let dir = self.state().join("addons").join(&slug);
+        for file in ["token", "record.json", "lock"] {
+            assert!(!dir.join(file).exists(), "{}: rm left {file}", self.addon);
+        }
+        let data = self.data_root().join("apps/data").join(&slug);
+        assert!(
+            data.join("options.json").exists(),
+            "{}: the data went too",
+            self.addon
+        );
+    }
+}
+
+impl Drop for Official {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.container()])
+            .output();
+        if let Some(mut serve) = self.serve.take() {
+            let _ = serve.kill();
+            let _ = serve.wait();
+        }
+        let _ = Command::new("docker")
+            .args(["network", "rm", NETWORK])
+            .output();
+    }
+}
+
+fn ok(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program).args(args).output().expect(program);
+    assert!(out.status.success(), "{program} {args:?}: {}", text(&out));
+    out
+}
+
+/// A tiny HTTP server standing in for Home Assistant: every request gets `body`.
+fn upstream(listener: std::net::TcpListener, body: String) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+}
+
+/// HTTPS through nginx_proxy: a self-signed certificate in the ssl folder, Home Assistant
+/// stood in for by a tiny HTTP server on the network's gateway, and `curl` at the published
+/// port 443 gets the upstream's answer.
+#[test]
+fn nginx_proxy_serves_https_to_its_upstream() {
+    if !common::docker_available() {
+        return;
+    }
+    let Some(image) = image("nginx_proxy", "trixie") else {
+        return;
+    };
+    let mut addon = Official::new("nginx_proxy", |c| c);
+    // The port is chosen free on loopback, then bound on the network's gateway once `serve`
+    // has made it: Home Assistant on this host is reached there, as under the Supervisor.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    addon.serve(Some(&format!("http://127.0.0.1:{port}")));
+    let listener = std::net::TcpListener::bind((GATEWAY, port)).expect("bind the upstream");
+    let body = format!("upstream answer {}", std::process::id());
+    upstream(listener, body.clone());
+    let ssl = addon.data_root().join("ssl");
+    std::fs::create_dir_all(&ssl).unwrap();
+    let (key, cert) = (ssl.join("privkey.pem"), ssl.join("fullchain.pem"));
+    ok(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=proxy.test",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ],
+    );
+    let options = r#"{"domain":"proxy.test","hsts":"max-age=31536000; includeSubDomains",
+        "certfile":"fullchain.pem","keyfile":"privkey.pem","cloudflare":false,
+        "use_ssl_backend":false,"client_max_body_size_megabytes":1,
+        "customize":{"active":false,"default":"nginx_proxy_default*.conf","servers":"nginx_proxy/*.conf"},
+        "real_ip_from":[]}"#;
+    let start = Instant::now();
+    addon.run(&image, options);
+    let mut last = String::new();
+    let took = addon.ready("curl https through the proxy", start, || {
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "--max-time",
+                "5",
+                "--resolve",
+                "proxy.test:443:127.0.0.1",
+            ])
+            .arg("https://proxy.test/")
+            .output()
+            .unwrap();
+        last = text(&out);
+        out.status.success() && last == body
+    });
+    eprintln!("nginx_proxy: start to ready under addon-sandbox run: {took:?}");
+    addon.stop_and_remove();
+}
+
+/// An ssh login with the configured authorized key. The config's `22/tcp: null` is what the
+/// user changes in the UI's network settings to turn sshd on; here it is 22022 on the host.
+#[test]
+fn ssh_logs_in_with_the_configured_key() {
+    if !common::docker_available() {
+        return;
+    }
+    let Some(image) = image("ssh", "bookworm") else {
+        return;
+    };
+    let mut addon = Official::new("ssh", |c| c.replace("22/tcp: null", "22/tcp: 22022"));
+    addon.serve(None);
+    let key = addon.dir.path().join("id_ed25519");
+    ok(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()],
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let options = serde_json::json!({
+        "authorized_keys": [public.trim()],
+        "password": "",
+        "apks": [],
+        "server": {"tcp_forwarding": false},
+    })
+    .to_string();
+    let start = Instant::now();
+    addon.run(&image, &options);
+    let took = addon.ready("ssh login with the key", start, || {
+        ssh_true(&key, "127.0.0.1", "22022")
+    });
+    eprintln!("ssh: start to ready under addon-sandbox run: {took:?}");
+    addon.stop_and_remove();
+}
+
+fn ssh_true(key: &Path, host: &str, port: &str) -> bool {
+    Command::new("ssh")
+        .arg("-i")
+        .arg(key)
+        .args([
+            "-p",
+            port,
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "ConnectTimeout=5", "-o", "BatchMode=yes"])
+        .arg(format!("root@{host}"))
+        .arg("true")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
