@@ -18,10 +18,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The network `serve` makes for these tests (its own name and subnet: no other test's).
-const NETWORK: &str = "addon-sandbox-test-access";
-const SUBNET: &str = "172.30.246.0/23";
-const GATEWAY: &str = "172.30.246.1";
+/// The network `serve` makes for an add-on's test: its own name and subnet, no other test's
+/// (the tests run at the same time, and each removes its network when it ends).
+fn network(addon: &str) -> (String, &'static str, &'static str) {
+    let (subnet, gateway) = match addon {
+        "nginx_proxy" => ("172.30.210.0/23", "172.30.210.1"),
+        "ssh" => ("172.30.212.0/23", "172.30.212.1"),
+        _ => ("172.30.214.0/23", "172.30.214.1"),
+    };
+    (format!("addon-sandbox-test-{addon}"), subnet, gateway)
+}
 const READY_WITHIN: Duration = Duration::from_secs(90);
 
 fn text(out: &Output) -> String {
@@ -112,7 +118,7 @@ impl Official {
         let config = std::fs::read_to_string(official(addon).join("config.yaml")).unwrap();
         std::fs::write(folder.join("config.yaml"), edit(config)).unwrap();
         let _ = Command::new("docker")
-            .args(["network", "rm", NETWORK])
+            .args(["network", "rm", &network(addon).0])
             .output();
         Official {
             addon: addon.to_owned(),
@@ -142,14 +148,9 @@ impl Official {
     /// A standalone `serve` on the tests' own network, with `homeassistant` when given.
     fn serve(&mut self, homeassistant: Option<&str>) {
         let log = self.dir.path().join("serve.log");
-        let mut cmd = self.cli(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--network-name",
-            NETWORK,
-        ]);
-        cmd.args(["--subnet", SUBNET]);
+        let (name, subnet, gateway) = network(&self.addon);
+        let mut cmd = self.cli(&["serve", "--listen", "127.0.0.1:0", "--network-name", &name]);
+        cmd.args(["--subnet", subnet]);
         if let Some(url) = homeassistant {
             cmd.args(["--homeassistant", url]);
         }
@@ -168,7 +169,7 @@ impl Official {
         let said: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
             panic!("{}: serve said {line:?}: {}", self.addon, self.serve_log())
         });
-        assert_eq!(said["supervisor"], format!("{GATEWAY}:80"), "{said}");
+        assert_eq!(said["supervisor"], format!("{gateway}:80"), "{said}");
     }
 
     fn serve_log(&self) -> String {
@@ -261,7 +262,7 @@ impl Drop for Official {
             let _ = serve.wait();
         }
         let _ = Command::new("docker")
-            .args(["network", "rm", NETWORK])
+            .args(["network", "rm", &network(&self.addon).0])
             .output();
     }
 }
@@ -315,7 +316,8 @@ fn nginx_proxy_serves_https_to_its_upstream() {
         .unwrap()
         .port();
     addon.serve(Some(&format!("http://127.0.0.1:{port}")));
-    let listener = std::net::TcpListener::bind((GATEWAY, port)).expect("bind the upstream");
+    let listener =
+        std::net::TcpListener::bind((network("nginx_proxy").2, port)).expect("bind the upstream");
     let body = format!("upstream answer {}", std::process::id());
     upstream(listener, body.clone());
     let ssl = addon.data_root().join("ssl");
