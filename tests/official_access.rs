@@ -10,6 +10,8 @@
 //! `flock /tmp/addon-sandbox-docker.lock env REQUIRE_DOCKER=1 REQUIRE_WORKLOADS=1 cargo test --test official_access`.
 
 mod common;
+#[path = "common/official.rs"]
+mod official;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,16 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The network `serve` makes for an add-on's test: its own name and subnet, no other test's
-/// (the tests run at the same time, and each removes its network when it ends).
-fn network(addon: &str) -> (String, &'static str, &'static str) {
-    let (subnet, gateway) = match addon {
-        "nginx_proxy" => ("172.30.210.0/23", "172.30.210.1"),
-        "ssh" => ("172.30.212.0/23", "172.30.212.1"),
-        _ => ("172.30.214.0/23", "172.30.214.1"),
-    };
-    (format!("addon-sandbox-test-{addon}"), subnet, gateway)
-}
+use official::{network, shared_official, stand_in};
+
 const READY_WITHIN: Duration = Duration::from_secs(90);
 
 fn text(out: &Output) -> String {
@@ -36,69 +30,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn official(addon: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/workloads/official")
-        .join(addon)
-}
-
-/// The upstream files the shared copy holds as plain files naming their target: git stores them
-/// as symbolic links (mode 120000), and the image must have them as links again.
-const LINKS: &[(&str, &str)] = &[
-    ("ssh", "root/.ssh"),
-    ("ssh", "root/.bash_history"),
-    ("ssh", "root/.bash_profile"),
-];
-
-/// The stand-in image of `addon`: its official `rootfs/` plus our Dockerfile, built FROM the
-/// base image of `suite`. None when the base image is not here (and not required).
-fn image(addon: &str, suite: &str) -> Option<String> {
-    let base = common::base_image(suite)?;
-    let context = tempfile::tempdir().expect("tempdir");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(official(addon).join("rootfs"))
-        .arg(context.path())
-        .output()
-        .expect("cp");
-    assert!(
-        copied.status.success(),
-        "{addon}: copy rootfs: {}",
-        text(&copied)
-    );
-    for (_, file) in LINKS.iter().filter(|(a, _)| *a == addon) {
-        let path = context.path().join("rootfs").join(file);
-        let target = std::fs::read_to_string(&path).expect("link file");
-        std::fs::remove_file(&path).expect("remove link file");
-        std::os::unix::fs::symlink(target.trim(), &path).expect("symlink");
-    }
-    let dockerfile = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/workloads")
-        .join(addon)
-        .join("Dockerfile");
-    std::fs::copy(&dockerfile, context.path().join("Dockerfile")).expect("copy Dockerfile");
-    let tag = format!("addon-sandbox-test/official-{addon}:{suite}");
-    let built = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "0")
-        .args([
-            "build",
-            "-q",
-            "--build-arg",
-            &format!("BUILD_FROM={base}"),
-            "-t",
-            &tag,
-        ])
-        .arg(context.path())
-        .output()
-        .expect("docker build");
-    assert!(
-        built.status.success(),
-        "{addon}: docker build: {}",
-        text(&built)
-    );
-    Some(tag)
 }
 
 /// One official add-on under the sandbox: its folder (the official config.yaml, edited as the
@@ -115,7 +46,7 @@ impl Official {
         let dir = tempfile::tempdir().expect("tempdir");
         let folder = dir.path().join("addon");
         std::fs::create_dir(&folder).unwrap();
-        let config = std::fs::read_to_string(official(addon).join("config.yaml")).unwrap();
+        let config = std::fs::read_to_string(shared_official(addon).join("config.yaml")).unwrap();
         std::fs::write(folder.join("config.yaml"), edit(config)).unwrap();
         let _ = Command::new("docker")
             .args(["network", "rm", &network(addon).0])
@@ -304,7 +235,7 @@ fn nginx_proxy_serves_https_to_its_upstream() {
     if !common::docker_available() {
         return;
     }
-    let Some(image) = image("nginx_proxy", "trixie") else {
+    let Some(image) = stand_in("nginx_proxy", "trixie") else {
         return;
     };
     let mut addon = Official::new("nginx_proxy", |c| c);
@@ -375,7 +306,7 @@ fn ssh_logs_in_with_the_configured_key() {
     if !common::docker_available() {
         return;
     }
-    let Some(image) = image("ssh", "bookworm") else {
+    let Some(image) = stand_in("ssh", "bookworm") else {
         return;
     };
     let mut addon = Official::new("ssh", |c| c.replace("22/tcp: null", "22/tcp: 22022"));

@@ -1,7 +1,9 @@
 //! Stand-ins of official add-ons (`../shared/workloads/official/<addon>`): built from the
 //! add-on's rootfs byte for byte and the Debian Dockerfile under `tests/workloads/<addon>/`,
 //! run by `addon-sandbox run` next to a standalone `serve`, and reached by real clients from
-//! the host. Used by tests/official_services.rs.
+//! the host. Used by tests/official_services.rs and tests/official_access.rs (included with
+//! `#[path]`; each uses part of it).
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
@@ -12,10 +14,12 @@ use serde_json::Value;
 /// The test network `serve` makes for each add-on: its own name and subnet (outside those of
 /// the default network, tests/launch.rs and tests/gateway*.rs), so the tests run in parallel
 /// and a left-over network of another suite never collides with them.
-fn network(addon: &str) -> (String, &'static str, &'static str) {
+pub fn network(addon: &str) -> (String, &'static str, &'static str) {
     let (subnet, gateway) = match addon {
         "dnsmasq" => ("172.30.200.0/23", "172.30.200.1"),
         "mariadb" => ("172.30.202.0/23", "172.30.202.1"),
+        "nginx_proxy" => ("172.30.210.0/23", "172.30.210.1"),
+        "ssh" => ("172.30.212.0/23", "172.30.212.1"),
         _ => ("172.30.204.0/23", "172.30.204.1"),
     };
     (format!("addon-sandbox-official-{addon}"), subnet, gateway)
@@ -25,7 +29,15 @@ fn network(addon: &str) -> (String, &'static str, &'static str) {
 /// database and upgrades it: tens of seconds on a busy 2-core machine).
 pub const READY_WITHIN: Duration = Duration::from_secs(180);
 
-fn shared_official(addon: &str) -> PathBuf {
+/// The upstream files the shared copy holds as plain files naming their target: git stores them
+/// as symbolic links (mode 120000), and the image must have them as links again.
+const LINKS: &[(&str, &str)] = &[
+    ("ssh", "root/.ssh"),
+    ("ssh", "root/.bash_history"),
+    ("ssh", "root/.bash_profile"),
+];
+
+pub fn shared_official(addon: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/workloads/official/{addon}"))
 }
 
@@ -44,7 +56,7 @@ fn must(what: &str, out: std::io::Result<Output>) -> Output {
 /// The stand-in image `addon-sandbox-test/official-<addon>:1`, built FROM the base image of
 /// `suite`; None (skip) when the base image is not there and not required.
 pub fn stand_in(addon: &str, suite: &str) -> Option<String> {
-    crate::common::base_image(suite)?;
+    let base = crate::common::base_image(suite)?;
     let context = tempfile::tempdir().unwrap();
     let own = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/workloads")
@@ -74,11 +86,18 @@ pub fn stand_in(addon: &str, suite: &str) -> Option<String> {
             .arg(context.path().join("rootfs"))
             .output(),
     );
+    for (_, file) in LINKS.iter().filter(|(a, _)| *a == addon) {
+        let path = context.path().join("rootfs").join(file);
+        let target = std::fs::read_to_string(&path).expect("link file");
+        std::fs::remove_file(&path).expect("remove link file");
+        std::os::unix::fs::symlink(target.trim(), &path).expect("symlink");
+    }
     let image = format!("addon-sandbox-test/official-{addon}:1");
     must(
         &format!("{addon}: docker build"),
         Command::new("docker")
             .args(["build", "-q", "-t", &image])
+            .args(["--build-arg", &format!("BUILD_FROM={base}")])
             .arg(context.path())
             .env("DOCKER_BUILDKIT", "0")
             .output(),
