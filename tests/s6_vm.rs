@@ -38,20 +38,13 @@ fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// The probe image, built (both steps are cached) when the workloads are required; None with a
-/// printed reason otherwise.
+/// The probe image, built FROM Home Assistant's base image (`common::base_image`: built when
+/// the workloads are required, cached by its inputs); None with a printed reason otherwise.
 fn probe_image() -> Option<()> {
-    if std::env::var("REQUIRE_WORKLOADS").as_deref() != Ok("1") {
-        eprintln!(
-            "skipped: the workload images take minutes to build the first time \
-             (set REQUIRE_WORKLOADS=1 to build them and run this test)"
-        );
-        return None;
-    }
+    let base = common::base_image("bookworm")?;
     let root = env!("CARGO_MANIFEST_DIR");
-    sh(&format!("'{root}/scripts/build-base-image' bookworm"));
     sh(&format!(
-        "docker build -q --build-arg BUILD_FROM=addon-sandbox/base-debian:bookworm -t {IMAGE} '{root}/tests/workloads/probe'"
+        "docker build -q --build-arg BUILD_FROM={base} -t {IMAGE} '{root}/tests/workloads/probe'"
     ));
     Some(())
 }
