@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
+use addon_sandbox::addon::Addon;
+use addon_sandbox::plan::SandboxPlan;
+use addon_sandbox::policy::PlanOptions;
 use addon_sandbox::{launch, native};
 
 use super::engine::runtime;
@@ -104,11 +107,13 @@ fn timezone() -> Option<String> {
 }
 
 fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
-    let options = args.plan.options(args.data_root.get())?;
-    let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
-        return Ok(ExitCode::from(1));
-    };
-    let Some(addon_options) = valid_options(&args, &addon, &plan.full_slug)? else {
+    let Some(Planned {
+        options,
+        addon,
+        plan,
+        addon_options,
+    }) = planned(&args)?
+    else {
         return Ok(ExitCode::from(1));
     };
     let info = addon
@@ -141,11 +146,13 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
 }
 
 fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<ExitCode> {
-    let options = args.plan.options(args.data_root.get())?;
-    let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
-        return Ok(ExitCode::from(1));
-    };
-    let Some(addon_options) = valid_options(&args, &addon, &plan.full_slug)? else {
+    let Some(Planned {
+        options,
+        addon,
+        plan,
+        addon_options,
+    }) = planned(&args)?
+    else {
         return Ok(ExitCode::from(1));
     };
     let state = launch::state::StateDir::open(&args.engine.state_dir()?)?;
@@ -165,20 +172,41 @@ fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<Ex
         audio_server: args.audio_server,
     };
     let result = native::run::run(&state, &plan, &opts);
-    if result.is_err() {
-        // A failed start leaves no lock file or empty folder behind.
-        if let Ok(lock) = state.lock(&plan.full_slug) {
-            state.release(lock);
-        }
-    }
     print_outcome(out, &args.path, args.json, result)
+}
+
+/// What both backends start from: the plan's options, the add-on, its plan and its validated
+/// options.
+struct Planned {
+    options: PlanOptions,
+    addon: Addon,
+    plan: SandboxPlan,
+    addon_options: serde_json::Value,
+}
+
+/// The one add-on `args` names, planned, with its options validated; `None` after printing
+/// why there is nothing to start (an invalid add-on, no plan, invalid options).
+fn planned(args: &RunArgs) -> Result<Option<Planned>> {
+    let options = args.plan.options(args.data_root.get())?;
+    let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
+        return Ok(None);
+    };
+    let Some(addon_options) = valid_options(args, &addon, &plan.full_slug)? else {
+        return Ok(None);
+    };
+    Ok(Some(Planned {
+        options,
+        addon,
+        plan,
+        addon_options,
+    }))
 }
 
 /// The options the start writes to options.json, or `None` after printing the
 /// Supervisor's refusal (`App <slug> has invalid options: ...`): nothing is created then.
 fn valid_options(
     args: &RunArgs,
-    addon: &addon_sandbox::addon::Addon,
+    addon: &Addon,
     full_slug: &str,
 ) -> Result<Option<serde_json::Value>> {
     match args.options.validate(addon, full_slug, false)? {

@@ -59,8 +59,22 @@ pub fn run(
     let mut host_warnings = Vec::new();
     let plan = &crate::launch::present_on_host(plan, &mut host_warnings);
     let confinement = choose_confinement(plan, opts)?;
+    let lock = state.lock(&plan.full_slug)?;
+    let result = run_locked(state, plan, opts, confinement, host_warnings);
+    // A failed start leaves no lock file or empty folder behind (as the Docker launch).
+    state.release(lock);
+    result
+}
+
+/// The start itself, under the add-on's lock.
+fn run_locked(
+    state: &StateDir,
+    plan: &SandboxPlan,
+    opts: &NativeOptions,
+    confinement: Confinement,
+    host_warnings: Vec<String>,
+) -> Result<RunReport, LaunchError> {
     let slug = plan.full_slug.clone();
-    let _lock = state.lock(&slug)?;
     replace_previous(state, &slug)?;
     // The files written before create (pulse client, asound), then every source checked:
     // a source that is or passes through a link is refused; the setup walks each again the
