@@ -871,12 +871,7 @@ impl Env {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(gateway.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
+        let line = common::first_line(&mut gateway);
         let listen = serde_json::from_str::<Value>(&line).unwrap()["listen"]
             .as_str()
             .unwrap()
@@ -2205,12 +2200,7 @@ fn serve_standalone(env: &Env, log: &std::path::Path) -> (std::process::Child, S
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(gateway.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut gateway);
     let said: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
         panic!(
             "serve said {line:?}: {}",
@@ -2463,12 +2453,7 @@ fn run_warns_when_no_gateway_serves_its_state_directory_and_not_when_one_does() 
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(serve.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut serve);
     let out = env.run(&["--allow-unconfined"], "exec sleep 600");
     ok(&out);
     assert!(warned(&out), "another directory's gateway: {line}");
@@ -2492,12 +2477,7 @@ fn run_warns_when_no_gateway_serves_its_state_directory_and_not_when_one_does() 
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(serve.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut serve);
     let out = env.run(&["--allow-unconfined"], "exec sleep 600");
     let inspect = env.inspect();
     let _ = serve.kill();

@@ -90,12 +90,7 @@ impl Official {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn serve");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
+        let line = common::first_line(&mut child);
         self.serve = Some(child);
         let said: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
             panic!("{}: serve said {line:?}: {}", self.addon, self.serve_log())

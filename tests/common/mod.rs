@@ -240,3 +240,15 @@ pub fn base_image(suite: &str) -> Option<String> {
         &format!("{image} is not built (scripts/build-base-image {suite})"),
     )
 }
+
+/// The first line a spawned command prints (`serve`'s `{"listen": ...}`), read from its piped
+/// standard output, which is taken from the child.
+pub fn first_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("a piped standard output")),
+        &mut line,
+    )
+    .expect("read the first line");
+    line
+}

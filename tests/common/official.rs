@@ -140,12 +140,7 @@ impl Official {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(serve.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
+        let line = crate::common::first_line(&mut serve);
         let me = Official {
             addon: addon.to_owned(),
             image,
