@@ -1,0 +1,298 @@
+//! `lint`: Home Assistant's secure add-on practices as rules over a checked add-on, each
+//! finding with its place, why it matters, the fix and what the fix does to the rating.
+//!
+//! Pure: it reads an [`Addon`] loaded with its source ([`crate::addon::load_with_source`])
+//! and, for the API rule, the add-on's `rootfs/` scripts. The rating change of a fix is
+//! [`crate::rating::rate`] of the config with the fix applied, never a number written here.
+//! One file per rule family: `confinement` (AppArmor), `host` (rights that reach the host),
+//! `maps`, `api` (+ `scripts`, the rootfs scan), `credentials`, `signing`, `deprecated`.
+
+mod api;
+mod confinement;
+mod credentials;
+mod deprecated;
+pub mod edit;
+mod host;
+mod maps;
+pub mod render;
+pub mod rules;
+pub mod sarif;
+mod scripts;
+mod signing;
+
+use serde::Serialize;
+
+use crate::addon::Addon;
+use crate::config::AddonConfig;
+use crate::diag::{Diagnostic, Severity, display_path};
+use crate::plan::SandboxPlan;
+use crate::rating::{self, ApparmorMode};
+use crate::source::{Node, Pos};
+
+pub use edit::{Edit, EditError};
+pub use rules::{Level, Rule};
+
+/// What a fix does to the Supervisor's rating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RatingChange {
+    pub before: u8,
+    pub after: u8,
+}
+
+impl RatingChange {
+    pub fn delta(self) -> i32 {
+        i32::from(self.after) - i32::from(self.before)
+    }
+}
+
+/// The fix of a finding: always in words, and as a line edit where one line says it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fix {
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edit: Option<Edit>,
+}
+
+/// One finding.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    #[serde(serialize_with = "rule_id")]
+    pub rule: &'static Rule,
+    pub level: Level,
+    pub file: String,
+    /// 1-based; 0 when the finding is about a file as a whole.
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+    pub why: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Fix>,
+    /// The rating before and after the fix (present whenever the rule has a fix).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<RatingChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
+}
+
+fn rule_id<S: serde::Serializer>(rule: &&'static Rule, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(rule.id)
+}
+
+/// The findings of one add-on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub path: String,
+    pub slug: Option<String>,
+    /// The rating as written (None for an invalid add-on).
+    pub rating: Option<u8>,
+    /// The rating with every fix applied at once.
+    pub rating_fixed: Option<u8>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// The most serious level of its findings.
+    pub fn worst(&self) -> Option<Level> {
+        self.findings.iter().map(|f| f.level).min()
+    }
+}
+
+/// A change a fix makes to the parsed config (and to whether the add-on ships a profile).
+type Change = Box<dyn Fn(&mut AddonConfig, &mut ApparmorMode)>;
+
+/// One add-on being linted.
+pub(crate) struct Ctx<'a> {
+    pub addon: &'a Addon,
+    pub config: &'a AddonConfig,
+    pub root: &'a Node,
+    pub text: edit::Text<'a>,
+    pub apparmor: ApparmorMode,
+    pub plan: Option<SandboxPlan>,
+    rating: u8,
+    changes: Vec<Change>,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The key and value nodes of a top-level key as written.
+    pub fn entry(&self, key: &str) -> Option<(&'a Node, &'a Node)> {
+        self.root.get_entry(key)
+    }
+
+    /// The rating of the config with `change` applied.
+    pub fn rated(&self, change: &dyn Fn(&mut AddonConfig, &mut ApparmorMode)) -> RatingChange {
+        let mut config = self.config.clone();
+        let mut mode = self.apparmor;
+        change(&mut config, &mut mode);
+        RatingChange {
+            before: self.rating,
+            after: rating::rate(&config, mode).rating,
+        }
+    }
+
+    /// A finding in the config file with its fix: the words, the edit where one line says
+    /// it, and the change to the parsed config the rating is computed from.
+    pub fn fix(
+        &mut self,
+        rule: &'static Rule,
+        pos: Pos,
+        message: String,
+        fix: Fix,
+        change: impl Fn(&mut AddonConfig, &mut ApparmorMode) + 'static,
+    ) {
+        let file = self.text.file.to_owned();
+        self.fix_in(rule, file, pos, message, fix, change);
+    }
+
+    /// [`Ctx::fix`] for a finding in another file of the add-on.
+    pub fn fix_in(
+        &mut self,
+        rule: &'static Rule,
+        file: String,
+        pos: Pos,
+        message: String,
+        fix: Fix,
+        change: impl Fn(&mut AddonConfig, &mut ApparmorMode) + 'static,
+    ) {
+        let rating = self.rated(&change);
+        self.changes.push(Box::new(change));
+        self.push_at(rule, file, pos, message, Some(fix), Some(rating));
+    }
+
+    pub fn push_at(
+        &mut self,
+        rule: &'static Rule,
+        file: String,
+        pos: Pos,
+        message: String,
+        fix: Option<Fix>,
+        rating: Option<RatingChange>,
+    ) {
+        let snippet = (file == self.text.file)
+            .then(|| self.text.source.line(pos.line))
+            .flatten()
+            .map(str::to_owned);
+        self.findings.push(Finding {
+            rule,
+            level: rule.level,
+            file,
+            line: pos.line,
+            column: pos.column,
+            message,
+            why: rule.why,
+            fix,
+            rating,
+            snippet,
+        });
+    }
+}
+
+/// Lint one add-on. An add-on loaded without its source, or invalid, gets its check
+/// diagnostics only (the practices are judged on what the Supervisor would install).
+pub fn lint(addon: &Addon) -> Report {
+    let mut report = Report {
+        path: display_path(&addon.dir),
+        slug: addon.slug().map(str::to_owned),
+        rating: None,
+        rating_fixed: None,
+        findings: addon.diagnostics.iter().map(from_diagnostic).collect(),
+    };
+    let (Some(config), Some(source), Some(file)) = (
+        addon.config.as_ref().filter(|_| addon.valid()),
+        addon.source.as_deref(),
+        addon.config_file.as_deref(),
+    ) else {
+        return report;
+    };
+    let apparmor = ApparmorMode::of(config, addon.apparmor_profile.is_some());
+    let rating = rating::rate(config, apparmor).rating;
+    let file = display_path(file);
+    let mut ctx = Ctx {
+        addon,
+        config,
+        root: &source.root,
+        text: edit::Text {
+            file: &file,
+            source: &source.text,
+            yaml: crate::source::Format::from_path(std::path::Path::new(&file))
+                != Some(crate::source::Format::Json),
+        },
+        apparmor,
+        plan: crate::policy::decide(
+            config,
+            addon.apparmor_profile.is_some(),
+            &crate::policy::PlanOptions::default(),
+        )
+        .ok(),
+        rating,
+        changes: Vec::new(),
+        findings: Vec::new(),
+    };
+    confinement::check(&mut ctx);
+    host::check(&mut ctx);
+    maps::check(&mut ctx);
+    api::check(&mut ctx);
+    credentials::check(&mut ctx);
+    signing::check(&mut ctx);
+    deprecated::check(&mut ctx);
+    let all = |c: &mut AddonConfig, m: &mut ApparmorMode| {
+        for change in &ctx.changes {
+            change(c, m);
+        }
+    };
+    report.rating = Some(rating);
+    report.rating_fixed = Some(ctx.rated(&all).after);
+    // A deprecated key the check already warned about is said once, by the rule with the fix.
+    let linted: Vec<(String, u32)> = ctx
+        .findings
+        .iter()
+        .filter(|f| f.rule.id == rules::DEPRECATED_KEY.id)
+        .map(|f| (f.file.clone(), f.line))
+        .collect();
+    report.findings.retain(|f| {
+        f.rule.id != rules::CHECK_WARNING.id || !linted.contains(&(f.file.clone(), f.line))
+    });
+    report.findings.append(&mut ctx.findings);
+    // The config file first, then the others by name; within a file by place (stable).
+    report.findings.sort_by(|a, b| {
+        let key = |f: &Finding| (f.file != file, f.file.clone(), f.line, f.column);
+        key(a).cmp(&key(b))
+    });
+    report
+}
+
+/// A diagnostic of `check` as a finding.
+fn from_diagnostic(d: &Diagnostic) -> Finding {
+    let rule = match d.severity {
+        Severity::Error => &rules::CHECK_ERROR,
+        Severity::Warning => &rules::CHECK_WARNING,
+    };
+    Finding {
+        rule,
+        level: rule.level,
+        file: d.file.clone(),
+        line: d.line,
+        column: d.column,
+        message: d.message.clone(),
+        why: rule.why,
+        fix: None,
+        rating: None,
+        snippet: d.snippet.clone(),
+    }
+}
+
+/// A fix in words only.
+pub(crate) fn advice(description: impl Into<String>) -> Fix {
+    Fix {
+        description: description.into(),
+        edit: None,
+    }
+}
+
+/// A fix in words with its line edit, when there is one.
+pub(crate) fn fix(description: impl Into<String>, edit: Option<Edit>) -> Fix {
+    Fix {
+        description: description.into(),
+        edit,
+    }
+}
