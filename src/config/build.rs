@@ -54,6 +54,9 @@ pub fn check(root: &Node, sink: &mut Sink) {
                 }
                 None => sink.warn(value.pos, format!("{k} must be a mapping of strings; the build file is ignored")),
             },
+            // Home Assistant's builder reads who signs the image from here; the Supervisor
+            // drops it like any key it does not know (`lint`'s image-unsigned asks for it).
+            Some("cosign") => {}
             Some(other) => sink.warn(key.pos, format!("unknown build key '{other}' is ignored")),
             None => sink.warn(key.pos, "build file keys must be strings"),
         }

@@ -48,8 +48,9 @@ pub(super) fn check(ctx: &mut Ctx) {
             &API_UNUSED,
             key.pos,
             format!(
-                "hassio_api: true, but the {} files under rootfs/ call no endpoint that needs the token{shown}",
-                calls.files
+                "hassio_api: true, but the {} file{} under rootfs/ call no endpoint that needs the token{shown}",
+                calls.files,
+                if calls.files == 1 { "" } else { "s" }
             ),
             fix("delete `hassio_api: true`", edit),
             |c: &mut AddonConfig, _: &mut ApparmorMode| c.hassio_api = false,

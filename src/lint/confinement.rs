@@ -10,6 +10,7 @@ use super::{Ctx, advice, fix};
 
 pub(super) fn check(ctx: &mut Ctx) {
     if !ctx.config.apparmor {
+        let ships = ctx.addon.apparmor_profile.is_some();
         if let Some((key, value)) = ctx.entry("apparmor") {
             let edit = ctx.text.delete_key(key, value);
             ctx.fix(
@@ -20,9 +21,9 @@ pub(super) fn check(ctx: &mut Ctx) {
                     "delete `apparmor: false` (Docker's default profile applies), then ship an apparmor.txt",
                     edit,
                 ),
-                |c, m| {
+                move |c, m| {
                     c.apparmor = true;
-                    *m = ApparmorMode::Default;
+                    *m = ApparmorMode::of(c, ships);
                 },
             );
         }

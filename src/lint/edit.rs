@@ -130,8 +130,10 @@ impl Text<'_> {
         self.edit(node.pos.line, line, changed)
     }
 
-    /// Remove the block-list item `node` (a line `  - ITEM`).
-    pub fn delete_item(&self, node: &Node) -> Option<Edit> {
+    /// Remove the block-list item `node` (a line `  - ITEM`). The last item of a list
+    /// becomes `[]` on its line, so the key keeps a list (an empty value is null, which the
+    /// Supervisor refuses where it wants a list).
+    pub fn delete_item(&self, node: &Node, sole: bool) -> Option<Edit> {
         if !self.yaml {
             return None;
         }
@@ -140,7 +142,13 @@ impl Text<'_> {
         let item = code.strip_prefix("- ")?.trim();
         let written = item.trim_matches(|c| c == '"' || c == '\'');
         (Some(written) == node.as_str()).then_some(())?;
-        self.edit(node.pos.line, line, String::new())
+        let new = if sole {
+            let indent = line.len() - line.trim_start().len();
+            format!("{}[]", " ".repeat(indent.max(2)))
+        } else {
+            String::new()
+        };
+        self.edit(node.pos.line, line, new)
     }
 
     /// The line of a top-level `key: value`, when both are on it and nothing else is.

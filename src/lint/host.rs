@@ -121,8 +121,7 @@ pub(super) fn check(ctx: &mut Ctx) {
 /// What our strict policy does with the right, when it withholds it.
 fn withheld(ctx: &Ctx, right: &str) -> String {
     match ctx
-        .plan
-        .as_ref()
+        .plan()
         .and_then(|p| p.withheld.iter().find(|w| w.right == right))
     {
         Some(w) => format!(
@@ -144,7 +143,7 @@ fn capabilities(ctx: &mut Ctx) {
         if !cap.lowers_rating() || !ctx.config.privileged.contains(&cap) {
             continue;
         }
-        let edit = ctx.text.delete_item(item);
+        let edit = ctx.text.delete_item(item, items.len() == 1);
         let message = format!(
             "privileged {}: {}{}",
             cap.name(),
@@ -215,7 +214,10 @@ fn devices(ctx: &mut Ctx) {
         let (first, _) = list[0];
         let paths: Vec<String> = list.iter().map(|(_, p)| p.clone()).collect();
         let (edit, what) = match list.as_slice() {
-            [(item, path)] => (ctx.text.delete_item(item), format!("device {path}")),
+            [(item, path)] => (
+                ctx.text.delete_item(item, items.len() == 1),
+                format!("device {path}"),
+            ),
             _ => (
                 None,
                 format!("{} devices ({}, ...)", list.len(), paths[..2].join(", ")),

@@ -107,7 +107,8 @@ pub(crate) struct Ctx<'a> {
     pub root: &'a Node,
     pub text: edit::Text<'a>,
     pub apparmor: ApparmorMode,
-    pub plan: Option<SandboxPlan>,
+    /// The strict plan, made when a rule first asks (most add-ons need none).
+    plan: std::cell::OnceCell<Option<SandboxPlan>>,
     rating: u8,
     changes: Vec<Change>,
     findings: Vec<Finding>,
@@ -117,6 +118,17 @@ impl<'a> Ctx<'a> {
     /// The key and value nodes of a top-level key as written.
     pub fn entry(&self, key: &str) -> Option<(&'a Node, &'a Node)> {
         self.root.get_entry(key)
+    }
+
+    /// Our plan under the strict policy with protection on (None when it refuses the add-on).
+    pub fn plan(&self) -> Option<&SandboxPlan> {
+        self.plan
+            .get_or_init(|| {
+                let ships = self.addon.apparmor_profile.is_some();
+                crate::policy::decide(self.config, ships, &crate::policy::PlanOptions::default())
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// The rating of the config with `change` applied.
@@ -218,12 +230,7 @@ pub fn lint(addon: &Addon) -> Report {
                 != Some(crate::source::Format::Json),
         },
         apparmor,
-        plan: crate::policy::decide(
-            config,
-            addon.apparmor_profile.is_some(),
-            &crate::policy::PlanOptions::default(),
-        )
-        .ok(),
+        plan: std::cell::OnceCell::new(),
         rating,
         changes: Vec::new(),
         findings: Vec::new(),
