@@ -545,3 +545,85 @@ fn sarif_validates_against_the_schema() {
     std::fs::write(&file, serde_json::to_vec(&broken).unwrap()).unwrap();
     assert_eq!(schema_errors(&python, &file), 2);
 }
+
+/// The corpus survey of docs/lint.md: per rule, how many add-ons it hits, its findings and
+/// one-line fixes, and the rating the corpus gains from that rule's fixes; then the gain
+/// with every fix applied. Regenerate with
+/// `cargo test --test lint corpus_survey -- --nocapture` and paste the table.
+#[cfg_attr(
+    not(corpus),
+    ignore = "no corpus: set ADDON_SANDBOX_CORPUS or put it at ../shared/corpus"
+)]
+#[test]
+fn corpus_survey() {
+    let Some(corpus) = common::corpus_dir() else {
+        return;
+    };
+    let mut dirs = Vec::new();
+    for part in ["official", "community"] {
+        dirs.extend(addon::discover(&corpus.join(part)));
+    }
+    let reports: Vec<Report> = dirs.iter().map(|d| lint_dir(d)).collect();
+    let rated: Vec<&Report> = reports.iter().filter(|r| r.rating.is_some()).collect();
+    println!(
+        "| rule | level | add-ons | findings | one-line fixes | add-ons rated higher | rating gain |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for rule in rules::ALL {
+        let hit: Vec<&Report> = reports
+            .iter()
+            .filter(|r| r.findings.iter().any(|f| f.rule.id == rule.id))
+            .collect();
+        let findings = |edit: bool| {
+            reports
+                .iter()
+                .flat_map(|r| &r.findings)
+                .filter(|f| f.rule.id == rule.id)
+                .filter(|f| !edit || f.fix.as_ref().is_some_and(|x| x.edit.is_some()))
+                .count()
+        };
+        let gains: Vec<i32> = rated
+            .iter()
+            .filter_map(|r| {
+                let fixed = r
+                    .rating_fixed_by_rule
+                    .iter()
+                    .find(|(id, _)| *id == rule.id)?
+                    .1;
+                Some(i32::from(fixed) - i32::from(r.rating?))
+            })
+            .collect();
+        assert!(
+            gains.iter().all(|g| *g >= 0),
+            "{}: a fix lowers a rating",
+            rule.id
+        );
+        println!(
+            "| `{}` | {} | {} | {} | {} | {} | +{} |",
+            rule.id,
+            rule.level.name(),
+            hit.len(),
+            findings(false),
+            findings(true),
+            gains.iter().filter(|g| **g > 0).count(),
+            gains.iter().sum::<i32>()
+        );
+    }
+    let before: u32 = rated.iter().map(|r| u32::from(r.rating.unwrap())).sum();
+    let after: u32 = rated
+        .iter()
+        .map(|r| u32::from(r.rating_fixed.unwrap()))
+        .sum();
+    let higher = rated.iter().filter(|r| r.rating_fixed > r.rating).count();
+    let n = rated.len() as f64;
+    println!();
+    println!(
+        "{} add-ons ({} valid and rated). Every fix applied: {higher} rate higher, total rating {before} → {after} (+{}), mean {:.2} → {:.2}.",
+        reports.len(),
+        rated.len(),
+        after - before,
+        f64::from(before) / n,
+        f64::from(after) / n
+    );
+    assert!(after >= before);
+}

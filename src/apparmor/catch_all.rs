@@ -1,6 +1,6 @@
 //! Bare catch-all rules in a profile's text (`file,`, `capability,`, `network,` ...): each
 //! allows everything of its kind. Our generated profiles never hold one
-//! (`tests/profile_corpus.rs`); `lint` points at them in an author's `apparmor.txt`. Pure,
+//! (`tests/profile_corpus.rs` checks with this scan); `lint` points at them in an author's `apparmor.txt`. Pure,
 //! and textual: what the rest of a profile allows is `compare`'s question, for the parser.
 
 /// The rule words that, written bare, allow a whole class of access.

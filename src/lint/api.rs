@@ -48,9 +48,8 @@ pub(super) fn check(ctx: &mut Ctx) {
             &API_UNUSED,
             key.pos,
             format!(
-                "hassio_api: true, but the {} file{} under rootfs/ call no endpoint that needs the token{shown}",
-                calls.files,
-                if calls.files == 1 { "" } else { "s" }
+                "hassio_api: true, but no script under rootfs/ ({} read) calls an endpoint that needs the token{shown}",
+                calls.files
             ),
             fix("delete `hassio_api: true`", edit),
             |c: &mut AddonConfig, _: &mut ApparmorMode| c.hassio_api = false,

@@ -88,6 +88,9 @@ pub struct Report {
     /// The rating with every fix applied at once.
     pub rating_fixed: Option<u8>,
     pub findings: Vec<Finding>,
+    /// The rating with every fix of one rule applied, by rule (for surveys).
+    #[serde(skip)]
+    pub rating_fixed_by_rule: Vec<(&'static str, u8)>,
 }
 
 impl Report {
@@ -110,7 +113,7 @@ pub(crate) struct Ctx<'a> {
     /// The strict plan, made when a rule first asks (most add-ons need none).
     plan: std::cell::OnceCell<Option<SandboxPlan>>,
     rating: u8,
-    changes: Vec<Change>,
+    changes: Vec<(&'static str, Change)>,
     findings: Vec<Finding>,
 }
 
@@ -167,7 +170,7 @@ impl<'a> Ctx<'a> {
         change: impl Fn(&mut AddonConfig, &mut ApparmorMode) + 'static,
     ) {
         let rating = self.rated(&change);
-        self.changes.push(Box::new(change));
+        self.changes.push((rule.id, Box::new(change)));
         self.push_at(rule, file, pos, message, Some(fix), Some(rating));
     }
 
@@ -207,6 +210,7 @@ pub fn lint(addon: &Addon) -> Report {
         slug: addon.slug().map(str::to_owned),
         rating: None,
         rating_fixed: None,
+        rating_fixed_by_rule: Vec::new(),
         findings: addon.diagnostics.iter().map(from_diagnostic).collect(),
     };
     let (Some(config), Some(source), Some(file)) = (
@@ -242,13 +246,23 @@ pub fn lint(addon: &Addon) -> Report {
     credentials::check(&mut ctx);
     signing::check(&mut ctx);
     deprecated::check(&mut ctx);
-    let all = |c: &mut AddonConfig, m: &mut ApparmorMode| {
-        for change in &ctx.changes {
-            change(c, m);
-        }
+    let fixed = |rule: Option<&str>| {
+        let apply = |c: &mut AddonConfig, m: &mut ApparmorMode| {
+            for (id, change) in &ctx.changes {
+                if rule.is_none_or(|r| r == *id) {
+                    change(c, m);
+                }
+            }
+        };
+        ctx.rated(&apply).after
     };
     report.rating = Some(rating);
-    report.rating_fixed = Some(ctx.rated(&all).after);
+    report.rating_fixed = Some(fixed(None));
+    let mut ids: Vec<&'static str> = ctx.changes.iter().map(|(id, _)| *id).collect();
+    ids.dedup();
+    ids.sort_unstable();
+    ids.dedup();
+    report.rating_fixed_by_rule = ids.into_iter().map(|id| (id, fixed(Some(id)))).collect();
     // A deprecated key the check already warned about is said once, by the rule with the fix.
     let linted: Vec<(String, u32)> = ctx
         .findings

@@ -56,7 +56,7 @@ fn finding(s: &mut String, f: &Finding) {
             let _ = writeln!(s, "    {}:{}", edit.file, edit.line);
             let _ = writeln!(s, "    - {}", edit.old);
             for line in edit.new.split('\n') {
-                let _ = writeln!(s, "    + {line}");
+                let _ = writeln!(s, "    +{}{line}", if line.is_empty() { "" } else { " " });
             }
         }
     }
