@@ -32,7 +32,7 @@ pub(super) fn check(ctx: &mut Ctx) {
     if let Some(text) = ctx.addon.apparmor_text.as_deref() {
         let file = display_path(&ctx.addon.dir.join("apparmor.txt"));
         for found in catch_all::find(text) {
-            ctx.fix_in(
+            ctx.fix_unchanged_in(
                 &APPARMOR_PERMISSIVE,
                 file.clone(),
                 Pos {
@@ -47,7 +47,6 @@ pub(super) fn check(ctx: &mut Ctx) {
                 advice(
                     "replace it with the accesses the add-on needs: `addon-sandbox profile DIR` writes a least-privilege profile from the config, `addon-sandbox compare DIR` shows what this one lets through",
                 ),
-                |_, _| {},
             );
         }
     } else if !ctx.addon.has_apparmor_txt {

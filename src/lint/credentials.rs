@@ -64,12 +64,11 @@ fn walk(ctx: &mut Ctx, node: &Node, prefix: &str) {
             Value::Str(t) if secret_name(name) && t.starts_with("str") => {
                 let typed = format!("password{}", &t["str".len()..]);
                 let edit = ctx.text.replace_word(element, t, &typed);
-                ctx.fix(
+                ctx.fix_unchanged(
                     &CREDENTIAL_PLAINTEXT,
                     element.pos,
                     format!("option {path} is typed `{t}`: the secret is shown in clear text in the add-on's configuration page"),
                     fix(format!("type it `{typed}`"), edit),
-                    |_: &mut AddonConfig, _: &mut ApparmorMode| {},
                 );
             }
             _ => {}

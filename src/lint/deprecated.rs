@@ -36,12 +36,11 @@ pub(super) fn check(ctx: &mut Ctx) {
     for (name, why) in DEAD {
         if let Some((key, value)) = ctx.entry(name) {
             let edit = ctx.text.delete_key(key, value);
-            ctx.fix(
+            ctx.fix_unchanged(
                 &DEPRECATED_KEY,
                 key.pos,
                 format!("'{name}' is dead: {why}"),
                 fix(format!("delete `{name}`"), edit),
-                |_: &mut AddonConfig, _: &mut ApparmorMode| {},
             );
         }
     }
@@ -52,12 +51,11 @@ pub(super) fn check(ctx: &mut Ctx) {
             } else {
                 None
             };
-            ctx.fix(
+            ctx.fix_unchanged(
                 &DEPRECATED_KEY,
                 key.pos,
                 format!("'{old}' is deprecated: the Supervisor reads it as '{new}'"),
                 fix(format!("rename `{old}` to `{new}`"), edit),
-                |_: &mut AddonConfig, _: &mut ApparmorMode| {},
             );
         }
     }
@@ -76,7 +74,7 @@ fn startup(ctx: &mut Ctx) {
         _ => return,
     };
     let edit = ctx.text.set_value(key, value, new);
-    ctx.fix(
+    ctx.fix_unchanged(
         &DEPRECATED_KEY,
         value.pos,
         format!(
@@ -84,7 +82,6 @@ fn startup(ctx: &mut Ctx) {
             value.as_str().unwrap_or_default()
         ),
         fix(format!("write `startup: {new}`"), edit),
-        |_: &mut AddonConfig, _: &mut ApparmorMode| {},
     );
 }
 
@@ -132,12 +129,11 @@ fn old_forms(ctx: &mut Ctx) {
         && !matches!(value.value, Value::Bool(_))
     {
         let edit = ctx.text.set_value(key, value, "true");
-        ctx.fix(
+        ctx.fix_unchanged(
             &DEPRECATED_KEY,
             value.pos,
             format!("'tmpfs: {}' is an old form: it means true", value.display()),
             fix("write `tmpfs: true`", edit),
-            |_: &mut AddonConfig, _: &mut ApparmorMode| {},
         );
     }
     let Some(items) = ctx.entry("devices").and_then(|(_, v)| v.as_seq()) else {
@@ -150,12 +146,11 @@ fn old_forms(ctx: &mut Ctx) {
         let written = item.as_str().unwrap_or_default();
         let host = written.split(':').next().unwrap_or_default();
         let edit = ctx.text.replace_word(item, written, host);
-        ctx.fix(
+        ctx.fix_unchanged(
             &DEPRECATED_KEY,
             item.pos,
             format!("'{written}' is the old host:container:permissions form: only {host} is used"),
             fix(format!("write `{host}`"), edit),
-            |_: &mut AddonConfig, _: &mut ApparmorMode| {},
         );
     }
 }

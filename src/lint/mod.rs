@@ -174,6 +174,30 @@ impl<'a> Ctx<'a> {
         self.push_at(rule, file, pos, message, Some(fix), Some(rating));
     }
 
+    /// [`Ctx::fix_in`] for a fix that leaves the parsed config as it is (a type in the
+    /// schema, a key the Supervisor drops or rewrites to the same value, the profile's text):
+    /// the rating of the unchanged config is the rating, no copy needed.
+    pub fn fix_unchanged_in(
+        &mut self,
+        rule: &'static Rule,
+        file: String,
+        pos: Pos,
+        message: String,
+        fix: Fix,
+    ) {
+        let rating = RatingChange {
+            before: self.rating,
+            after: self.rating,
+        };
+        self.push_at(rule, file, pos, message, Some(fix), Some(rating));
+    }
+
+    /// [`Ctx::fix_unchanged_in`] in the config file.
+    pub fn fix_unchanged(&mut self, rule: &'static Rule, pos: Pos, message: String, fix: Fix) {
+        let file = self.text.file.to_owned();
+        self.fix_unchanged_in(rule, file, pos, message, fix);
+    }
+
     pub fn push_at(
         &mut self,
         rule: &'static Rule,

@@ -1,51 +1,185 @@
 //! SARIF 2.1.0 for code scanning: one run, every rule with its help text and help URI, each
 //! finding a result with its region, and the one-line edits as fixes. Columns are code
-//! points (`columnKind`), as our positions count them.
+//! points (`columnKind`), as our positions count them. Typed and borrowed, serialised
+//! straight to the writer: a log of the whole corpus is 2,400 results.
 
-use serde_json::{Value, json};
+use std::borrow::Cow;
+
+use serde::Serialize;
 
 use super::rules::{self, Rule};
 use super::{Finding, Report};
 
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
-/// The SARIF log of these reports.
-pub fn document(reports: &[Report], version: &str) -> Value {
-    let rules: Vec<Value> = rules::ALL.iter().map(|r| rule(r)).collect();
-    let results: Vec<Value> = reports
-        .iter()
-        .flat_map(|r| &r.findings)
-        .map(result)
-        .collect();
-    json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "addon-sandbox",
-                "semanticVersion": version,
-                "rules": rules,
-            }},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
-    })
+#[derive(Serialize)]
+pub struct Log<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: [Run<'a>; 1],
 }
 
-fn rule(r: &Rule) -> Value {
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Run<'a> {
+    tool: Tool,
+    column_kind: &'static str,
+    results: Vec<SarifResult<'a>>,
+}
+
+#[derive(Serialize)]
+struct Tool {
+    driver: Driver,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Driver {
+    name: &'static str,
+    semantic_version: String,
+    rules: Vec<Descriptor>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    id: &'static str,
+    name: String,
+    short_description: Text<'static>,
+    full_description: Text<'static>,
+    help: Text<'static>,
+    help_uri: &'static str,
+    default_configuration: Configuration,
+}
+
+#[derive(Serialize)]
+struct Configuration {
+    level: &'static str,
+}
+
+#[derive(Serialize)]
+struct Text<'a> {
+    text: Cow<'a, str>,
+}
+
+fn text<'a>(s: impl Into<Cow<'a, str>>) -> Text<'a> {
+    Text { text: s.into() }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult<'a> {
+    rule_id: &'static str,
+    rule_index: usize,
+    level: &'static str,
+    message: Text<'a>,
+    locations: [Location<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<Properties>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fixes: Option<[SarifFix<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Location<'a> {
+    physical_location: Physical<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Physical<'a> {
+    artifact_location: Artifact,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<Region<'a>>,
+}
+
+#[derive(Serialize)]
+struct Artifact {
+    uri: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Region<'a> {
+    start_line: u32,
+    start_column: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_column: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snippet: Option<Text<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Properties {
+    rating_before: u8,
+    rating_after: u8,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifFix<'a> {
+    description: Text<'a>,
+    artifact_changes: [Change<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Change<'a> {
+    artifact_location: Artifact,
+    replacements: [Replacement<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Replacement<'a> {
+    deleted_region: Region<'a>,
+    inserted_content: Text<'a>,
+}
+
+/// The SARIF log of these reports.
+pub fn document<'a>(reports: &'a [Report], version: &str) -> Log<'a> {
+    Log {
+        schema: SCHEMA,
+        version: "2.1.0",
+        runs: [Run {
+            tool: Tool {
+                driver: Driver {
+                    name: "addon-sandbox",
+                    semantic_version: version.to_owned(),
+                    rules: rules::ALL.iter().map(|r| descriptor(r)).collect(),
+                },
+            },
+            column_kind: "unicodeCodePoints",
+            results: reports
+                .iter()
+                .flat_map(|r| &r.findings)
+                .map(result)
+                .collect(),
+        }],
+    }
+}
+
+fn descriptor(r: &'static Rule) -> Descriptor {
     let help = format!(
         "{}: {}. Every finding says where, why and the fix, with the rating change the fix brings. See {}.",
         r.title, r.why, r.help_uri
     );
-    json!({
-        "id": r.id,
-        "name": name(r.id),
-        "shortDescription": {"text": r.title},
-        "fullDescription": {"text": r.why},
-        "help": {"text": help},
-        "helpUri": r.help_uri,
-        "defaultConfiguration": {"level": r.level.name()},
-    })
+    Descriptor {
+        id: r.id,
+        name: name(r.id),
+        short_description: text(r.title),
+        full_description: text(r.why),
+        help: text(help),
+        help_uri: r.help_uri,
+        default_configuration: Configuration {
+            level: r.level.name(),
+        },
+    }
 }
 
 /// `host-network` → `HostNetwork`, SARIF's convention for rule names.
@@ -60,63 +194,73 @@ fn name(id: &str) -> String {
         .collect()
 }
 
-fn result(f: &Finding) -> Value {
-    let index = rules::ALL
+fn result(f: &Finding) -> SarifResult<'_> {
+    let rule_index = rules::ALL
         .iter()
         .position(|r| r.id == f.rule.id)
         .unwrap_or_default();
-    let mut message = f.message.clone();
-    if let Some(fix) = &f.fix {
-        message.push_str(". Fix: ");
-        message.push_str(&fix.description);
-        if let Some(r) = f.rating {
-            message.push_str(&format!(" (rating {} → {})", r.before, r.after));
+    let message = match &f.fix {
+        None => Cow::Borrowed(f.message.as_str()),
+        Some(fix) => {
+            let rating = f
+                .rating
+                .map(|r| format!(" (rating {} → {})", r.before, r.after))
+                .unwrap_or_default();
+            Cow::Owned(format!("{}. Fix: {}{rating}", f.message, fix.description))
         }
-    }
-    let mut location = json!({"artifactLocation": {"uri": uri(&f.file)}});
-    if f.line > 0 {
-        let mut region = json!({"startLine": f.line, "startColumn": f.column.max(1)});
-        if let Some(snippet) = &f.snippet {
-            region["snippet"] = json!({"text": snippet});
-        }
-        location["region"] = region;
-    }
-    let mut out = json!({
-        "ruleId": f.rule.id,
-        "ruleIndex": index,
-        "level": f.level.name(),
-        "message": {"text": message},
-        "locations": [{"physicalLocation": location}],
+    };
+    let region = (f.line > 0).then(|| Region {
+        start_line: f.line,
+        start_column: f.column.max(1),
+        end_line: None,
+        end_column: None,
+        snippet: f.snippet.as_deref().map(text),
     });
-    if let Some(r) = f.rating {
-        out["properties"] = json!({"ratingBefore": r.before, "ratingAfter": r.after});
-    }
-    if let Some(fix) = &f.fix
-        && let Some(edit) = &fix.edit
-    {
-        out["fixes"] = json!([{
-            "description": {"text": fix.description},
-            "artifactChanges": [{
-                "artifactLocation": {"uri": uri(&edit.file)},
-                "replacements": [{
-                    "deletedRegion": {
-                        "startLine": edit.line,
-                        "startColumn": 1,
-                        "endLine": edit.line,
-                        "endColumn": edit.end_column(),
+    let fixes = f.fix.as_ref().and_then(|fix| {
+        let edit = fix.edit.as_ref()?;
+        Some([SarifFix {
+            description: text(fix.description.as_str()),
+            artifact_changes: [Change {
+                artifact_location: Artifact {
+                    uri: uri(&edit.file),
+                },
+                replacements: [Replacement {
+                    deleted_region: Region {
+                        start_line: edit.line,
+                        start_column: 1,
+                        end_line: Some(edit.line),
+                        end_column: Some(edit.end_column()),
+                        snippet: None,
                     },
-                    "insertedContent": {"text": edit.new},
+                    inserted_content: text(edit.new.as_str()),
                 }],
             }],
-        }]);
+        }])
+    });
+    SarifResult {
+        rule_id: f.rule.id,
+        rule_index,
+        level: f.level.name(),
+        message: text(message),
+        locations: [Location {
+            physical_location: Physical {
+                artifact_location: Artifact { uri: uri(&f.file) },
+                region,
+            },
+        }],
+        properties: f.rating.map(|r| Properties {
+            rating_before: r.before,
+            rating_after: r.after,
+        }),
+        fixes,
     }
-    out
 }
 
 /// A path as a URI reference: relative paths stay relative, absolute ones become `file://`
 /// URIs; anything outside the unreserved characters and `/` is percent-encoded.
 pub fn uri(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
+    use std::fmt::Write;
+    let mut out = String::with_capacity(path.len() + 8);
     if path.starts_with('/') {
         out.push_str("file://");
     }
@@ -124,7 +268,7 @@ pub fn uri(path: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out

@@ -37,14 +37,13 @@ pub(super) fn check(ctx: &mut Ctx) {
     } else {
         "its build file names no signing identity"
     };
-    ctx.fix(
+    ctx.fix_unchanged(
         &IMAGE_UNSIGNED,
         key.pos,
         format!("image {image} is pulled prebuilt, but {why}"),
         advice(
             "sign the image in CI with cosign and name the signer in build.yaml: `cosign:` with `identity: https://github.com/OWNER/REPO/.*`",
         ),
-        |_, _| {},
     );
 }
 
