@@ -191,6 +191,26 @@ fn every_rule_fires_on_its_practice_and_not_without_it() {
     }
 }
 
+/// A need stated on the line (`# lint: allow(RULE) why`) silences that rule there, and only
+/// that rule: its fix no longer counts in the rating with every fix.
+#[test]
+fn a_stated_need_silences_its_rule_on_its_line() {
+    let stated = folder(
+        "host_network: true  # lint: allow(host-network) mDNS discovery of the devices\nhost_dbus: true # lint: allow(host-pid)\n",
+        &[],
+    );
+    let report = lint_dir(stated.path());
+    assert!(!fires(&report, "host-network"), "{report:#?}");
+    assert!(
+        fires(&report, "host-dbus"),
+        "another rule's allow is not this one's"
+    );
+    let plain = folder("host_network: true\nhost_dbus: true\n", &[]);
+    let plain = lint_dir(plain.path());
+    assert_eq!(report.rating, plain.rating);
+    assert_eq!(report.rating_fixed, Some(plain.rating_fixed.unwrap() - 1));
+}
+
 /// Apply every one-line fix of `dir`'s findings to a copy of the folder: the finding goes, and
 /// the rating becomes what it said. Returns how many fixes were applied, by rule.
 fn fixes_hold(dir: &Path) -> BTreeMap<&'static str, usize> {

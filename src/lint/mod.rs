@@ -134,6 +134,25 @@ impl<'a> Ctx<'a> {
             .as_ref()
     }
 
+    /// The author stated the need on the finding's line of the config:
+    /// `# lint: allow(RULE[, RULE...]) why`. The finding, its fix and its rating change go.
+    fn allowed(&self, rule: &Rule, file: &str, pos: Pos) -> bool {
+        if file != self.text.file {
+            return false;
+        }
+        let Some(line) = self.text.source.line(pos.line) else {
+            return false;
+        };
+        let Some((_, comment)) = line.split_once('#') else {
+            return false;
+        };
+        let Some((_, list)) = comment.split_once("lint: allow(") else {
+            return false;
+        };
+        let list = list.split(')').next().unwrap_or_default();
+        list.split(',').any(|id| id.trim() == rule.id)
+    }
+
     /// The rating of the config with `change` applied.
     pub fn rated(&self, change: &dyn Fn(&mut AddonConfig, &mut ApparmorMode)) -> RatingChange {
         let mut config = self.config.clone();
@@ -169,6 +188,9 @@ impl<'a> Ctx<'a> {
         fix: Fix,
         change: impl Fn(&mut AddonConfig, &mut ApparmorMode) + 'static,
     ) {
+        if self.allowed(rule, &file, pos) {
+            return;
+        }
         let rating = self.rated(&change);
         self.changes.push((rule.id, Box::new(change)));
         self.push_at(rule, file, pos, message, Some(fix), Some(rating));
@@ -185,6 +207,9 @@ impl<'a> Ctx<'a> {
         message: String,
         fix: Fix,
     ) {
+        if self.allowed(rule, &file, pos) {
+            return;
+        }
         let rating = RatingChange {
             before: self.rating,
             after: self.rating,
@@ -270,6 +295,14 @@ pub fn lint(addon: &Addon) -> Report {
     credentials::check(&mut ctx);
     signing::check(&mut ctx);
     deprecated::check(&mut ctx);
+    report.rating = Some(rating);
+    fixed_ratings(&ctx, &mut report);
+    merge(&mut report, std::mem::take(&mut ctx.findings), &file);
+    report
+}
+
+/// The rating with every fix applied, and with each rule's fixes applied.
+fn fixed_ratings(ctx: &Ctx, report: &mut Report) {
     let fixed = |rule: Option<&str>| {
         let apply = |c: &mut AddonConfig, m: &mut ApparmorMode| {
             for (id, change) in &ctx.changes {
@@ -280,30 +313,30 @@ pub fn lint(addon: &Addon) -> Report {
         };
         ctx.rated(&apply).after
     };
-    report.rating = Some(rating);
     report.rating_fixed = Some(fixed(None));
     let mut ids: Vec<&'static str> = ctx.changes.iter().map(|(id, _)| *id).collect();
-    ids.dedup();
     ids.sort_unstable();
     ids.dedup();
     report.rating_fixed_by_rule = ids.into_iter().map(|id| (id, fixed(Some(id)))).collect();
-    // A deprecated key the check already warned about is said once, by the rule with the fix.
-    let linted: Vec<(String, u32)> = ctx
-        .findings
+}
+
+/// The rules' findings beside check's, in one order: the config file first, then the others
+/// by name, within a file by place (stable). A deprecated key `check` already warned about is
+/// said once, by the rule with the fix.
+fn merge(report: &mut Report, mut linted: Vec<Finding>, config_file: &str) {
+    let deprecated: Vec<(&str, u32)> = linted
         .iter()
         .filter(|f| f.rule.id == rules::DEPRECATED_KEY.id)
-        .map(|f| (f.file.clone(), f.line))
+        .map(|f| (f.file.as_str(), f.line))
         .collect();
     report.findings.retain(|f| {
-        f.rule.id != rules::CHECK_WARNING.id || !linted.contains(&(f.file.clone(), f.line))
+        f.rule.id != rules::CHECK_WARNING.id || !deprecated.contains(&(f.file.as_str(), f.line))
     });
-    report.findings.append(&mut ctx.findings);
-    // The config file first, then the others by name; within a file by place (stable).
+    report.findings.append(&mut linted);
     report.findings.sort_by(|a, b| {
-        let key = |f: &Finding| (f.file != file, f.file.clone(), f.line, f.column);
+        let key = |f: &Finding| (f.file != config_file, f.file.clone(), f.line, f.column);
         key(a).cmp(&key(b))
     });
-    report
 }
 
 /// A diagnostic of `check` as a finding.
