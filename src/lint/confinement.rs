@@ -16,7 +16,7 @@ pub(super) fn check(ctx: &mut Ctx) {
             ctx.fix(
                 &APPARMOR_DISABLED,
                 key.pos,
-                "apparmor: false runs the add-on with no AppArmor profile at all".into(),
+                "apparmor: false: no AppArmor profile at all, so an attacker in the add-on meets nothing but the container's own walls (no path, mount or signal rule)".into(),
                 fix(
                     "delete `apparmor: false` (Docker's default profile applies), then ship an apparmor.txt",
                     edit,

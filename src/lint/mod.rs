@@ -333,10 +333,12 @@ fn merge(report: &mut Report, mut linted: Vec<Finding>, config_file: &str) {
         f.rule.id != rules::CHECK_WARNING.id || !deprecated.contains(&(f.file.as_str(), f.line))
     });
     report.findings.append(&mut linted);
-    report.findings.sort_by(|a, b| {
-        let key = |f: &Finding| (f.file != config_file, f.file.clone(), f.line, f.column);
-        key(a).cmp(&key(b))
-    });
+    fn key<'f>(f: &'f Finding, config_file: &str) -> (bool, &'f str, u32, u32) {
+        (f.file != config_file, f.file.as_str(), f.line, f.column)
+    }
+    report
+        .findings
+        .sort_by(|a, b| key(a, config_file).cmp(&key(b, config_file)));
 }
 
 /// A diagnostic of `check` as a finding.
