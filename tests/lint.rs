@@ -211,6 +211,27 @@ fn a_stated_need_silences_its_rule_on_its_line() {
     assert_eq!(report.rating_fixed, Some(plain.rating_fixed.unwrap() - 1));
 }
 
+/// The rootfs scan reads regular files only: a link (to a script outside, or `rootfs` itself
+/// as a link) is never followed.
+#[test]
+fn the_rootfs_scan_follows_no_link() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("run"), SCRIPT_MANAGER).unwrap();
+    let dir = folder(
+        "hassio_api: true\nhassio_role: manager\n",
+        &[(RUN, SCRIPT_OWN_INFO)],
+    );
+    let linked = dir.path().join("rootfs/etc/services.d/x/linked");
+    std::os::unix::fs::symlink(outside.path().join("run"), &linked).unwrap();
+    // The manager call behind the link is not read: the role is still too broad.
+    assert!(fires(&lint_dir(dir.path()), "api-role-broad"));
+    // With rootfs itself a link there is nothing to judge.
+    let other = folder("hassio_api: true\nhassio_role: manager\n", &[]);
+    std::os::unix::fs::symlink(dir.path().join("rootfs"), other.path().join("rootfs")).unwrap();
+    let report = lint_dir(other.path());
+    assert!(!fires(&report, "api-role-broad") && !fires(&report, "api-unused"));
+}
+
 /// Apply every one-line fix of `dir`'s findings to a copy of the folder: the finding goes, and
 /// the rating becomes what it said. Returns how many fixes were applied, by rule.
 fn fixes_hold(dir: &Path) -> BTreeMap<&'static str, usize> {

@@ -38,6 +38,9 @@ pub fn scan(dir: &Path) -> Option<Calls> {
     let mut calls = Calls::default();
     let mut stack = vec![root];
     while let Some(folder) = stack.pop() {
+        if calls.files >= MAX_FILES {
+            break;
+        }
         let Ok(entries) = std::fs::read_dir(&folder) else {
             continue;
         };
