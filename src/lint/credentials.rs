@@ -8,28 +8,63 @@ use crate::source::{Node, Value};
 use super::rules::{CREDENTIAL_PLAINTEXT, OWN_LOGIN};
 use super::{Ctx, fix};
 
-/// Words in an option name that say it holds a secret.
-const SECRET_WORDS: [&str; 10] = [
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "access_key",
-    "private_key",
-    "pwd",
-];
-
-/// Whether an option name says it holds a secret (`mqtt_password`, `apiToken`, `pass`).
+/// Whether an option name says it holds a secret: its last word is one (`DB_PASSWORD`,
+/// `cifspassword`, `webhook_token`, `JWT_SECRET`, `apiKey`, `IPINFO_APIKEY`), or it ends in a
+/// kind of key (`api_key`, `secret_key`, `password_encryption_key`, `secret_key_base`). A
+/// secret word inside a longer name (`OAUTHLIB_RELAX_TOKEN_SCOPE`, `AGENT_SECRET_TIMEOUT`,
+/// `tokensave_project_paths`) is not one.
 pub fn secret_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase().replace('-', "_");
-    let not_secret = ["_file", "_path", "_url", "_type", "_length", "_expiry"];
-    if not_secret.iter().any(|s| lower.ends_with(s)) {
+    let words = words(name);
+    let Some(last) = words.last().map(String::as_str) else {
         return false;
+    };
+    const LAST: [&str; 6] = [
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+    ];
+    const KEYS: [&str; 6] = [
+        "api",
+        "access",
+        "private",
+        "secret",
+        "encryption",
+        "signing",
+    ];
+    let before = |n: usize| words.len().checked_sub(n + 1).map(|i| words[i].as_str());
+    LAST.iter().any(|w| last.ends_with(w))
+        || matches!(last, "pwd" | "pass")
+        || (last == "key" && before(1).is_some_and(|w| KEYS.contains(&w)))
+        || (last == "base" && before(1) == Some("key") && before(2) == Some("secret"))
+}
+
+/// The lowercase words of a name: split at `_`, `-`, `.` and where a lowercase letter or digit
+/// meets an uppercase one (`WeatherApiKey` is weather, api, key).
+fn words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if matches!(c, '_' | '-' | '.' | ' ') {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        word.extend(c.to_lowercase());
     }
-    lower == "pass" || lower.ends_with("_pass") || SECRET_WORDS.iter().any(|w| lower.contains(w))
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
 }
 
 fn user_name(name: &str) -> bool {
@@ -118,6 +153,12 @@ mod tests {
         for yes in [
             "password",
             "mqtt_password",
+            "cifspassword",
+            "JWT_SECRET",
+            "WeatherApiKey",
+            "IPINFO_APIKEY",
+            "password_encryption_key",
+            "secret_key_base",
             "apiToken",
             "api_key",
             "pass",
@@ -132,6 +173,11 @@ mod tests {
             "port",
             "compass",
             "auth_url",
+            "OAUTHLIB_RELAX_TOKEN_SCOPE",
+            "AGENT_SECRET_TIMEOUT",
+            "tokensave_project_paths",
+            "allowed_secrets",
+            "keyboard",
         ] {
             assert!(!secret_name(no), "{no}");
         }
