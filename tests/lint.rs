@@ -360,6 +360,36 @@ fn every_corpus_fix_removes_its_finding_and_moves_the_rating_as_said() {
     assert!(total > 300, "{applied:?}");
 }
 
+/// Home Assistant's official add-ons with their real `rootfs/` scripts: the API rules judge
+/// real bashio calls, and every fix holds there too.
+#[test]
+fn official_addons_with_their_scripts() {
+    let Some(official) = common::official_sources() else {
+        return;
+    };
+    let dirs = addon::discover(&official);
+    assert!(dirs.len() > 20, "{}", dirs.len());
+    let mut api = Vec::new();
+    for dir in &dirs {
+        fixes_hold(dir);
+        let report = lint_dir(dir);
+        for f in &report.findings {
+            if f.rule.id.starts_with("api-") {
+                api.push((report.slug.clone().unwrap_or_default(), f.rule.id));
+            }
+        }
+    }
+    eprintln!("API findings on the official add-ons: {api:?}");
+    let has = |slug: &str, rule: &str| api.iter().any(|(s, r)| s == slug && *r == rule);
+    // silabs_flasher's scripts call only /addons/self/info, /info and /supervisor/ping, which
+    // every add-on token may call.
+    assert!(has("silabs_flasher", "api-unused"));
+    // ssh's scripts reboot and shut down the host (/host/reboot, /host/shutdown): manager.
+    assert!(!has("ssh", "api-role-broad") && !has("ssh", "api-unused"));
+    // git_pull ships no rootfs/: nothing to judge its role by.
+    assert!(!has("git_pull", "api-role-broad") && !has("git_pull", "api-unused"));
+}
+
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));

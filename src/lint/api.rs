@@ -48,7 +48,7 @@ pub(super) fn check(ctx: &mut Ctx) {
             &API_UNUSED,
             key.pos,
             format!(
-                "hassio_api: true, but no script under rootfs/ ({} read) calls an endpoint that needs the token{shown}",
+                "hassio_api: true, but no script under rootfs/ ({} read) calls an endpoint that needs the token{shown}{UNSEEN}",
                 calls.files
             ),
             fix("delete `hassio_api: true`", edit),
@@ -74,7 +74,7 @@ pub(super) fn check(ctx: &mut Ctx) {
             &API_ROLE_BROAD,
             key.pos,
             format!(
-                "hassio_role: {}, but the scripts under rootfs/ need no more than `{}`{shown}",
+                "hassio_role: {}, but the scripts under rootfs/ need no more than `{}`{shown}{UNSEEN}",
                 config.hassio_role.name(),
                 needed.name()
             ),
@@ -95,6 +95,10 @@ fn shown(paths: &[String]) -> String {
     }
     format!(" (they call {})", list.join(", "))
 }
+
+/// What the scan cannot see, said with every finding.
+const UNSEEN: &str =
+    "; only rootfs/ is read, so check that a program installed in the image calls no more";
 
 #[cfg(test)]
 mod tests {

@@ -285,3 +285,17 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Home Assistant's official add-ons as sources, with their `rootfs/` scripts
+/// (`../shared/workloads/official` beside the checkout). None, with a printed reason, when
+/// absent and not required; a panic when `REQUIRE_WORKLOADS=1`.
+pub fn official_sources() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/workloads/official");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    unavailable(
+        "REQUIRE_WORKLOADS",
+        &format!("no official add-on sources at {}", dir.display()),
+    )
+}
