@@ -105,10 +105,15 @@ impl Official {
     /// `addon-sandbox run --json --allow-unconfined` with the user's options; strict policy and
     /// protection on (the defaults). Returns the JSON report.
     fn run(&self, image: &str, options: &str) -> Value {
+        self.run_under(image, options, "strict")
+    }
+
+    /// The same under `--policy POLICY` (`supervisor`: the Supervisor's own choices).
+    fn run_under(&self, image: &str, options: &str, policy: &str) -> Value {
         let folder = self.dir.path().join("addon");
         let out = self
             .cli(&["run", "--json", "--allow-unconfined", "--image", image])
-            .args(["--options", options])
+            .args(["--policy", policy, "--options", options])
             .arg(&folder)
             .arg("--data-root")
             .arg(self.data_root())
@@ -116,6 +121,23 @@ impl Official {
             .unwrap();
         assert!(out.status.success(), "{}: run: {}", self.addon, text(&out));
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// The container's address on the add-on's own network, or None on the host's network.
+    fn address(&self) -> Option<String> {
+        let out = ok(
+            "docker",
+            &[
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                &self.container(),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .find(|ip| ip.starts_with("172.30.2"))
+            .map(str::to_owned)
     }
 
     fn logs(&self) -> String {
@@ -345,4 +367,89 @@ fn ssh_true(key: &Path, host: &str, port: &str) -> bool {
         .arg("true")
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// samba: the configured login lists the shares and writes a file into `share`, which lands
+/// in the data root's `share` folder on the host. Under the strict policy `host_network` is
+/// withheld (samba declares no ports), so the client reaches it at its address on the
+/// add-on's network; samba binds the interfaces the gateway's `/network/info` names (`eth0`
+/// there). Then a second pass under `--policy supervisor`: the host's network, as the
+/// Supervisor runs it, reached on 127.0.0.1.
+#[test]
+fn samba_lists_its_shares_and_takes_a_file_with_the_configured_login() {
+    if !common::docker_available() {
+        return;
+    }
+    let Some(image) = stand_in("samba", "trixie") else {
+        return;
+    };
+    official::require_client("smbclient", "smbclient");
+    let mut addon = Official::new("samba", |c| c);
+    addon.serve(None);
+    let options = r#"{"username":"homeassistant","password":"s3cret-smb","workgroup":"WORKGROUP",
+        "enabled_shares":["share","media"],"compatibility_mode":false,
+        "apple_compatibility_mode":true,"netbios":false,"local_master":false,
+        "network_discovery":false,"server_signing":"default","veto_files":["._*"],
+        "allow_hosts":["172.16.0.0/12"]}"#;
+    let local = addon.dir.path().join("upload.txt");
+    for policy in ["strict", "supervisor"] {
+        let body = format!("written over SMB under {policy} {}", std::process::id());
+        std::fs::write(&local, &body).unwrap();
+        let start = Instant::now();
+        addon.run_under(&image, options, policy);
+        let host = addon.address().unwrap_or_else(|| "127.0.0.1".to_owned());
+        let target = format!("//{host}/share");
+        let mut last = String::new();
+        let took = addon.ready("smbclient lists the shares", start, || {
+            let out = Command::new("smbclient")
+                .args(["-L", &format!("//{host}"), "-m", "SMB3", "-t", "5"])
+                .args(["-U", "homeassistant%s3cret-smb"])
+                .output()
+                .unwrap();
+            last = text(&out);
+            out.status.success() && last.contains("share") && last.contains("media")
+        });
+        let put = format!("put {} from-smb-{policy}.txt", local.display());
+        ok(
+            "smbclient",
+            &[
+                &target,
+                "-m",
+                "SMB3",
+                "-U",
+                "homeassistant%s3cret-smb",
+                "-c",
+                &put,
+            ],
+        );
+        let landed = addon
+            .data_root()
+            .join("share")
+            .join(format!("from-smb-{policy}.txt"));
+        assert_eq!(
+            std::fs::read_to_string(&landed).ok().as_deref(),
+            Some(body.as_str()),
+            "samba ({policy}): the file written over SMB is not in {}",
+            landed.display()
+        );
+        // A wrong password is refused.
+        let wrong = Command::new("smbclient")
+            .args([
+                &target,
+                "-m",
+                "SMB3",
+                "-U",
+                "homeassistant%wrong",
+                "-c",
+                "ls",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            !wrong.status.success(),
+            "samba ({policy}): a wrong password got in"
+        );
+        eprintln!("samba: start to ready under addon-sandbox run --policy {policy}: {took:?}");
+        addon.stop_and_remove();
+    }
 }

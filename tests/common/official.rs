@@ -29,14 +29,6 @@ pub fn network(addon: &str) -> (String, &'static str, &'static str) {
 /// database and upgrades it: tens of seconds on a busy 2-core machine).
 pub const READY_WITHIN: Duration = Duration::from_secs(180);
 
-/// The upstream files the shared copy holds as plain files naming their target: git stores them
-/// as symbolic links (mode 120000), and the image must have them as links again.
-const LINKS: &[(&str, &str)] = &[
-    ("ssh", "root/.ssh"),
-    ("ssh", "root/.bash_history"),
-    ("ssh", "root/.bash_profile"),
-];
-
 pub fn shared_official(addon: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/workloads/official/{addon}"))
 }
@@ -54,54 +46,17 @@ fn must(what: &str, out: std::io::Result<Output>) -> Output {
 }
 
 /// The stand-in image `addon-sandbox-test/official-<addon>:1`, built FROM the base image of
-/// `suite`; None (skip) when the base image is not there and not required.
+/// `suite` by `scripts/build-official` (the script a user runs: the tests run the same image);
+/// None (skip) when the base image is not there and not required.
 pub fn stand_in(addon: &str, suite: &str) -> Option<String> {
-    let base = crate::common::base_image(suite)?;
-    let context = tempfile::tempdir().unwrap();
-    let own = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/workloads")
-        .join(addon);
-    let rootfs = shared_official(addon).join("rootfs");
-    assert!(
-        rootfs.is_dir(),
-        "{addon}: no rootfs at {}",
-        rootfs.display()
+    crate::common::base_image(suite)?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-official");
+    let out = must(
+        &format!("{addon}: scripts/build-official {addon} {suite}"),
+        Command::new(script).args([addon, suite]).output(),
     );
-    // `cp -a` keeps the rootfs byte for byte, modes included (s6 runs the scripts as they are).
-    let mut from_own = own.into_os_string();
-    from_own.push("/.");
-    must(
-        &format!("{addon}: copy the Dockerfile folder"),
-        Command::new("cp")
-            .arg("-a")
-            .arg(from_own)
-            .arg(context.path())
-            .output(),
-    );
-    must(
-        &format!("{addon}: copy the rootfs"),
-        Command::new("cp")
-            .arg("-a")
-            .arg(&rootfs)
-            .arg(context.path().join("rootfs"))
-            .output(),
-    );
-    for (_, file) in LINKS.iter().filter(|(a, _)| *a == addon) {
-        let path = context.path().join("rootfs").join(file);
-        let target = std::fs::read_to_string(&path).expect("link file");
-        std::fs::remove_file(&path).expect("remove link file");
-        std::os::unix::fs::symlink(target.trim(), &path).expect("symlink");
-    }
-    let image = format!("addon-sandbox-test/official-{addon}:1");
-    must(
-        &format!("{addon}: docker build"),
-        Command::new("docker")
-            .args(["build", "-q", "-t", &image])
-            .args(["--build-arg", &format!("BUILD_FROM={base}")])
-            .arg(context.path())
-            .env("DOCKER_BUILDKIT", "0")
-            .output(),
-    );
+    let image = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(image, format!("addon-sandbox-test/official-{addon}:1"));
     Some(image)
 }
 
