@@ -20,6 +20,8 @@ pub fn network(addon: &str) -> (String, &'static str, &'static str) {
         "mariadb" => ("172.30.202.0/23", "172.30.202.1"),
         "nginx_proxy" => ("172.30.210.0/23", "172.30.210.1"),
         "ssh" => ("172.30.212.0/23", "172.30.212.1"),
+        "samba" => ("172.30.206.0/23", "172.30.206.1"),
+        "vlc" => ("172.30.214.0/23", "172.30.214.1"),
         _ => ("172.30.204.0/23", "172.30.204.1"),
     };
     (format!("addon-sandbox-official-{addon}"), subnet, gateway)
@@ -28,6 +30,15 @@ pub fn network(addon: &str) -> (String, &'static str, &'static str) {
 /// How long an add-on may take to answer its client (MariaDB's first start creates its
 /// database and upgrades it: tens of seconds on a busy 2-core machine).
 pub const READY_WITHIN: Duration = Duration::from_secs(180);
+
+/// The add-on's own `apparmor.txt`, when it has one, beside its config: the supervisor policy
+/// confines the add-on with it, as the Supervisor does.
+pub fn copy_apparmor(addon: &str, folder: &Path) {
+    let own = shared_official(addon).join("apparmor.txt");
+    if own.exists() {
+        std::fs::copy(own, folder.join("apparmor.txt")).unwrap();
+    }
+}
 
 pub fn shared_official(addon: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/workloads/official/{addon}"))
@@ -79,6 +90,7 @@ impl Official {
             folder.join("config.yaml"),
         )
         .unwrap();
+        copy_apparmor(addon, &folder);
         // A left-over network of an interrupted run would make `serve` refuse to start.
         let (network, subnet, gateway) = network(addon);
         let _ = Command::new("docker")
@@ -160,12 +172,19 @@ impl Official {
     /// `addon-sandbox run --json --allow-unconfined` (strict policy, protection on: the
     /// defaults) of the add-on's own config with `options`.
     pub fn run(&self, options: &str) -> Value {
+        self.run_under(options, "strict")
+    }
+
+    /// The same under `--policy POLICY` (`supervisor`: the Supervisor's own choices).
+    pub fn run_under(&self, options: &str, policy: &str) -> Value {
         let folder = self.dir.path().join("addon").join(&self.addon);
         let data_root = self.data_root();
         let out = self.sandbox(&[
             "run",
             "--json",
             "--allow-unconfined",
+            "--policy",
+            policy,
             "--image",
             &self.image,
             "--options",
@@ -174,7 +193,10 @@ impl Official {
             "--data-root",
             data_root.to_str().unwrap(),
         ]);
-        let out = must(&format!("{}: addon-sandbox run", self.addon), Ok(out));
+        let out = must(
+            &format!("{}: addon-sandbox run --policy {policy}", self.addon),
+            Ok(out),
+        );
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
