@@ -54,6 +54,8 @@ const SSH_OPTIONS: &str =
 
 const MYSQL: &str = "mariadb -h \"$IP\" -P 3306 -u homeassistant -ps3cret-login --connect-timeout=2 -N -B homeassistant";
 const MQTT: &str = "-h \"$IP\" -p 1883 -u sensor -t sandbox/check";
+/// The service the add-on registers with the Supervisor after it is ready, waited for (60 s).
+const REGISTERED: &str = "registered() { for i in $(seq 120); do grep -q \"\\\"$1\\\"\" /var/lib/addon-sandbox/state/services.json 2>/dev/null && return 0; sleep 0.5; done; echo \"$1 never registered\"; return 1; }; registered";
 
 fn cases() -> Vec<Case> {
     vec![
@@ -75,7 +77,7 @@ fn cases() -> Vec<Case> {
             host_files: nothing,
             prepare: "",
             ready: "test \"$(@MYSQL@ -e 'SELECT 6*7')\" = 42",
-            check: "r=$(@MYSQL@ -e \"CREATE TABLE IF NOT EXISTS t (v TEXT); INSERT INTO t VALUES ('kept'); SELECT COUNT(*) > 0 FROM t WHERE v = 'kept';\"); echo \"$r\"; test \"$r\" = 1 && grep -q '\"mysql\"' /var/lib/addon-sandbox/state/services.json",
+            check: "r=$(@MYSQL@ -e \"CREATE TABLE IF NOT EXISTS t (v TEXT); INSERT INTO t VALUES ('kept'); SELECT COUNT(*) > 0 FROM t WHERE v = 'kept';\"); echo \"$r\"; test \"$r\" = 1 && @REGISTERED@ mysql",
         },
         Case {
             addon: "mosquitto",
@@ -85,7 +87,7 @@ fn cases() -> Vec<Case> {
             host_files: nothing,
             prepare: "",
             ready: "mosquitto_pub @MQTT@ -P s3cret-mqtt -m ready",
-            check: "mosquitto_pub @MQTT@ -P s3cret-mqtt -r -q 1 -m hello && r=$(mosquitto_sub @MQTT@ -P s3cret-mqtt -C 1 -W 10); echo \"$r\"; test \"$r\" = hello && ! mosquitto_pub @MQTT@ -P wrong -m x",
+            check: "mosquitto_pub @MQTT@ -P s3cret-mqtt -r -q 1 -m hello && r=$(mosquitto_sub @MQTT@ -P s3cret-mqtt -C 1 -W 10); echo \"$r\"; test \"$r\" = hello && ! mosquitto_pub @MQTT@ -P wrong -m x && @REGISTERED@ mqtt",
         },
         Case {
             addon: "nginx_proxy",
@@ -243,7 +245,11 @@ fn payload(dir: &Path, cases: &[(&Case, String)]) {
         std::fs::write(folder.join("config.yaml"), (case.config)(config)).unwrap();
         std::fs::write(folder.join("options.json"), case.options).unwrap();
         (case.host_files)(&folder);
-        let script = |s: &str| s.replace("@MYSQL@", MYSQL).replace("@MQTT@", MQTT);
+        let script = |s: &str| {
+            s.replace("@MYSQL@", MYSQL)
+                .replace("@MQTT@", MQTT)
+                .replace("@REGISTERED@", REGISTERED)
+        };
         for (file, text) in [
             ("prepare.sh", case.prepare),
             ("ready.sh", case.ready),
