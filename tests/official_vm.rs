@@ -151,37 +151,96 @@ fn run(cmd: &mut Command) -> String {
 }
 
 /// Docker's data disk with the images loaded by the VM's own engine from a `docker save`
-/// tarball (shared layers once), made by one boot and kept beside the VM's root under the hash
-/// of the root and the images' ids: loading takes minutes under emulation, a run only boots
-/// on a snapshot of it.
+/// tarball (shared layers once), kept beside the VM's root as `docker-<key>.img` (the key: the
+/// hash of the root and the images' ids) with the ids in `docker-<key>.ids`. Loading takes
+/// minutes under emulation, so a run boots on a snapshot of it, and a new disk starts from a
+/// copy of the last one and loads only the images it lacks (an add-on added or rebuilt).
 fn images_disk(root: &addon_sandbox::vm::EngineRoot, images: &[&str]) -> std::path::PathBuf {
-    let mut ids: Vec<String> = images
+    let ids: Vec<(String, &str)> = images
         .iter()
-        .map(|i| run(Command::new("docker").args(["image", "inspect", "-f", "{{.Id}}", i])))
+        .map(|i| {
+            let id = run(Command::new("docker").args(["image", "inspect", "-f", "{{.Id}}", i]));
+            (id.trim().to_owned(), *i)
+        })
         .collect();
-    ids.sort();
+    let mut sorted: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+    sorted.sort();
     let dir = root.disk.parent().unwrap().to_owned();
     let key = run(Command::new("sh").arg("-c").arg(format!(
         "echo '{}' {} | sha256sum | cut -c1-16",
         root.disk.display(),
-        ids.join(" ").replace('\n', " ")
+        sorted.join(" ")
     )));
     let disk = dir.join(format!("docker-{}.img", key.trim()));
     if disk.is_file() {
         return disk;
     }
+    let loading = disk.with_extension("loading");
+    let earlier = earlier_disk(&dir);
+    let had: Vec<String> = match &earlier {
+        Some((img, had)) => {
+            run(Command::new("cp")
+                .arg("--sparse=always")
+                .arg(img)
+                .arg(&loading));
+            had.clone()
+        }
+        None => {
+            addon_sandbox::vm::empty_disk(&loading, "24G").unwrap();
+            Vec::new()
+        }
+    };
+    let missing: Vec<&str> = ids
+        .iter()
+        .filter(|(id, _)| !had.contains(id))
+        .map(|(_, image)| *image)
+        .collect();
+    load_into(root, &loading, &missing, images);
+    // Disks of other images are of no use any more.
+    for old in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        if name.starts_with("docker-") && (name.ends_with(".img") || name.ends_with(".ids")) {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    std::fs::write(disk.with_extension("ids"), sorted.join("\n") + "\n").unwrap();
+    std::fs::rename(&loading, &disk).unwrap();
+    disk
+}
+
+/// The last images disk kept in `dir`, with the ids it holds.
+fn earlier_disk(dir: &Path) -> Option<(std::path::PathBuf, Vec<String>)> {
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let path = e.path();
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        if !(name.starts_with("docker-") && name.ends_with(".img")) {
+            return None;
+        }
+        let ids = std::fs::read_to_string(path.with_extension("ids")).ok()?;
+        Some((path, ids.lines().map(str::to_owned).collect()))
+    })
+}
+
+/// One boot that loads `missing` into the disk `loading` (writable) and checks that the
+/// engine then lists every one of `images`.
+fn load_into(
+    root: &addon_sandbox::vm::EngineRoot,
+    loading: &Path,
+    missing: &[&str],
+    images: &[&str],
+) {
     let payload = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(payload.path().join("images")).unwrap();
-    run(Command::new("docker")
-        .args(["save", "-o"])
-        .arg(payload.path().join("images/addons.tar"))
-        .args(images));
-    let loading = disk.with_extension("loading");
-    addon_sandbox::vm::empty_disk(&loading, "24G").unwrap();
+    if !missing.is_empty() {
+        run(Command::new("docker")
+            .args(["save", "-o"])
+            .arg(payload.path().join("images/addons.tar"))
+            .args(missing));
+    }
     let report = addon_sandbox::vm::run_engine(&addon_sandbox::vm::EngineRun {
         root,
         payload: payload.path(),
-        docker: Some(addon_sandbox::vm::DockerDisk::Load(loading.clone())),
+        docker: Some(addon_sandbox::vm::DockerDisk::Load(loading.to_owned())),
         memory_mb: 4096,
         deadline: Duration::from_secs(1800),
         console_log: None,
@@ -201,8 +260,9 @@ fn images_disk(root: &addon_sandbox::vm::EngineRoot, images: &[&str]) -> std::pa
         );
     }
     eprintln!(
-        "official_vm: images loaded into {} in {:.0} s ({})",
-        disk.display(),
+        "official_vm: {} image(s) loaded in the VM ({}) in {:.0} s ({})",
+        missing.len(),
+        missing.join(" "),
         report.elapsed.as_secs_f64(),
         report
             .lines
@@ -212,15 +272,6 @@ fn images_disk(root: &addon_sandbox::vm::EngineRoot, images: &[&str]) -> std::pa
             .collect::<Vec<_>>()
             .join(", ")
     );
-    // Disks of other images are of no use any more.
-    for old in std::fs::read_dir(&dir).unwrap().flatten() {
-        let name = old.file_name().to_string_lossy().into_owned();
-        if name.starts_with("docker-") && name.ends_with(".img") {
-            let _ = std::fs::remove_file(old.path());
-        }
-    }
-    std::fs::rename(&loading, &disk).unwrap();
-    disk
 }
 
 /// The payload: the binary, the harness and one folder per add-on, the harness's calls
@@ -388,7 +439,12 @@ fn judge(lines: &[String], cases: &[Case]) -> Verdict {
             }
         }
         if let Some(ready) = step("ready") {
-            times.push(format!("{name} start-to-ready {} s", field(&ready, 1)));
+            let stop = step("stop").map_or("?".into(), |s| field(&s, 1));
+            let exit = step("exit").unwrap_or_default();
+            times.push(format!(
+                "{name} start-to-ready {} s, stop {stop} s (exit {exit})",
+                field(&ready, 1)
+            ));
         }
     }
     denial_checks(lines, &profiles, &mut failures);

@@ -100,6 +100,8 @@ addon_case() {
   t1=$(up)
   out=$(timeout 180 addon-sandbox stop "local_$n" --state-dir "$S" 2>&1)
   say "$n stop rc=$? $(since "$t1") $(echo "$out" | one_line)"
+  # 0: s6-overlay's own shutdown finished in the stop timeout; 137: it was killed.
+  say "$n exit $(docker inspect -f '{{.State.ExitCode}}' "$c" 2>&1)"
   out=$(timeout 180 addon-sandbox rm "local_$n" --state-dir "$S" 2>&1)
   say "$n rm rc=$? $(echo "$out" | one_line)"
   if grep -q "^$profile " /sys/kernel/security/apparmor/profiles; then
