@@ -203,7 +203,12 @@ fn images_disk(root: &addon_sandbox::vm::EngineRoot, images: &[&str]) -> std::pa
             let _ = std::fs::remove_file(old.path());
         }
     }
-    std::fs::write(disk.with_extension("ids"), sorted.join("\n") + "\n").unwrap();
+    // What the disk holds: what it had and what was loaded.
+    let mut held: Vec<String> = had;
+    held.extend(sorted.iter().map(|id| (*id).to_owned()));
+    held.sort();
+    held.dedup();
+    std::fs::write(disk.with_extension("ids"), held.join("\n") + "\n").unwrap();
     std::fs::rename(&loading, &disk).unwrap();
     disk
 }
@@ -351,14 +356,14 @@ fn official_addons_run_confined_by_docker_in_the_apparmor_vm() {
     payload(dir.path(), &built);
     let log = std::env::temp_dir().join("addon-sandbox-official-vm.console");
     eprintln!("official_vm: console copied to {}", log.display());
-    // The boot and dockerd (~20 s under TCG), and each add-on's run, ready wait (at most 300
+    // The boot and dockerd (~20 s under TCG), and each add-on's run, ready wait (at most 480
     // s), attacks and stop: every step in the VM is bounded.
     let report = addon_sandbox::vm::run_engine(&addon_sandbox::vm::EngineRun {
         root: &root,
         payload: dir.path(),
         docker: Some(addon_sandbox::vm::DockerDisk::Snapshot(docker)),
         memory_mb: 4096,
-        deadline: Duration::from_secs(300 + 600 * cases.len() as u64),
+        deadline: Duration::from_secs(300 + 900 * cases.len() as u64),
         console_log: Some(log),
     })
     .unwrap_or_else(|e| panic!("the engine VM did not run: {e}"));
@@ -430,12 +435,20 @@ fn judge(lines: &[String], cases: &[Case]) -> Verdict {
         expect(&mut failures, "stop", "rc=0");
         expect(&mut failures, "rm", "rc=0");
         expect(&mut failures, "unloaded", "yes");
-        for attack in lines
+        let attacks: Vec<&str> = lines
             .iter()
             .filter_map(|l| l.strip_prefix(&format!("{name} attack ")))
-        {
-            if attack.split_whitespace().nth(1) == Some("rc=0") {
-                failures.push(format!("{name}: attack succeeded: {attack}"));
+            .collect();
+        for label in attack_labels() {
+            match attacks
+                .iter()
+                .find(|a| a.split_whitespace().next() == Some(label))
+            {
+                None => failures.push(format!("{name}: attack {label}: no result")),
+                Some(a) if a.split_whitespace().nth(1) == Some("rc=0") => {
+                    failures.push(format!("{name}: attack succeeded: {a}"))
+                }
+                Some(_) => {}
             }
         }
         if let Some(ready) = step("ready") {
@@ -449,6 +462,19 @@ fn judge(lines: &[String], cases: &[Case]) -> Verdict {
     }
     denial_checks(lines, &profiles, &mut failures);
     Verdict { failures, times }
+}
+
+/// The labels of the harness's attacks (its `attack_list`).
+fn attack_labels() -> Vec<&'static str> {
+    let harness = include_str!("workloads/vm-harness.sh");
+    let list = harness
+        .split_once("attack_list() {\n  cat <<'EOF'\n")
+        .and_then(|(_, rest)| rest.split_once("\nEOF\n"))
+        .expect("the harness's attack_list")
+        .0;
+    list.lines()
+        .filter_map(|l| l.split_once('|').map(|(label, _)| label))
+        .collect()
 }
 
 fn field(line: &str, n: usize) -> String {
@@ -503,4 +529,56 @@ fn denial_checks(lines: &[String], profiles: &BTreeMap<String, &str>, failures: 
             None => failures.push(format!("{owner}: its own work was denied: {line}")),
         }
     }
+}
+
+/// The judge itself, on made-up harness lines: a missing attack result, a successful attack, a
+/// denial outside the attack phase and one inside it that no attack explains are each named.
+#[test]
+fn the_judge_names_the_addon_the_step_and_the_denial() {
+    let labels = attack_labels();
+    assert_eq!(labels.len(), 7, "{labels:?}");
+    let case = cases().into_iter().find(|c| c.addon == "dnsmasq").unwrap();
+    let mut lines: Vec<String> = [
+        "AA Y",
+        "ENGINE 20.10.24 overlay2 [\"name=apparmor\"]",
+        "dnsmasq run ok 1.0",
+        "dnsmasq profile local_dnsmasq",
+        "dnsmasq loaded yes",
+        "dnsmasq ready yes 2.0",
+        "dnsmasq attr local_dnsmasq (enforce)",
+        "dnsmasq check ok",
+        "dnsmasq stop rc=0 1.0",
+        "dnsmasq rm rc=0",
+        "dnsmasq unloaded yes",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for label in &labels[1..] {
+        lines.push(format!("dnsmasq attack {label} rc=2 denied"));
+    }
+    let clean = judge(&lines, std::slice::from_ref(&case));
+    assert_eq!(
+        clean.failures,
+        vec!["dnsmasq: attack core_pattern: no result"]
+    );
+    lines.push("dnsmasq attack core_pattern rc=0 ".into());
+    let k = |l: &str| format!("K [ 1.0] {l}");
+    lines.push(k(
+        "audit: apparmor=\"DENIED\" operation=\"exec\" profile=\"local_dnsmasq\" name=\"/run/x\"",
+    ));
+    lines.push(k("MARK attacks-begin dnsmasq"));
+    lines.push(k("audit: apparmor=\"DENIED\" operation=\"mknod\" profile=\"local_dnsmasq\" name=\"/usr/bin/addon-sandbox-attack\""));
+    lines.push(k("audit: apparmor=\"DENIED\" operation=\"open\" profile=\"local_dnsmasq\" name=\"/etc/dnsmasq.conf\""));
+    lines.push(k("MARK attacks-end dnsmasq"));
+    let failures = judge(&lines, &[case]).failures;
+    assert_eq!(failures.len(), 3, "{failures:#?}");
+    assert!(failures[0].starts_with("dnsmasq: attack succeeded: core_pattern"));
+    assert!(
+        failures[1].starts_with("dnsmasq: its own work was denied")
+            && failures[1].contains("/run/x")
+    );
+    assert!(
+        failures[2].contains("during dnsmasq's attacks")
+            && failures[2].contains("/etc/dnsmasq.conf")
+    );
 }
