@@ -32,7 +32,11 @@ pub fn volumes(plan: &SandboxPlan, options: &KubeOptions, gaps: &mut Vec<Gap>) -
     for (i, m) in plan.mounts.iter().enumerate() {
         let name = volume_name(i, &m.target);
         out.volumes.push(mount_volume(&name, m, options));
-        out.mounts.push(volume_mount(&name, m, gaps));
+        let mut mount = volume_mount(&name, m, gaps);
+        if matches!(options.storage, Storage::Pvc { .. }) {
+            mount.sub_path = data_subpath(m, options).map(str::to_owned);
+        }
+        out.mounts.push(mount);
     }
     for (i, (target, opts)) in plan.tmpfs.iter().enumerate() {
         let name = volume_name(plan.mounts.len() + i, target);
@@ -126,7 +130,6 @@ fn volume_mount(name: &str, m: &Mount, gaps: &mut Vec<Gap>) -> VolumeMount {
         read_only: Some(m.read_only),
         recursive_read_only: recursive,
         mount_propagation: propagation.map(str::to_owned),
-        sub_path: None,
         ..Default::default()
     }
 }
