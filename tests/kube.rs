@@ -710,3 +710,78 @@ fn corpus_yaml_reads_back_as_the_objects() {
         assert_eq!(got, want, "{}", files[i].display());
     }
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The command line: `-o DIR` writes one file per add-on, the loader and the report;
+/// standard output is one YAML stream otherwise; a strict plan only `privileged` could express
+/// is refused unless `--devices privileged`; bad input is a clear error.
+#[test]
+fn the_kube_command() {
+    let dir = common::addon_dir(&common::minimal("map: [share:rw]\n"));
+    let path = dir.path().to_str().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().to_str().unwrap();
+    let o = cli(&[
+        "kube",
+        "--gateway-ip",
+        "10.0.0.2",
+        "--emit-loader",
+        "-o",
+        out,
+        path,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        report.contains("local_test: Pod Security level privileged"),
+        "{report}"
+    );
+    assert!(report.contains("not baseline: hostPathVolumes"), "{report}");
+    let yaml = std::fs::read_to_string(out_dir.path().join("local-test.yaml")).unwrap();
+    assert!(yaml.contains("kind: ConfigMap") && yaml.contains("kind: Deployment"));
+    assert!(yaml.contains("localhostProfile: local_test"));
+    let loader = std::fs::read_to_string(out_dir.path().join("profile-loader.yaml")).unwrap();
+    assert!(loader.contains("kind: DaemonSet") && loader.contains("addon-sandbox.local-test."));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json[0]["full_slug"], "local_test");
+    assert_eq!(json[0]["pod_security"]["level"], "privileged");
+
+    let o = cli(&["kube", path]);
+    assert!(o.status.success());
+    let stream = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(stream.matches("\n---\n").count() + 1, 2, "{stream}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--gateway-ip"));
+
+    let full = common::addon_dir(&common::minimal("full_access: true\n"));
+    let full = full.path().to_str().unwrap();
+    let o = cli(&["kube", "--grant", "full_access", full]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--devices privileged"));
+    let o = cli(&[
+        "kube",
+        "--grant",
+        "full_access",
+        "--devices",
+        "privileged",
+        full,
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("privileged: true"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--devices privileged: `privileged: true`")
+    );
+
+    let o = cli(&["kube", "--device-resource", "uart", path]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid device resource"));
+    let o = cli(&["kube", "--gateway-ip", "not-an-ip", path]);
+    assert_eq!(o.status.code(), Some(2));
+}

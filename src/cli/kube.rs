@@ -45,10 +45,12 @@ pub struct KubeArgs {
     /// Devices as device-plugin resources, or (loudly reported) `privileged: true`.
     #[arg(long, value_enum, default_value = "plugin")]
     devices: DevicesArg,
-    /// A device's resource name (repeatable), e.g. /dev/ttyUSB0=squat.ai/serial; the rest are
-    /// <--device-domain>/<file name> (generic-device-plugin's naming).
-    #[arg(long = "device-resource", value_name = "DEVICE=RESOURCE")]
+    /// DEVICE=RESOURCE or CLASS=RESOURCE (repeatable): a device's or a device class's
+    /// extended resource, e.g. /dev/ttyUSB0=squat.ai/zigbee, uart=squat.ai/serial.
+    #[arg(long = "device-resource", value_name = "MAP")]
     device_resources: Vec<String>,
+    /// The domain of the default resource names (generic-device-plugin's naming):
+    /// DOMAIN/video, /serial, /usb, /gpio, /<device file name>.
     #[arg(long, value_name = "DOMAIN", default_value = "squat.ai")]
     device_domain: String,
     /// The gateway's address (`addon-sandbox serve`): `supervisor` and `hassio` resolve to it.
@@ -57,7 +59,8 @@ pub struct KubeArgs {
     /// Home Assistant's address for `homeassistant` [default: the gateway's].
     #[arg(long, value_name = "IP")]
     homeassistant_ip: Option<String>,
-    #[arg(long, default_value = "UTC")]
+    /// The add-on's TZ.
+    #[arg(long, value_name = "TZ", default_value = "UTC")]
     timezone: String,
     /// Also the DaemonSet that loads every profile on every node.
     #[arg(long)]
