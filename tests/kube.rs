@@ -785,3 +785,70 @@ fn the_kube_command() {
     let o = cli(&["kube", "--gateway-ip", "not-an-ip", path]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `--spo`: the operator's abstract profile for every generated corpus plan: its capabilities
+/// are the plan's, every path passes the operator's own CRD pattern, and every deny rule of
+/// the real profile is among what it reports lost.
+#[test]
+#[cfg_attr(
+    not(corpus),
+    ignore = "no corpus: set ADDON_SANDBOX_CORPUS (see docs/testing.md)"
+)]
+fn spo_profiles_keep_the_capabilities_and_report_the_rest() {
+    let Some(all) = corpus_manifests() else {
+        return;
+    };
+    // The pattern of security-profiles-operator's AppArmorProfile CRD for paths.
+    let pattern =
+        regex::Regex::new(r"^(?:/(?:[a-zA-Z0-9_./*?+@ -]|@\{[a-zA-Z0-9_]+\})*)$").unwrap();
+    let mut checked = 0;
+    for (variant, plan, m) in all.iter().filter(|(v, ..)| v == "strict") {
+        let mut m = m.clone();
+        kube::add_spo(&mut m, plan, &KubeOptions::default()).unwrap();
+        let (spo, lost) = m.spo.as_ref().unwrap();
+        let a = &spo.spec.abstract_;
+        let caps: Vec<String> = plan
+            .cap_add
+            .iter()
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        assert_eq!(
+            a.capability.allowed_capabilities, caps,
+            "{variant} {}",
+            plan.full_slug
+        );
+        let fs = &a.filesystem;
+        for p in fs
+            .read_only_paths
+            .iter()
+            .chain(&fs.read_write_paths)
+            .chain(&fs.write_only_paths)
+            .chain(&a.executable.allowed_executables)
+            .chain(&a.executable.allowed_libraries)
+        {
+            assert!(pattern.is_match(p), "{}: {p}", plan.full_slug);
+        }
+        let profile = addon_sandbox::profile::generate(plan).unwrap();
+        for rule in profile.rules() {
+            if let addon_sandbox::profile::rule::Rule::File {
+                deny: true, path, ..
+            } = rule
+            {
+                assert!(
+                    lost.contains(&format!("deny {}", path.display())),
+                    "{}",
+                    plan.full_slug
+                );
+            }
+        }
+        assert!(!a.network.allow_raw);
+        assert!(
+            m.documents()
+                .unwrap()
+                .iter()
+                .any(|d| d["kind"] == "AppArmorProfile")
+        );
+        checked += 1;
+    }
+    assert!(checked > 200, "{checked}");
+}

@@ -62,6 +62,10 @@ pub struct KubeArgs {
     /// The add-on's TZ.
     #[arg(long, value_name = "TZ", default_value = "UTC")]
     timezone: String,
+    /// Also the security-profiles-operator's AppArmorProfile (an abstract allow-list: lossy;
+    /// what it loses is reported).
+    #[arg(long)]
+    spo: bool,
     /// Also the DaemonSet that loads every profile on every node.
     #[arg(long)]
     emit_loader: bool,
@@ -128,7 +132,13 @@ pub fn exec(args: KubeArgs, out: &mut impl Write) -> Result<ExitCode> {
                 .map_err(anyhow::Error::from),
             None => Ok(None),
         }
-        .and_then(|text| Ok(kube::generate(plan, text.as_deref(), &options)?));
+        .and_then(|text| {
+            let mut m = kube::generate(plan, text.as_deref(), &options)?;
+            if args.spo {
+                kube::add_spo(&mut m, plan, &options)?;
+            }
+            Ok(m)
+        });
         match generated {
             Ok(m) => all.push(m),
             Err(err) => {
@@ -200,6 +210,7 @@ fn report_json(m: &AddonManifests) -> serde_json::Value {
         "profile_configmap": m.profile.as_ref().and_then(|c| c.metadata.name.clone()),
         "pod_security": m.level,
         "gaps": m.gaps,
+        "spo_loses": m.spo.as_ref().map(|(_, lost)| lost),
     })
 }
 
@@ -214,6 +225,9 @@ fn print_report(out: &mut impl Write, all: &[AddonManifests]) -> Result<()> {
         )?;
         for r in &m.level.reasons {
             writeln!(out, "  not {}: {}: {}", r.breaks.name(), r.check, r.detail)?;
+        }
+        for lost in m.spo.iter().flat_map(|(_, lost)| lost) {
+            writeln!(out, "  --spo AppArmorProfile loses: {lost}")?;
         }
         for g in &m.gaps {
             let effect = serde_json::to_value(g.effect)?;

@@ -13,6 +13,7 @@ mod names;
 pub mod node;
 mod pod;
 pub mod pss;
+pub mod spo;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -154,6 +155,8 @@ impl Gap {
 #[derive(Clone, Debug)]
 pub struct AddonManifests {
     pub full_slug: String,
+    /// `--spo`: the operator's lossy `AppArmorProfile`, and what it loses.
+    pub spo: Option<(spo::SpoProfile, Vec<String>)>,
     /// The profile text under its content-addressed name (None: not confined by a profile of
     /// ours or the add-on's).
     pub profile: Option<ConfigMap>,
@@ -168,6 +171,9 @@ impl AddonManifests {
         let mut docs = Vec::new();
         if let Some(cm) = &self.profile {
             docs.push(to_value(cm)?);
+        }
+        if let Some((spo, _)) = &self.spo {
+            docs.push(to_value(spo)?);
         }
         docs.push(to_value(&self.deployment)?);
         Ok(docs)
@@ -228,11 +234,28 @@ pub fn generate(
     let level = pss::assess(spec, None);
     Ok(AddonManifests {
         full_slug: plan.full_slug.clone(),
+        spo: None,
         profile,
         deployment,
         gaps,
         level,
     })
+}
+
+/// Adds `--spo`'s `AppArmorProfile` to a generated plan's manifests (a plan confined by the
+/// add-on's own profile or none has no typed rules to translate: nothing is added).
+pub fn add_spo(
+    m: &mut AddonManifests,
+    plan: &SandboxPlan,
+    options: &KubeOptions,
+) -> Result<(), KubeError> {
+    if plan.confinement != crate::plan::Confinement::Generated {
+        return Ok(());
+    }
+    let profile =
+        crate::profile::generate(plan).map_err(|e| KubeError::Serialise(e.to_string()))?;
+    m.spo = Some(spo::spo_profile(plan, &profile, &options.namespace));
+    Ok(())
 }
 
 /// The loader DaemonSet for every profile ConfigMap of `manifests`, as a document.
