@@ -45,6 +45,8 @@ pub enum KubeError {
     BadDeviceResource(String),
     #[error("serialising the manifests: {0}")]
     Serialise(String),
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
 }
 
 /// Where the plan's data folders (the mounts below the data root) come from.
