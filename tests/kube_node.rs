@@ -142,3 +142,43 @@ fn profiles_are_loaded_replaced_and_unloaded_as_the_configmap_changes() {
     assert!(failed[0][1].as_str().unwrap().contains("local_beta"), "{r}");
     assert!(!bin.join("local_gamma.bin").exists());
 }
+
+/// In a real AppArmor kernel (the VM): the loader loads the ConfigMap's profile, a process
+/// then runs under it in enforce mode and is denied what the profile denies (writing a
+/// read-only map) while allowed what it allows; when the entry goes, the loader unloads it.
+#[test]
+fn in_a_real_apparmor_kernel_the_loaded_profile_confines_and_is_unloaded() {
+    let Some(kernel) = common::vm_kernel() else {
+        return;
+    };
+    if common::parser().is_none() {
+        return;
+    }
+    let (name, text) = profile_entry("map: [share]\n", "vmload");
+    let started = std::time::Instant::now();
+    let report = addon_sandbox::vm::run_node_load(
+        &kernel,
+        Path::new(env!("CARGO_BIN_EXE_addon-sandbox")),
+        (&name, &text),
+    )
+    .expect("the VM ran");
+    eprintln!("node load in the VM ({:?}): {report:#?}", started.elapsed());
+    assert_eq!(report.get("AA"), "Y");
+    let load1: serde_json::Value = serde_json::from_str(report.get("LOAD1")).expect("LOAD1 JSON");
+    assert_eq!(load1["loaded"][0], name.as_str(), "{load1}");
+    assert_eq!(
+        report.get("KERNEL1"),
+        "1",
+        "the kernel lists it in enforce mode"
+    );
+    assert_eq!(report.get("LABEL"), format!("{name} (enforce)"));
+    assert!(
+        report.get("WRITE").contains("Permission denied"),
+        "{}",
+        report.get("WRITE")
+    );
+    assert_eq!(report.get("READ"), "seed");
+    let load2: serde_json::Value = serde_json::from_str(report.get("LOAD2")).expect("LOAD2 JSON");
+    assert_eq!(load2["unloaded"][0], name.as_str(), "{load2}");
+    assert_eq!(report.get("KERNEL2"), "0", "unloaded from the kernel");
+}

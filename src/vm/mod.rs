@@ -6,21 +6,23 @@
 //! `/proc/self/attr/exec`, then exec of the probe), printing one result line per probe.
 //!
 //! The kernel is fetched and cached by `kernel`, the initramfs tree built by `initramfs`,
-//! the probes chosen in `probes`, booted by `boot`, and the three kinds of run (probes under
-//! profiles, the native backend, an image's own s6-overlay init under its profile) are in
-//! `probing`, `native_run` and `image_run`.
+//! the probes chosen in `probes`, booted by `boot`, and the four kinds of run (probes under
+//! profiles, the native backend, an image's own s6-overlay init under its profile, the
+//! Kubernetes profile loader) are in `probing`, `native_run`, `image_run` and `node_load`.
 
 mod boot;
 mod image_run;
 mod initramfs;
 mod kernel;
 mod native_run;
+mod node_load;
 mod probes;
 mod probing;
 
 pub use image_run::{ImageVmReport, run_image};
 pub use kernel::{cache_dir, kernel};
 pub use native_run::{NativeVmReport, run_native};
+pub use node_load::{NodeVmReport, run_node_load};
 pub use probes::standard_probes;
 pub use probing::run;
 
