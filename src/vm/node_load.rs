@@ -15,21 +15,21 @@ mount -t sysfs sys /sys
 mount -t securityfs securityfs /sys/kernel/security
 mount -t devtmpfs dev /dev
 echo 0 > /proc/sys/kernel/printk_ratelimit
-echo "AA $(cat /sys/module/apparmor/parameters/enabled)"
+echo "KV AA $(cat /sys/module/apparmor/parameters/enabled)"
 mkdir -p /share /tmp/state
-echo "LOAD1 $(/bin/addon-sandbox node load-profiles --once --dir /cm --state /tmp/state 2>&1 | tr '\n' ' ')"
-echo "KERNEL1 $(grep -c "^@NAME@ (enforce)" /sys/kernel/security/apparmor/profiles)"
-echo "LABEL $(sh -c 'echo "exec @NAME@" > /proc/self/attr/exec && exec cat /proc/self/attr/current' 2>&1)"
-echo "WRITE $(sh -c 'echo "exec @NAME@" > /proc/self/attr/exec && exec sh -c "echo x > /share/x && echo written"' 2>&1)"
-echo "READ $(sh -c 'echo "exec @NAME@" > /proc/self/attr/exec && exec sh -c "cat /share/seed"' 2>&1)"
+echo "KV LOAD1 $(/bin/addon-sandbox node load-profiles --once --dir /cm --state /tmp/state 2>&1 | tr '\n' ' ')"
+echo "KV KERNEL1 $(grep -c "^@NAME@ (enforce)" /sys/kernel/security/apparmor/profiles)"
+echo "KV LABEL $(sh -c 'echo "exec @NAME@" > /proc/self/attr/exec && exec cat /proc/self/attr/current' 2>&1)"
+echo "KV WRITE $(sh -c 'echo "exec @NAME@" > /proc/self/attr/exec && exec sh -c "echo x > /share/x && echo written"' 2>&1)"
+echo "KV READ $(sh -c 'echo "exec @NAME@" > /proc/self/attr/exec && exec sh -c "cat /share/seed"' 2>&1)"
 rm /cm/@NAME@
-echo "LOAD2 $(/bin/addon-sandbox node load-profiles --once --dir /cm --state /tmp/state 2>&1 | tr '\n' ' ')"
-echo "KERNEL2 $(grep -c "^@NAME@ " /sys/kernel/security/apparmor/profiles)"
+echo "KV LOAD2 $(/bin/addon-sandbox node load-profiles --once --dir /cm --state /tmp/state 2>&1 | tr '\n' ' ')"
+echo "KV KERNEL2 $(grep -c "^@NAME@ " /sys/kernel/security/apparmor/profiles)"
 echo END
 poweroff -f
 "#;
 
-/// What the VM's init printed, by key (`AA`, `LOAD1`, `KERNEL1`, `LABEL`, `WRITE`, `READ`,
+/// What the VM's init printed (`KV <key> <value>` lines), by key (`AA`, `LOAD1`, `KERNEL1`, `LABEL`, `WRITE`, `READ`,
 /// `LOAD2`, `KERNEL2`).
 #[derive(Debug, Default)]
 pub struct NodeVmReport {
