@@ -34,6 +34,8 @@ poweroff -f
 #[derive(Debug, Default)]
 pub struct NodeVmReport {
     pub lines: std::collections::BTreeMap<String, String>,
+    /// The console's last lines, for a failure's message.
+    pub console_tail: Vec<String>,
 }
 
 impl NodeVmReport {
@@ -73,6 +75,11 @@ pub fn run_node_load(
         .map_err(fail)?;
     let (console, _) = boot(kernel, &root, work.path(), "/init", super::budget(0))?;
     let mut report = NodeVmReport::default();
+    let all: Vec<&str> = console.lines().collect();
+    report.console_tail = all[all.len().saturating_sub(40)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
     for line in console.lines() {
         for key in [
             "AA", "LOAD1", "KERNEL1", "LABEL", "WRITE", "READ", "LOAD2", "KERNEL2",
