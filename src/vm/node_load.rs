@@ -80,13 +80,12 @@ pub fn run_node_load(
         .iter()
         .map(|l| l.to_string())
         .collect();
+    // Each answer is a `KV <key> <value>` line (the console's escape codes may precede it).
     for line in console.lines() {
-        for key in [
-            "AA", "LOAD1", "KERNEL1", "LABEL", "WRITE", "READ", "LOAD2", "KERNEL2",
-        ] {
-            if let Some(rest) = line.strip_prefix(&format!("{key} ")) {
-                report.lines.insert(key.to_owned(), rest.trim().to_owned());
-            }
+        if let Some(at) = line.find("KV ")
+            && let Some((key, value)) = line[at + 3..].split_once(' ')
+        {
+            report.lines.insert(key.to_owned(), value.trim().to_owned());
         }
     }
     Ok(report)
