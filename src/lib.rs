@@ -26,6 +26,7 @@ pub mod apparmor;
 pub mod config;
 pub mod diag;
 pub mod gateway;
+pub mod kube;
 pub mod launch;
 pub mod lint;
 pub mod native;

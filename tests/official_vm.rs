@@ -52,6 +52,12 @@ const NGINX_OPTIONS: &str = r#"{"domain":"proxy.test","hsts":"max-age=31536000; 
 const SSH_OPTIONS: &str =
     r#"{"authorized_keys":[@PUBKEY@],"password":"","apks":[],"server":{"tcp_forwarding":false}}"#;
 
+const SAMBA_OPTIONS: &str = r#"{"username":"homeassistant","password":"s3cret-smb","workgroup":"WORKGROUP","enabled_shares":["share","media"],"compatibility_mode":false,"apple_compatibility_mode":true,"netbios":false,"local_master":false,"network_discovery":false,"server_signing":"default","veto_files":["._*"],"allow_hosts":["172.16.0.0/12"]}"#;
+const SMB: &str = "smbclient -m SMB3 -t 5 -U homeassistant%s3cret-smb";
+/// VLC's HTTP interface behind the add-on's own nginx on its ingress port, which lets only the
+/// Supervisor's address (`supervisor`, the gateway here) in: the VM's own address on the bridge.
+const VLC: &str = "curl -s --max-time 5 \"http://$IP:8099/requests";
+
 const MYSQL: &str = "mariadb -h \"$IP\" -P 3306 -u homeassistant -ps3cret-login --connect-timeout=2 -N -B homeassistant";
 const MQTT: &str = "-h \"$IP\" -p 1883 -u sensor -t sandbox/check";
 /// The service the add-on registers with the Supervisor after it is ready, waited for (60 s).
@@ -109,6 +115,28 @@ fn cases() -> Vec<Case> {
             prepare: "",
             ready: "ssh -i /payload/addons/ssh/id_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o BatchMode=yes \"root@$IP\" true",
             check: "ssh -i /payload/addons/ssh/id_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o BatchMode=yes \"root@$IP\" 'echo logged in as $(id -un)'",
+        },
+        Case {
+            addon: "samba",
+            suite: "trixie",
+            config: same,
+            options: SAMBA_OPTIONS,
+            host_files: nothing,
+            prepare: "echo 'written over SMB in the VM' > /run/smb-upload.txt",
+            ready: "l=$(@SMB@ -L \"//$IP\"); echo \"$l\" | grep -q share && echo \"$l\" | grep -q media",
+            check: "@SMB@ \"//$IP/share\" -c 'put /run/smb-upload.txt from-smb.txt' && grep -q 'written over SMB' /var/lib/addon-sandbox/data/share/from-smb.txt && ! smbclient -m SMB3 -t 5 -U homeassistant%wrong \"//$IP/share\" -c ls && echo put and refused",
+        },
+        Case {
+            addon: "vlc",
+            suite: "bookworm",
+            config: same,
+            options: "{}",
+            host_files: nothing,
+            // The audio server's socket (VLC waits for it; nothing is played) and a file in
+            // media; perl-base is in every Debian root.
+            prepare: "mkdir -p /var/lib/addon-sandbox/data/audio/external /var/lib/addon-sandbox/data/media && echo 'not really a tune' > /var/lib/addon-sandbox/data/media/sandbox-tune.ogg && (perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => shift, Listen => 5) or die $!; sleep 100000' /var/lib/addon-sandbox/data/audio/external/pulse.sock &) && sleep 1",
+            ready: "@VLC@/status.json\" | grep -q '\"state\"'",
+            check: "@VLC@/browse.json?uri=file:///media\" | grep -o sandbox-tune.ogg",
         },
     ]
 }
@@ -303,6 +331,8 @@ fn payload(dir: &Path, cases: &[(&Case, String)]) {
         (case.host_files)(&folder);
         let script = |s: &str| {
             s.replace("@MYSQL@", MYSQL)
+                .replace("@SMB@", SMB)
+                .replace("@VLC@", VLC)
                 .replace("@MQTT@", MQTT)
                 .replace("@REGISTERED@", REGISTERED)
         };

@@ -93,7 +93,13 @@ impl Parser {
         c
     }
 
-    fn run(&self, mut cmd: Command, what: &str) -> Result<String, ParserError> {
+    fn run(&self, cmd: Command, what: &str) -> Result<String, ParserError> {
+        let (stdout, stderr) = self.run_apart(cmd, what)?;
+        Ok(stdout + &stderr)
+    }
+
+    /// Standard output and standard error of a successful run, apart.
+    fn run_apart(&self, mut cmd: Command, what: &str) -> Result<(String, String), ParserError> {
         let output = cmd.output().map_err(|source| ParserError::Spawn {
             program: self.program.clone(),
             source,
@@ -105,7 +111,7 @@ impl Parser {
                 stderr: clean(&stderr).join("\n"),
             });
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned() + &stderr)
+        Ok((String::from_utf8_lossy(&output.stdout).into_owned(), stderr))
     }
 
     /// Compile one profile with `--warn all` and list its names.
@@ -144,8 +150,11 @@ impl Parser {
     fn names_of(&self, src: &Path) -> Result<Vec<String>, ParserError> {
         let mut names_cmd = Command::new(&self.program);
         names_cmd.arg("--names").arg(src);
+        // Standard output only: a warning on standard error (a node without
+        // /etc/apparmor/parser.conf gets one) is not a name.
         Ok(self
-            .run(names_cmd, "the profile")?
+            .run_apart(names_cmd, "the profile")?
+            .0
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !is_cache_notice(l))

@@ -8,8 +8,10 @@ mod completions;
 mod engine;
 mod flags;
 mod lint;
+mod kube;
 mod logs;
 mod man;
+mod node;
 mod options;
 mod output;
 mod plan;
@@ -90,6 +92,13 @@ enum Command {
     /// that the other does not, and the attacker probes each lets through.
     #[command(after_help = EXAMPLES_COMPARE)]
     Compare(compare::CompareArgs),
+    /// The plan as Kubernetes manifests: the exact profile in a ConfigMap, a Deployment per
+    /// add-on, the loader DaemonSet; the Pod Security level and what cannot be expressed.
+    #[command(after_help = EXAMPLES_KUBE)]
+    Kube(kube::KubeArgs),
+    /// What runs on a Kubernetes node: `node load-profiles` (the loader DaemonSet's command).
+    #[command(after_help = EXAMPLES_NODE)]
+    Node(node::NodeArgs),
     /// Shell completions for bash, zsh, fish, elvish or PowerShell, on standard output.
     #[command(after_help = EXAMPLES_COMPLETIONS)]
     Completions(completions::CompletionsArgs),
@@ -114,6 +123,8 @@ const EXAMPLES_LOGS: &str =
 const EXAMPLES_SERVE: &str = "Examples:\n  addon-sandbox serve --upstream http://172.30.32.2:80 --core-token-file /run/ha-token\n  addon-sandbox serve --listen 127.0.0.1:0 --upstream http://127.0.0.1:8123";
 const EXAMPLES_PREVIEW: &str = "Examples:\n  addon-sandbox preview examples/mqtt-bridge\n  addon-sandbox preview examples/mqtt-bridge --probe \"write /share/notes.txt\"";
 const EXAMPLES_COMPARE: &str = "Examples:\n  addon-sandbox compare ../shared/corpus/official/ssh\n  addon-sandbox compare --json --attacks-only ../my-addons";
+const EXAMPLES_KUBE: &str = "Examples:\n  addon-sandbox kube --gateway-ip 10.96.0.10 ../shared/corpus/official/mosquitto\n  addon-sandbox kube --emit-loader -o manifests/ ../my-addons\n  addon-sandbox kube --storage pvc --claim ha-data --devices privileged --policy supervisor ../my-addons";
+const EXAMPLES_NODE: &str = "Examples:\n  addon-sandbox node load-profiles --dir /profiles\n  addon-sandbox node load-profiles --dir profiles/ --state /tmp/loaded --compile-to /tmp/bin --once";
 const EXAMPLES_COMPLETIONS: &str = "Examples:\n  addon-sandbox completions bash > /etc/bash_completion.d/addon-sandbox\n  addon-sandbox completions zsh > ~/.zfunc/_addon-sandbox";
 const EXAMPLES_MAN: &str = "Examples:\n  addon-sandbox man | man -l -\n  addon-sandbox man --out /usr/local/share/man/man1";
 
@@ -136,6 +147,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::exec(args),
         Command::Preview(args) => preview::exec(args, &mut out),
         Command::Compare(args) => compare::exec(args, &mut out),
+        Command::Kube(args) => kube::exec(args, &mut out),
+        Command::Node(args) => node::exec(args, &mut out),
         Command::Completions(args) => completions::exec(args, &mut out),
         Command::Man(args) => man::exec(args, &mut out),
     }

@@ -26,6 +26,19 @@ pub fn device_withheld(plan: &SandboxPlan, class: NodeClass) -> Option<Right> {
 /// The rights that gate device nodes by class.
 const DEVICE_RIGHTS: [Right; 3] = [Right::RawDevices, Right::HostConsole, Right::UnknownDevices];
 
+/// The cgroup rules each device class stands for (by major number): video, uart, usb.
+pub const CLASS_CGROUP_RULES: [(DeviceClass, &[&str]); 3] = [
+    (
+        DeviceClass::Video,
+        &["c 226:* rwm", "c 29:* rwm", "c 81:* rwm"],
+    ),
+    (
+        DeviceClass::Uart,
+        &["c 166:* rwm", "c 188:* rwm", "c 204:* rwm"],
+    ),
+    (DeviceClass::Usb, &["c 180:* rwm", "c 189:* rwm"]),
+];
+
 impl Decision<'_> {
     pub(super) fn gpio_sysfs(&mut self) {
         if self.config.gpio && self.options.host.gpio_sysfs {
@@ -103,26 +116,14 @@ impl Decision<'_> {
         self.device_nodes()
     }
 
-    /// The device classes, each a set of cgroup rules by major number.
+    /// The device classes, each a set of cgroup rules by major number ([`CLASS_CGROUP_RULES`]).
     fn class_rules(&mut self) {
         let config = self.config;
-        let classes: [(bool, DeviceClass, &[&str]); 3] = [
-            (
-                config.video,
-                DeviceClass::Video,
-                &["c 226:* rwm", "c 29:* rwm", "c 81:* rwm"],
-            ),
-            (
-                config.uart,
-                DeviceClass::Uart,
-                &["c 166:* rwm", "c 188:* rwm", "c 204:* rwm"],
-            ),
-            (
-                config.usb,
-                DeviceClass::Usb,
-                &["c 180:* rwm", "c 189:* rwm"],
-            ),
-        ];
+        let wanted = [config.video, config.uart, config.usb];
+        let classes = wanted
+            .into_iter()
+            .zip(CLASS_CGROUP_RULES)
+            .map(|(w, (class, rules))| (w, class, rules));
         for (wanted, class, rules) in classes {
             if wanted {
                 self.grant(class.name());

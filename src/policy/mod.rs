@@ -36,7 +36,7 @@ pub use devclass::{
     DeviceFacts, NodeClass, NodeFact, NodeKind, class_by_name, class_by_number, class_of_fact,
     parse_proc_devices,
 };
-pub use devices::{device_withheld, raw_device};
+pub use devices::{CLASS_CGROUP_RULES, device_withheld, raw_device};
 pub use env::ulimit_ceiling;
 pub use mounts::exec_withheld;
 pub use paths::{check_device_path, check_literal_path, check_target_path};

@@ -6,10 +6,11 @@
 //! `/proc/self/attr/exec`, then exec of the probe), printing one result line per probe.
 //!
 //! The kernel is fetched and cached by `kernel`, the initramfs tree built by `initramfs`,
-//! the probes chosen in `probes`, booted by `boot`, and the three kinds of run (probes under
-//! profiles, the native backend, an image's own s6-overlay init under its profile) are in
-//! `probing`, `native_run` and `image_run`. `engine` boots a Debian root with Docker's engine
-//! from a disk (`scripts/build-vm-root`) for the launcher's production path.
+//! the probes chosen in `probes`, booted by `boot`, and the four kinds of run (probes under
+//! profiles, the native backend, an image's own s6-overlay init under its profile, the
+//! Kubernetes profile loader) are in `probing`, `native_run`, `image_run` and `node_load`.
+//! `engine` boots a Debian root with Docker's engine from a disk (`scripts/build-vm-root`) for
+//! the launcher's production path.
 
 mod boot;
 mod engine;
@@ -17,6 +18,7 @@ mod image_run;
 mod initramfs;
 mod kernel;
 mod native_run;
+mod node_load;
 mod probes;
 mod probing;
 
@@ -24,6 +26,7 @@ pub use engine::{DockerDisk, EngineReport, EngineRoot, EngineRun, empty_disk, ru
 pub use image_run::{ImageVmReport, run_image};
 pub use kernel::{cache_dir, kernel};
 pub use native_run::{NativeVmReport, run_native};
+pub use node_load::{NodeVmReport, run_node_load};
 pub use probes::standard_probes;
 pub use probing::run;
 

@@ -140,6 +140,43 @@ pub fn busybox_rootfs(dir: &std::path::Path) {
     }
 }
 
+/// The test image's root filesystem as a tar: Debian's static busybox, its applets as links,
+/// and the empty folders a container needs.
+pub fn busybox_image_tar() -> Vec<u8> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("busybox-static is installed (Debian package busybox-static)");
+    let mut builder = tar::Builder::new(Vec::new());
+    let add_dir = |b: &mut tar::Builder<Vec<u8>>, path: &str| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, path, std::io::empty()).unwrap();
+    };
+    for d in ["bin", "data", "tmp", "etc", "run", "proc", "sys", "dev"] {
+        add_dir(&mut builder, d);
+    }
+    let bytes = std::fs::read(busybox).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(bytes.len() as u64);
+    builder
+        .append_data(&mut h, "bin/busybox", bytes.as_slice())
+        .unwrap();
+    for applet in APPLETS {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        builder
+            .append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
 /// The test image: Debian's static busybox in an otherwise empty root filesystem, imported
 /// into the local engine (no registry). Built once per engine.
 pub const TEST_IMAGE: &str = "addon-sandbox-test/busybox:1";
@@ -154,38 +191,7 @@ pub fn ensure_test_image() {
         if exists {
             return;
         }
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).is_file())
-            .expect("busybox-static is installed (Debian package busybox-static)");
-        let mut builder = tar::Builder::new(Vec::new());
-        let add_dir = |b: &mut tar::Builder<Vec<u8>>, path: &str| {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(0o755);
-            h.set_size(0);
-            b.append_data(&mut h, path, std::io::empty()).unwrap();
-        };
-        for d in ["bin", "data", "tmp", "etc", "run", "proc", "sys", "dev"] {
-            add_dir(&mut builder, d);
-        }
-        let bytes = std::fs::read(busybox).unwrap();
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o755);
-        h.set_size(bytes.len() as u64);
-        builder
-            .append_data(&mut h, "bin/busybox", bytes.as_slice())
-            .unwrap();
-        for applet in APPLETS {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_mode(0o777);
-            h.set_size(0);
-            builder
-                .append_link(&mut h, format!("bin/{applet}"), "busybox")
-                .unwrap();
-        }
-        let tar = builder.into_inner().unwrap();
+        let tar = busybox_image_tar();
         let mut child = std::process::Command::new("docker")
             .args(["import", "-", TEST_IMAGE])
             .stdin(std::process::Stdio::piped())
