@@ -751,3 +751,57 @@ fn the_legacy_config_link_follows_the_homeassistant_config_map() {
     let text = profile::generate(&p).unwrap().render(false).unwrap();
     assert!(!text.contains("made a link"), "{text}");
 }
+
+/// Found in the real kernel (tests/official_vm.rs, samba): an add-on's `enable-check.sh`
+/// switches optional services on and off by creating and removing the user bundle's entries
+/// under `/etc/s6-overlay/s6-rc.d/user/contents.d` before s6-rc compiles it. The explicit deny
+/// of writes to s6-overlay's code is not audited, so the refusal was silent (nmbd and wsdd ran
+/// although the options turned them off). Those entries, and nothing else there, are writable,
+/// and never executable.
+#[test]
+fn the_s6_user_bundle_entries_are_writable_and_nothing_else_of_s6_overlay() {
+    let Some(parser) = common::parser() else {
+        return;
+    };
+    let p = plan(&common::minimal(""), &PlanOptions::default()).unwrap();
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    let bundle = "/etc/s6-overlay/s6-rc.d/user/contents.d";
+    let expected = [
+        (Probe::write(&format!("{bundle}/nmbd")), true),
+        (Probe::write(&format!("{bundle}/wsdd")), true),
+        (Probe::read(&format!("{bundle}/nmbd")), true),
+        (Probe::exec(&format!("{bundle}/nmbd")), false),
+        (
+            Probe::file(
+                &format!("{bundle}/nmbd"),
+                addon_sandbox::profile::rule::FilePerms::MMAP_EXEC,
+            ),
+            false,
+        ),
+        (Probe::write("/etc/s6-overlay/s6-rc.d/nmbd/run"), false),
+        (Probe::write("/etc/s6-overlay/s6-rc.d/user/type"), false),
+        (Probe::write("/etc/s6-overlay/s6-rc.d/user/contents"), false),
+        (
+            Probe::write("/etc/s6-overlay/s6-rc.d/user/contents.dx"),
+            false,
+        ),
+        (
+            Probe::write("/etc/s6-overlay/scripts/enable-check.sh"),
+            false,
+        ),
+        (
+            Probe::write("/etc/s6-overlay/s6-rc.d/user2/contents.d/x"),
+            false,
+        ),
+        (Probe::exec("/etc/s6-overlay/scripts/enable-check.sh"), true),
+    ];
+    let probes: Vec<Probe> = expected.iter().map(|(p, _)| p.clone()).collect();
+    let got = check(&parser, &text, &probes).unwrap();
+    let wrong: Vec<String> = expected
+        .iter()
+        .zip(&got)
+        .filter(|((_, want), allowed)| want != *allowed)
+        .map(|((probe, _), allowed)| format!("{probe}: allowed={allowed}"))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -21,10 +21,16 @@ const NEVER_EXEC: [&str; 5] = [
 ];
 /// s6-overlay scripts that live under the writable `/etc`.
 const S6_ETC: [&str; 3] = [
-    "/etc/s6-overlay/**",
+    S6_OVERLAY_ETC,
     "/etc/{cont-init.d,cont-finish.d,services.d,fix-attrs.d}/**",
     "/etc/s6/**",
 ];
+const S6_OVERLAY_ETC: &str = "/etc/s6-overlay/**";
+/// The one writable place under `/etc/s6-overlay`: the user bundle's entries, empty files that
+/// name which services start. Add-ons switch optional services on and off there from their
+/// options before s6-rc compiles the bundle (samba's `enable-check.sh` removes `nmbd` and
+/// `wsdd`); creating an entry can only start a service the image already defines.
+const S6_USER_BUNDLE: &str = "s6-rc.d/user/contents.d";
 /// The only executable paths under the writable `/run`: what s6-overlay 3 generates at start
 /// and runs (docs/workloads.md). All are `#!` scripts: `ix`, and `m` (which `ix` implies in
 /// the compiled policy) denied, so no ELF file or library written there can run. The legacy
@@ -86,7 +92,7 @@ pub fn derive(plan: &SandboxPlan) -> Result<Derived, ProfileError> {
             format!("{BASE}: no {op} (docker-default denies it too; SYS_ADMIN does not lift it)"),
         );
     }
-    image_files(&mut out);
+    image_files(&mut out)?;
     proc_and_sys(plan, &mut out)?;
     super::mounts::mounts(plan, &mut out)?;
     devices(plan, has("sys_rawio"), &mut out)?;
@@ -235,7 +241,7 @@ fn ipc(sys_ptrace: bool, out: &mut Out) {
     }
 }
 
-fn image_files(out: &mut Out) {
+fn image_files(out: &mut Out) -> Result<(), ProfileError> {
     out.file(
         AaPath::pattern("/{,**}"),
         FilePerms::R,
@@ -257,11 +263,15 @@ fn image_files(out: &mut Out) {
             FilePerms::RIX,
             format!("{BASE}: s6-overlay service scripts"),
         );
-        out.deny(
-            AaPath::pattern(dir),
-            FilePerms::WL,
-            format!("{BASE}: s6-overlay scripts are code: never writable"),
-        );
+        if dir == S6_OVERLAY_ETC {
+            s6_overlay_code(out)?;
+        } else {
+            out.deny(
+                AaPath::pattern(dir),
+                FilePerms::WL,
+                format!("{BASE}: s6-overlay scripts are code: never writable"),
+            );
+        }
     }
     for dir in S6_RUN_EXEC {
         out.file(
@@ -315,10 +325,36 @@ fn image_files(out: &mut Out) {
             format!("{BASE}: {why}"),
         );
     }
+    Ok(())
 }
 
 /// docker-default's `/proc` and `/sys` denies, with `/sys` exemptions for writable mounts the
 /// plan puts there (gpio).
+/// `/etc/s6-overlay` is code, never writable, except the user bundle's entries.
+fn s6_overlay_code(out: &mut Out) -> Result<(), ProfileError> {
+    for (literal, pattern) in deny_all_except("/etc/s6-overlay/", &[S6_USER_BUNDLE]) {
+        let path =
+            AaPath::literal("s6-overlay path", literal.trim_end_matches('/')).map_err(bad)?;
+        let path = if literal.ends_with('/') {
+            path.with_pattern(format!("/{pattern}"))
+        } else {
+            path.with_pattern(pattern)
+        };
+        out.deny(
+            path,
+            FilePerms::WL,
+            format!("{BASE}: s6-overlay scripts are code: never writable (the user bundle's entries excepted)"),
+        );
+    }
+    // Writable, so never executable (W^X): the entries are names, not scripts.
+    out.deny(
+        AaPath::pattern("/etc/s6-overlay/s6-rc.d/user/contents.d/**"),
+        FilePerms::MX,
+        format!("{BASE}: the user bundle's entries are writable, so never executable"),
+    );
+    Ok(())
+}
+
 fn proc_and_sys(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
     let why = format!("{BASE}: docker-default's /proc protections");
     for (path, perms) in [

@@ -34,7 +34,15 @@ fn walk(prefix: &str, suffixes: &[&str], out: &mut Vec<(String, String)>) {
     }
     let firsts: BTreeSet<char> = suffixes.iter().filter_map(|s| s.chars().next()).collect();
     // Every path that continues with another character leaves all exempt prefixes here.
-    let class: String = firsts.iter().map(|c| class_char(*c)).collect();
+    // A `-` goes first in the class, where it cannot form a range and needs no escape
+    // (apparmor_parser warns about an escaped one).
+    let dash = if firsts.contains(&'-') { "-" } else { "" };
+    let class: String = dash.to_owned()
+        + &firsts
+            .iter()
+            .filter(|c| **c != '-')
+            .map(|c| class_char(*c))
+            .collect::<String>();
     out.push((prefix.to_owned(), format!("[^{class}]**")));
     for c in firsts {
         let next = format!("{prefix}{c}");
@@ -48,10 +56,10 @@ fn walk(prefix: &str, suffixes: &[&str], out: &mut Vec<(String, String)>) {
     }
 }
 
-/// A character inside `[^...]`: `-` would form a range and `\` escapes, so both are escaped.
+/// A character inside `[^...]` other than `-` (which goes first): `\\`, `]` and `^` are escaped.
 fn class_char(c: char) -> String {
     match c {
-        '-' | '\\' | ']' | '^' => format!("\\{c}"),
+        '\\' | ']' | '^' => format!("\\{c}"),
         c => c.to_string(),
     }
 }
