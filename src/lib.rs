@@ -27,6 +27,7 @@ pub mod config;
 pub mod diag;
 pub mod gateway;
 pub mod launch;
+pub mod learn;
 pub mod native;
 pub mod options;
 pub mod parallel;

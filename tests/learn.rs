@@ -1,0 +1,230 @@
+//! Learn mode's reading, judged by the real `apparmor_parser`: records as the kernel writes
+//! them, for a config with one right removed, name exactly that right; with the full config
+//! they name nothing to add.
+
+mod common;
+
+use addon_sandbox::addon;
+use addon_sandbox::learn::{self, Edit, LearnReport, Need};
+use addon_sandbox::policy::PlanOptions;
+
+const PROFILE: &str = "local_test";
+
+/// A kernel log line for `fields`, as the kernel writes a complain-mode record.
+fn record(fields: &str) -> String {
+    format!(
+        "[   42.123456] audit: type=1400 audit(1700000000.123:45): apparmor=\"ALLOWED\" profile=\"{PROFILE}\" {fields} pid=812 comm=\"worker\""
+    )
+}
+
+fn learn(extra: &str, log: &[String], options: &PlanOptions) -> Option<LearnReport> {
+    let parser = common::parser()?;
+    let dir = common::addon_dir(&common::minimal(extra));
+    let a = addon::load(dir.path());
+    let config = a.config.as_ref().expect("valid config");
+    let records: Vec<_> = log
+        .iter()
+        .filter_map(|l| learn::parse_line(l).map(|r| (r, l.clone())))
+        .collect();
+    Some(learn::analyse(config, false, options, &records, &parser).expect("analyse"))
+}
+
+fn strict() -> PlanOptions {
+    PlanOptions::default()
+}
+
+fn share_write() -> String {
+    record(
+        r#"operation="mknod" class="file" name="/share/notes/today.txt" requested_mask="c" denied_mask="c" fsuid=0 ouid=0"#,
+    )
+}
+
+fn ssl_read() -> String {
+    record(
+        r#"operation="open" class="file" name="/ssl/fullchain.pem" requested_mask="r" denied_mask="r" fsuid=0 ouid=0"#,
+    )
+}
+
+fn serial() -> String {
+    record(
+        r#"operation="open" class="file" name="/dev/ttyUSB0" requested_mask="wr" denied_mask="wr" fsuid=0 ouid=0"#,
+    )
+}
+
+fn sys_time() -> String {
+    record(r#"operation="capable" class="cap" capability=25  capname="sys_time""#)
+}
+
+#[test]
+fn a_removed_writable_map_is_named_exactly() {
+    let log = [share_write(), share_write(), ssl_read()];
+    let Some(report) = learn("map: [ssl]\n", &log, &strict()) else {
+        return;
+    };
+    assert_eq!(report.keys_to_add(), ["map: share:rw"], "{report:#?}");
+    let f = &report.findings[0];
+    assert_eq!(f.records, 2);
+    assert_eq!(f.programs, ["worker"]);
+    let Need::ConfigKey {
+        yaml,
+        rating_before,
+        rating_after,
+        grants,
+        ..
+    } = &f.need
+    else {
+        panic!("{f:?}");
+    };
+    assert_eq!(yaml, "map:\n  - type: share\n    read_only: false\n");
+    assert_eq!((rating_before, rating_after), (&5, &5));
+    assert!(grants.is_empty());
+    // The ssl read is allowed by the ssl map: not a finding at all.
+    assert_eq!(report.findings.len(), 1, "{report:#?}");
+
+    // With the full config: nothing to add.
+    let full = learn("map: [ssl, share:rw]\n", &log, &strict()).unwrap();
+    assert!(full.findings.is_empty(), "{full:#?}");
+    assert!(full.needs_nothing());
+}
+
+#[test]
+fn a_read_of_an_unmapped_folder_is_no_finding() {
+    // The profile lets the add-on read its image; without the map the folder is only the
+    // image's own (empty) one, so the kernel has nothing to report and neither has learn.
+    let Some(report) = learn("", &[ssl_read()], &strict()) else {
+        return;
+    };
+    assert_eq!(report.records, 1);
+    assert!(report.findings.is_empty(), "{report:#?}");
+}
+
+#[test]
+fn a_removed_device_is_named_as_that_device() {
+    let Some(report) = learn("", &[serial()], &strict()) else {
+        return;
+    };
+    let keys = report.keys_to_add();
+    assert_eq!(keys, ["devices: /dev/ttyUSB0"], "{report:#?}");
+    let full = learn("devices: [/dev/ttyUSB0]\n", &[serial()], &strict()).unwrap();
+    assert!(full.needs_nothing(), "{full:#?}");
+    let by_class = learn("uart: true\n", &[serial()], &strict()).unwrap();
+    assert!(by_class.needs_nothing(), "{by_class:#?}");
+}
+
+#[test]
+fn a_removed_capability_is_named_with_its_rating_cost() {
+    let Some(report) = learn("", &[sys_time()], &strict()) else {
+        return;
+    };
+    assert_eq!(
+        report.keys_to_add(),
+        ["privileged: SYS_TIME"],
+        "{report:#?}"
+    );
+    let Need::ConfigKey {
+        rating_before,
+        rating_after,
+        edit,
+        ..
+    } = &report.findings[0].need
+    else {
+        panic!("{report:#?}");
+    };
+    // The rating says what the key costs, by our own rating of the edited config.
+    // SYS_TIME is not one of the capabilities the Supervisor's rating counts.
+    assert!(matches!(edit, Edit::Privileged { .. }));
+    assert_eq!((*rating_before, *rating_after), (5, 5));
+    // Strict protection withholds SYS_TIME even when the config asks: the operator decides.
+    let asked = learn("privileged: [SYS_TIME]\n", &[sys_time()], &strict()).unwrap();
+    assert_eq!(
+        asked.findings[0].need,
+        Need::OperatorGrant {
+            grant: "SYS_TIME".into()
+        }
+    );
+    let mut granted = strict();
+    granted
+        .grants
+        .insert(addon_sandbox::policy::Right::parse("SYS_TIME").unwrap());
+    let full = learn("privileged: [SYS_TIME]\n", &[sys_time()], &granted).unwrap();
+    assert!(full.findings.is_empty(), "{full:#?}");
+}
+
+#[test]
+fn a_withheld_capability_the_config_asks_for_is_an_operator_grant() {
+    let net_admin = record(r#"operation="capable" class="cap" capability=12  capname="net_admin""#);
+    let Some(report) = learn("privileged: [NET_ADMIN]\n", &[net_admin.clone()], &strict()) else {
+        return;
+    };
+    assert_eq!(report.findings.len(), 1, "{report:#?}");
+    assert_eq!(
+        report.findings[0].need,
+        Need::OperatorGrant {
+            grant: "NET_ADMIN".into()
+        }
+    );
+    // Without the key, the key is named, with the grant it needs under strict protection.
+    let without = learn("", &[net_admin], &strict()).unwrap();
+    let Need::ConfigKey {
+        key,
+        grants,
+        rating_before,
+        rating_after,
+        ..
+    } = &without.findings[0].need
+    else {
+        panic!("{without:#?}");
+    };
+    assert_eq!(key, "privileged: NET_ADMIN");
+    assert_eq!(grants, &["NET_ADMIN"]);
+    // NET_ADMIN costs a point in the Supervisor's rating.
+    assert_eq!((*rating_before, *rating_after), (5, 4));
+}
+
+#[test]
+fn what_no_config_grants_is_never_needed() {
+    let log = [
+        record(
+            r#"operation="open" class="file" name="/proc/sys/kernel/core_pattern" requested_mask="w" denied_mask="w" fsuid=0 ouid=0"#,
+        ),
+        record(r#"operation="capable" class="cap" capability=33  capname="mac_admin""#),
+        record(
+            r#"operation="exec" class="file" name="/data/payload" requested_mask="x" denied_mask="x" fsuid=0 ouid=0"#,
+        ),
+    ];
+    let Some(report) = learn("", &log, &strict()) else {
+        return;
+    };
+    assert_eq!(report.findings.len(), 3, "{report:#?}");
+    assert!(report.needs_nothing(), "{report:#?}");
+    let text = learn::human(&report, false);
+    assert!(text.contains("Nothing to add"), "{text}");
+    assert!(!text.contains("core_pattern"), "{text}");
+    assert!(learn::human(&report, true).contains("write /proc/sys/kernel/core_pattern"));
+}
+
+#[test]
+fn records_of_other_profiles_are_not_read() {
+    let other = share_write().replace(PROFILE, "local_other");
+    let Some(report) = learn("", &[other], &strict()) else {
+        return;
+    };
+    assert_eq!(report.records, 0);
+    assert!(report.findings.is_empty());
+}
+
+#[test]
+fn hex_encoded_names_are_judged_by_their_decoded_path() {
+    let hex: String = "/share/my notes.txt"
+        .bytes()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let line = record(&format!(
+        r#"operation="mknod" class="file" name={hex} requested_mask="c" denied_mask="c" fsuid=0 ouid=0"#
+    ));
+    let Some(report) = learn("", &[line], &strict()) else {
+        return;
+    };
+    assert_eq!(report.keys_to_add(), ["map: share:rw"], "{report:#?}");
+    assert!(learn::human(&report, false).contains("write /share/my notes.txt"));
+}
