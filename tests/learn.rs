@@ -153,7 +153,11 @@ fn a_removed_capability_is_named_with_its_rating_cost() {
 #[test]
 fn a_withheld_capability_the_config_asks_for_is_an_operator_grant() {
     let net_admin = record(r#"operation="capable" class="cap" capability=12  capname="net_admin""#);
-    let Some(report) = learn("privileged: [NET_ADMIN]\n", &[net_admin.clone()], &strict()) else {
+    let Some(report) = learn(
+        "privileged: [NET_ADMIN]\n",
+        std::slice::from_ref(&net_admin),
+        &strict(),
+    ) else {
         return;
     };
     assert_eq!(report.findings.len(), 1, "{report:#?}");
