@@ -232,3 +232,153 @@ fn hex_encoded_names_are_judged_by_their_decoded_path() {
     assert_eq!(report.keys_to_add(), ["map: share:rw"], "{report:#?}");
     assert!(learn::human(&report, false).contains("write /share/my notes.txt"));
 }
+
+fn cli() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+}
+
+#[test]
+fn the_command_reads_a_saved_log_and_names_the_key() {
+    if common::parser().is_none() {
+        return;
+    }
+    let dir = common::addon_dir(&common::minimal("map: [ssl]\n"));
+    let log = dir.path().join("kern.log");
+    let lines = [
+        "[    1.000000] Linux version 6.1.0 (unrelated line)".to_owned(),
+        share_write(),
+        serial(),
+        record(
+            r#"operation="open" class="file" name="/proc/sysrq-trigger" requested_mask="w" denied_mask="w" fsuid=0 ouid=0"#,
+        ),
+    ];
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    let out = cli()
+        .arg("learn")
+        .arg(dir.path())
+        .arg("--from-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Add to the config:"), "{text}");
+    assert!(text.contains("  map: share:rw   (rating 5 -> 5)"), "{text}");
+    assert!(
+        text.contains("      map:\n        - type: share\n          read_only: false\n"),
+        "{text}"
+    );
+    assert!(text.contains("devices: /dev/ttyUSB0"), "{text}");
+    assert!(
+        !text.contains("sysrq"),
+        "never-needed accesses only with --verbose: {text}"
+    );
+
+    let out = cli()
+        .arg("learn")
+        .arg(dir.path())
+        .args(["--json", "--verbose", "--from-log", "-"])
+        .stdin(std::fs::File::open(&log).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["profile"], "local_test");
+    assert_eq!(v["records"], 3);
+    let needs: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["need"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(needs, ["config_key", "config_key", "never_needed"]);
+    assert_eq!(v["findings"][0]["need"]["key"], "map: share:rw");
+    assert_eq!(v["findings"][0]["access"]["path"], "/share/notes/today.txt");
+}
+
+#[test]
+fn a_missing_log_is_a_clear_error() {
+    let dir = common::addon_dir(&common::minimal(""));
+    let out = cli()
+        .arg("learn")
+        .arg(dir.path())
+        .args(["--from-log", "/nonexistent/kern.log"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/kern.log"), "{err}");
+}
+
+#[test]
+fn learning_is_refused_where_the_profile_cannot_be_loaded() {
+    // This host's kernel has no AppArmor (where it has, the VM suite learns for real): learn
+    // must refuse before creating anything, never run the add-on unconfined.
+    if !common::docker_available() || std::path::Path::new("/sys/kernel/security/apparmor").exists()
+    {
+        return;
+    }
+    common::ensure_test_image();
+    let dir =
+        common::addon_dir(&common::minimal("slug: learnrefused\n").replace("slug: test\n", ""));
+    let state = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = cli()
+        .arg("learn")
+        .arg(dir.path())
+        .args(["--image", common::TEST_IMAGE, "--for", "1"])
+        .arg("--state-dir")
+        .arg(state.path())
+        .arg("--data-root")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("cannot enforce"), "{err}");
+    let ps = std::process::Command::new("docker")
+        .args(["ps", "-a", "--filter", "name=app_local_learnrefused", "-q"])
+        .output()
+        .unwrap();
+    assert!(ps.stdout.is_empty(), "a container was left behind");
+}
+
+#[test]
+fn the_learning_profile_is_the_same_profile_in_complain_mode_with_audited_denials() {
+    let Some(parser) = common::parser() else {
+        return;
+    };
+    let dir = common::addon_dir(&common::minimal("map: [share:rw, ssl]\nuart: true\n"));
+    let a = addon::load(dir.path());
+    let plan = addon_sandbox::policy::decide(a.config.as_ref().unwrap(), false, &strict()).unwrap();
+    let profile = addon_sandbox::profile::generate(&plan).unwrap();
+    let enforced = profile.render(false).unwrap();
+    let learning = profile.render_learning().unwrap();
+    assert!(learning.contains("flags=(attach_disconnected,mediate_deleted,complain)"));
+    let denies = enforced
+        .lines()
+        .filter(|l| l.trim_start().starts_with("deny "))
+        .count();
+    assert!(denies > 5, "{enforced}");
+    assert_eq!(
+        learning
+            .lines()
+            .filter(|l| l.trim_start().starts_with("audit deny "))
+            .count(),
+        denies
+    );
+    assert_eq!(
+        learning
+            .replace(",complain)", ")")
+            .replace("audit deny ", "deny "),
+        enforced
+    );
+    let compiled = parser
+        .check(&learning)
+        .expect("the learning profile compiles");
+    assert!(!compiled.binary.is_empty());
+}

@@ -58,6 +58,10 @@ pub struct RunOptions {
     pub audio_server: Option<String>,
     /// The add-on's own facts for a standalone gateway (kept in its record).
     pub info: Option<state::AddonInfo>,
+    /// Learn mode: load the generated profile in complain mode (see
+    /// [`crate::profile::Profile::render_learning`]) and attest complain, not enforce. Never
+    /// with `allow_unconfined`: learning without AppArmor would record nothing.
+    pub learning: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -10,13 +10,16 @@ use crate::plan::{Confinement, MountKind, SandboxPlan};
 use crate::profile;
 
 /// The text of the profile `name` that confines `plan`: the add-on's own `apparmor.txt`
-/// renamed, or the generated one.
+/// renamed, or the generated one (in learn mode, its complain-mode form).
 pub fn profile_text(
     plan: &SandboxPlan,
     name: &str,
     addon_profile: Option<&str>,
+    learning: bool,
 ) -> Result<String, LaunchError> {
     match plan.confinement {
+        Confinement::AddonProfile if learning => Err(LaunchError::LearningNeedsGenerated),
+        _ if learning => Ok(profile::generate(plan)?.render_learning()?),
         Confinement::AddonProfile => {
             let text =
                 rename_addon_profile(addon_profile.ok_or(LaunchError::AddonProfileMissing)?, name);

@@ -15,6 +15,7 @@ pub mod access;
 pub mod audit;
 mod classify;
 pub mod edit;
+pub mod kernel_log;
 mod render;
 
 use serde::Serialize;
