@@ -99,12 +99,14 @@ fn a_read_of_an_unmapped_folder_is_no_finding() {
 }
 
 #[test]
-fn a_removed_device_is_named_as_that_device() {
+fn a_serial_device_is_named_by_its_class() {
+    // `uart: true` before a `devices` entry: the class follows the adapter whatever node name
+    // the host gives it.
     let Some(report) = learn("", &[serial()], &strict()) else {
         return;
     };
     let keys = report.keys_to_add();
-    assert_eq!(keys, ["devices: /dev/ttyUSB0"], "{report:#?}");
+    assert_eq!(keys, ["uart: true"], "{report:#?}");
     let full = learn("devices: [/dev/ttyUSB0]\n", &[serial()], &strict()).unwrap();
     assert!(full.needs_nothing(), "{full:#?}");
     let by_class = learn("uart: true\n", &[serial()], &strict()).unwrap();
@@ -272,7 +274,7 @@ fn the_command_reads_a_saved_log_and_names_the_key() {
         text.contains("      map:\n        - type: share\n          read_only: false\n"),
         "{text}"
     );
-    assert!(text.contains("devices: /dev/ttyUSB0"), "{text}");
+    assert!(text.contains("uart: true"), "{text}");
     assert!(
         !text.contains("sysrq"),
         "never-needed accesses only with --verbose: {text}"
@@ -381,4 +383,42 @@ fn the_learning_profile_is_the_same_profile_in_complain_mode_with_audited_denial
         .check(&learning)
         .expect("the learning profile compiles");
     assert!(!compiled.binary.is_empty());
+}
+
+#[test]
+fn the_learning_plan_widens_the_container_and_not_the_config_rights_it_withholds() {
+    use addon_sandbox::learn::widen::{Widen, learning_plan};
+    let dir = common::addon_dir(&common::minimal(
+        "map: [ssl]\nhost_network: true\nprivileged: [NET_ADMIN]\n",
+    ));
+    let a = addon::load(dir.path());
+    let config = a.config.as_ref().unwrap();
+    let own = addon_sandbox::policy::decide(config, false, &strict()).unwrap();
+    let maps = learning_plan(config, false, &strict(), &[Widen::Maps]).unwrap();
+    let targets = |p: &addon_sandbox::plan::SandboxPlan| -> Vec<(String, bool)> {
+        p.mounts
+            .iter()
+            .map(|m| (m.target.clone(), m.read_only))
+            .collect()
+    };
+    assert!(!targets(&own).contains(&("/share".into(), false)));
+    assert!(targets(&maps).contains(&("/share".into(), false)));
+    assert!(targets(&maps).contains(&("/ssl".into(), false)));
+    // Maps only: the config's withheld rights stay withheld.
+    assert_eq!(maps.cap_add, own.cap_add);
+    assert_eq!(maps.network_mode, own.network_mode);
+    // Capabilities: every one the policy withholds is granted for learning, host network not.
+    let caps = learning_plan(config, false, &strict(), &[Widen::Capabilities]).unwrap();
+    assert!(
+        caps.cap_add.contains(&"NET_ADMIN".to_owned()),
+        "{:?}",
+        caps.cap_add
+    );
+    assert!(
+        caps.cap_add.contains(&"SYS_TIME".to_owned()),
+        "{:?}",
+        caps.cap_add
+    );
+    assert_eq!(caps.network_mode, own.network_mode);
+    assert!(caps.withheld.iter().any(|w| w.right == "host_network"));
 }

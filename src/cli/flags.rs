@@ -57,6 +57,13 @@ impl DataRootFlag {
     pub fn get(&self) -> Option<&Path> {
         self.data_root.as_deref()
     }
+
+    /// The flag as if given `dir`.
+    pub fn of(dir: &Path) -> DataRootFlag {
+        DataRootFlag {
+            data_root: Some(dir.to_path_buf()),
+        }
+    }
 }
 
 impl PlanFlags {

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 
+use addon_sandbox::learn::widen::{self, Widen};
 use addon_sandbox::learn::{self, LearnReport, kernel_log};
 use addon_sandbox::plan::PolicyMode;
-use addon_sandbox::{apparmor, launch};
+use addon_sandbox::{apparmor, launch, profile};
 
 use super::engine::{note, runtime};
 use super::flags::{DataRootFlag, EngineFlags, PlanFlags};
@@ -45,6 +46,16 @@ pub struct LearnArgs {
     /// auditd's log, read too when the records go there [default: /var/log/audit/audit.log].
     #[arg(long, value_name = "FILE", default_value = kernel_log::AUDIT_LOG)]
     audit_log: PathBuf,
+    /// What the container gets beyond the config while learning, so the kernel can see it
+    /// used: maps (every folder, writable), devices (the host's uart, usb, video and gpio
+    /// nodes), capabilities (every `privileged` one: only on a disposable host). Comma-separated.
+    #[arg(
+        long,
+        value_name = "FAMILIES",
+        value_delimiter = ',',
+        default_value = "maps,devices"
+    )]
+    widen: Vec<String>,
     /// Also list the accesses no config key allows (the add-on runs without them).
     #[arg(short, long)]
     verbose: bool,
@@ -108,7 +119,24 @@ struct RunSummary {
 /// Start the add-on in complain mode, exercise it, stop and remove it, and return the log
 /// lines written meanwhile; or the exit status after printing why it could not.
 fn live(args: &LearnArgs) -> Result<Result<(Vec<String>, RunSummary), ExitCode>> {
-    let run_args = as_run_args(args);
+    // Learning mounts every folder writable: scratch folders unless a data root is given, so
+    // that no real Home Assistant folder is handed to the add-on by default.
+    let scratch = match args.data_root.get() {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("addon-sandbox-learn-")
+                .tempdir()?,
+        ),
+    };
+    let mut run_args = as_run_args(args);
+    if let Some(dir) = &scratch {
+        eprintln!(
+            "learning with scratch folders under {}",
+            dir.path().display()
+        );
+        run_args.data_root = DataRootFlag::of(dir.path());
+    }
     let Some(Planned {
         options,
         addon,
@@ -123,25 +151,33 @@ fn live(args: &LearnArgs) -> Result<Result<(Vec<String>, RunSummary), ExitCode>>
             "learn reads what the generated profile would refuse: use the strict policy (the supervisor policy runs the author's profile or Docker's)"
         );
     }
+    let widen = widenings(&args.widen)?;
+    let config = addon
+        .config
+        .as_ref()
+        .context("the add-on has no valid config")?;
+    // The profile is the config's own; the container gets the learning plan's rights.
+    let profile = profile::generate(&plan)?.render_learning()?;
+    let wide = widen::learning_plan(config, addon.has_apparmor_txt, &options, &widen)?;
     let mark = kernel_log::Mark::now(&args.audit_log)?;
     let run_options = launch::RunOptions {
         info: addon
             .config
             .as_ref()
-            .map(|config| launch::state::AddonInfo::new(config, &plan)),
+            .map(|config| launch::state::AddonInfo::new(config, &wide)),
         image: args.image.clone(),
         data_root: PathBuf::from(&options.data_root),
         timezone: run::timezone(),
         options: Some(addon_options),
         audio_server: args.audio_server.clone(),
-        learning: true,
+        learning: Some(profile),
         ..launch::RunOptions::default()
     };
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let launcher = args.engine.launcher().await?;
         let report = launcher
-            .run(&plan, &run_options, async {
+            .run(&wide, &run_options, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await?;
@@ -170,6 +206,18 @@ fn live(args: &LearnArgs) -> Result<Result<(Vec<String>, RunSummary), ExitCode>>
             Ok(Err(ExitCode::from(err.exit_code())))
         }
     }
+}
+
+fn widenings(names: &[String]) -> Result<Vec<Widen>> {
+    names
+        .iter()
+        .filter(|n| !n.is_empty() && *n != "none")
+        .map(|n| {
+            Widen::parse(n).with_context(|| {
+                format!("--widen {n:?}: expected maps, devices, capabilities or none")
+            })
+        })
+        .collect()
 }
 
 /// `run`'s arguments for the same add-on: Docker, never unconfined.

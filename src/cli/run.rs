@@ -130,7 +130,7 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
         timezone: timezone(),
         options: Some(addon_options),
         audio_server: args.audio_server,
-        learning: false,
+        learning: None,
     };
     let rt = runtime()?;
     let engine = &args.engine;

@@ -140,7 +140,7 @@ impl Launcher {
         // Everything after this (profile, body, binds, record) is of what this host has.
         let plan = &present_on_host(plan, &mut warnings);
         let mode = self.apparmor_mode(plan, opts, &mut warnings)?;
-        if opts.learning {
+        if opts.learning.is_some() {
             match mode {
                 AppArmorMode::Profile(_) => {}
                 AppArmorMode::Unconfined => {
@@ -158,7 +158,7 @@ impl Launcher {
                 plan,
                 name,
                 opts.addon_profile.as_deref(),
-                opts.learning,
+                opts.learning.as_deref(),
             )?),
             _ => None,
         };
@@ -206,7 +206,7 @@ impl Launcher {
             .await?
             .map_err(|e| docker_err("start", e))?;
 
-        let pid = self.attest(&id, &mode, opts.learning).await?;
+        let pid = self.attest(&id, &mode, opts.learning.is_some()).await?;
         self.verify_binds(plan, &sources, pid, &mut warnings)?;
 
         let ingress_token = self

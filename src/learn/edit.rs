@@ -112,13 +112,15 @@ impl Edit {
         c
     }
 
-    /// Rank among edits that allow the same access, narrowest first: a folder, then one
-    /// device node, then a class of devices, then a capability, then a host right.
+    /// Rank among edits that allow the same access: a folder, then a class of devices (the
+    /// Supervisor's `uart`/`usb`/`video`/`gpio`/`audio`, which follow the device whatever node
+    /// name the host gives it, as the add-on documentation advises), then one device node,
+    /// then a capability, then a host right.
     pub fn rank(&self) -> usize {
         match self {
             Edit::Map { read_only, .. } => usize::from(!*read_only),
-            Edit::Device { .. } => 2,
-            Edit::Flag { name } if FLAGS[..5].contains(name) => 3,
+            Edit::Flag { name } if FLAGS[..5].contains(name) => 2,
+            Edit::Device { .. } => 3,
             Edit::Privileged { .. } => 4,
             Edit::Flag { name } => 5 + FLAGS.iter().position(|f| f == name).unwrap_or(0),
         }
@@ -231,6 +233,10 @@ mod tests {
         assert_eq!(cap.key(), "privileged: NET_ADMIN");
         assert_eq!(Edit::Flag { name: "uart" }.yaml(), "uart: true\n");
         assert!(share.rank() < Edit::Flag { name: "uart" }.rank());
+        let node = Edit::Device {
+            path: "/dev/ttyUSB0".into(),
+        };
+        assert!(Edit::Flag { name: "uart" }.rank() < node.rank());
         assert!(
             Edit::Flag { name: "uart" }.rank()
                 < Edit::Flag {

@@ -17,6 +17,7 @@ mod classify;
 pub mod edit;
 pub mod kernel_log;
 mod render;
+pub mod widen;
 
 use serde::Serialize;
 
