@@ -151,6 +151,8 @@ fn perms_of(letters: &str) -> Option<FilePerms> {
 fn verb(perms: &str) -> &'static str {
     if perms.contains('x') {
         "execute"
+    } else if perms.contains('w') && perms.contains('r') {
+        "read and write"
     } else if perms.contains('w') {
         "write"
     } else if perms.contains('m') {
