@@ -308,7 +308,7 @@ mod tests {
             perms: "rw".into(),
         };
         assert_eq!(file.probe(), Some(Probe::file("/share/x", FilePerms::RW)));
-        assert_eq!(file.describe(), "write /share/x");
+        assert_eq!(file.describe(), "read and write /share/x");
         let cap = Access::Capability {
             name: "sys_time".into(),
         };
