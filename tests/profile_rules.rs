@@ -638,6 +638,9 @@ fn only_the_scripts_s6_overlay_generates_under_run_are_executable() {
         "/run/s6-rc:s6-rc-init:abc/servicedirs/probe/finish",
         "/run/s6/legacy-services/x/finish",
         "/run/s6/legacy-services/x/run",
+        // A script of the service folder its `run` starts (mosquitto's `./discovery &`):
+        // the kernel denied it in tests/official_vm.rs before the rule covered the folder.
+        "/run/s6/legacy-services/x/discovery",
     ];
     let not_executable = [
         "/run/s6/db/x",
@@ -677,4 +680,74 @@ fn only_the_scripts_s6_overlay_generates_under_run_are_executable() {
         .map(|((probe, _), allowed)| format!("{probe}: allowed={allowed}"))
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Found by tests/official_vm.rs in the real kernel: busybox crond logging to `/dev/stderr`
+/// (opened with O_CREAT) on the container's pipe was denied as a create of
+/// `/proc/<pid>/fd/2`. The standard streams are writable by name; other descriptors and other
+/// files under `/proc/<pid>` are not.
+#[test]
+fn the_standard_streams_are_writable_by_name_and_nothing_else_in_proc() {
+    let Some(parser) = common::parser() else {
+        return;
+    };
+    let p = plan(&common::minimal(""), &PlanOptions::default()).unwrap();
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    let expected = [
+        (Probe::write("/proc/61/fd/2"), true),
+        (Probe::write("/proc/1/fd/1"), true),
+        (Probe::write("/proc/61/fd/0"), true),
+        (Probe::write("/proc/61/fd/3"), false),
+        (Probe::write("/proc/61/fd/20"), false),
+        (Probe::write("/proc/61/mem"), false),
+        (Probe::write("/proc/61/attr/current"), false),
+        (Probe::write("/proc/sysrq-trigger"), false),
+        (Probe::exec("/proc/61/fd/2"), false),
+    ];
+    let probes: Vec<Probe> = expected.iter().map(|(p, _)| p.clone()).collect();
+    let got = check(&parser, &text, &probes).unwrap();
+    let wrong: Vec<String> = expected
+        .iter()
+        .zip(&got)
+        .filter(|((_, want), allowed)| want != *allowed)
+        .map(|((probe, _), allowed)| format!("{probe}: allowed={allowed}"))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Found by tests/official_vm.rs in the real kernel: ssh's cont-init makes `/config` a link
+/// to `/homeassistant` (the folder's place before the `homeassistant_config` map), denied as a
+/// create in `/`. With that map, and nothing mounted at `/config`, the one path may be
+/// created; without the map, or with `addon_config` at `/config`, the rule is absent, and no
+/// other new entry in `/` is allowed either way.
+#[test]
+fn the_legacy_config_link_follows_the_homeassistant_config_map() {
+    let Some(parser) = common::parser() else {
+        return;
+    };
+    let allowed = |yaml: &str| {
+        let p = plan(&common::minimal(yaml), &PlanOptions::default()).unwrap();
+        let text = profile::generate(&p).unwrap().render(false).unwrap();
+        let probes = [
+            Probe::write("/config"),
+            Probe::write("/evil"),
+            Probe::write("/configx"),
+        ];
+        check(&parser, &text, &probes).unwrap()
+    };
+    assert_eq!(
+        allowed("map:\n  - homeassistant_config:rw\n"),
+        vec![true, false, false]
+    );
+    assert_eq!(
+        allowed("map:\n  - homeassistant_config:ro\n"),
+        vec![true, false, false]
+    );
+    assert_eq!(allowed(""), vec![false, false, false]);
+    assert_eq!(allowed("map:\n  - share:rw\n"), vec![false, false, false]);
+    // `/config` is the add-on's own config folder there: its map's rules, not the link's.
+    let both = "map:\n  - homeassistant_config:rw\n  - addon_config:ro\n";
+    let p = plan(&common::minimal(both), &PlanOptions::default()).unwrap();
+    let text = profile::generate(&p).unwrap().render(false).unwrap();
+    assert!(!text.contains("made a link"), "{text}");
 }

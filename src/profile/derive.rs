@@ -2,8 +2,8 @@
 //! granted, or the base policy. Nothing here reads the add-on's config: a right that is not in
 //! the plan cannot appear in the profile.
 
-use crate::plan::{DeviceClass, MountKind, SandboxPlan};
-use crate::policy::{BASELINE_CAPS, exec_withheld};
+use crate::plan::{DeviceClass, SandboxPlan};
+use crate::policy::BASELINE_CAPS;
 
 use super::ProfileError;
 use super::exclusion::deny_all_except;
@@ -27,12 +27,15 @@ const S6_ETC: [&str; 3] = [
 ];
 /// The only executable paths under the writable `/run`: what s6-overlay 3 generates at start
 /// and runs (docs/workloads.md). All are `#!` scripts: `ix`, and `m` (which `ix` implies in
-/// the compiled policy) denied, so no ELF file or library written there can run.
+/// the compiled policy) denied, so no ELF file or library written there can run. The legacy
+/// services are `/etc/services.d/<svc>/` copied whole, so every file of a service folder is
+/// the image's own script (mosquitto's `run` starts `./discovery` beside it); deeper folders
+/// (`data/`) stay not executable.
 const S6_RUN_EXEC: [&str; 4] = [
     "/run/s6/basedir/**",
     "/run/service/**",
     "/run/s6-rc:s6-rc-init:*/servicedirs/*/{run,finish}",
-    "/run/s6/legacy-services/*/{run,finish}",
+    "/run/s6/legacy-services/*/*",
 ];
 /// With `NEVER_EXEC`, the container's own writable filesystem (a private overlay; add-ons
 /// write their configuration into /etc when they start).
@@ -50,23 +53,23 @@ pub struct Derived {
     pub rules: Vec<(Rule, String)>,
 }
 
-type Out = Derived;
+pub(super) type Out = Derived;
 
 impl Derived {
     fn push(&mut self, rule: Rule, why: impl Into<String>) {
         self.rules.push((rule, why.into()));
     }
 
-    fn file(&mut self, path: AaPath, perms: FilePerms, why: impl Into<String>) {
+    pub(super) fn file(&mut self, path: AaPath, perms: FilePerms, why: impl Into<String>) {
         self.push(Rule::file(path, perms), why);
     }
 
-    fn deny(&mut self, path: AaPath, perms: FilePerms, why: impl Into<String>) {
+    pub(super) fn deny(&mut self, path: AaPath, perms: FilePerms, why: impl Into<String>) {
         self.push(Rule::deny_file(path, perms), why);
     }
 }
 
-fn bad(e: BadPath) -> ProfileError {
+pub(super) fn bad(e: BadPath) -> ProfileError {
     ProfileError::BadPath(e)
 }
 
@@ -85,7 +88,7 @@ pub fn derive(plan: &SandboxPlan) -> Result<Derived, ProfileError> {
     }
     image_files(&mut out);
     proc_and_sys(plan, &mut out)?;
-    mounts(plan, &mut out)?;
+    super::mounts::mounts(plan, &mut out)?;
     devices(plan, has("sys_rawio"), &mut out)?;
     host_sockets(plan, &mut out);
     Ok(out)
@@ -297,6 +300,14 @@ fn image_files(out: &mut Out) {
             "@{PROC}/@{pid}/{comm,oom_score_adj,task/@{tid}/comm}",
             "naming its own threads",
         ),
+        // `/dev/stderr` is `/proc/self/fd/2`; opened with O_CREAT (a log file named
+        // /dev/stderr, a shell's `> /dev/stderr`) on the container's pipes, which have no
+        // path, the kernel checks the create on this name. A file with a path is checked
+        // on its own path.
+        (
+            "@{PROC}/@{pid}/fd/[0-2]",
+            "its standard streams by name (/dev/stdout, /dev/stderr)",
+        ),
     ] {
         out.file(
             AaPath::pattern(path),
@@ -358,86 +369,6 @@ fn proc_and_sys(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
             FilePerms::ALL,
             format!("{BASE}: docker-default's /sys protections"),
         );
-    }
-    Ok(())
-}
-
-fn mounts(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
-    for m in &plan.mounts {
-        if m.kind == MountKind::Devices {
-            continue;
-        }
-        let target = AaPath::literal("mount target", &m.target).map_err(bad)?;
-        let why = if m.origin.is_empty() {
-            format!("mount {}", m.target)
-        } else {
-            m.origin.clone()
-        };
-        let subtree = |p: &AaPath| p.clone().with_pattern("{,/**}");
-        match (m.kind, m.read_only) {
-            (MountKind::Directory, true) => {
-                out.file(subtree(&target), FilePerms::R, format!("{why} (read-only)"));
-                out.deny(
-                    subtree(&target),
-                    FilePerms::WL,
-                    format!("{why} (read-only)"),
-                );
-            }
-            (MountKind::Directory, false) if m.exec => {
-                out.file(
-                    subtree(&target),
-                    FilePerms::RWLK,
-                    format!("{why} (read-write)"),
-                );
-                out.file(
-                    subtree(&target),
-                    FilePerms::RMIX,
-                    format!("{why}: writable and executable, granted by --grant map_exec"),
-                );
-            }
-            (MountKind::Directory, false) => {
-                out.file(
-                    subtree(&target),
-                    FilePerms::RWLK,
-                    format!("{why} (read-write, not executable)"),
-                );
-                // W^X made explicit: no other rule (a code directory around a custom
-                // target such as /usr/local, an abstraction) can make this tree executable.
-                out.deny(
-                    subtree(&target),
-                    FilePerms::MX,
-                    if exec_withheld(plan, &m.target) {
-                        format!(
-                            "{why}: writable, so never executable although inside a code directory (W^X; --grant map_exec lifts it)"
-                        )
-                    } else {
-                        format!("{why}: writable, so never executable")
-                    },
-                );
-            }
-            (MountKind::File, true) => {
-                out.file(target.clone(), FilePerms::R, format!("{why} (read-only)"));
-                out.deny(target, FilePerms::WL, format!("{why} (read-only)"));
-            }
-            (MountKind::File, false) => {
-                out.file(target, FilePerms::RWLK, format!("{why} (read-write)"));
-            }
-            (MountKind::Socket, _) => {
-                out.file(
-                    target,
-                    FilePerms::RW,
-                    format!("{why} (connect to the socket)"),
-                );
-            }
-            (MountKind::SocketDirectory, _) => {
-                out.file(
-                    subtree(&target),
-                    FilePerms::RW,
-                    format!("{why} (connect to its sockets)"),
-                );
-            }
-            (MountKind::Devices, _) => {}
-        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 pub mod derive;
 pub mod escape;
 pub mod exclusion;
+mod mounts;
 pub mod rule;
 
 use std::collections::BTreeMap;

@@ -1,11 +1,35 @@
 //! Booting: `root` packed into an initramfs and booted under `qemu-system-x86_64 -accel tcg`,
 //! its console read until the VM powers itself off.
 
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{VmError, fail};
+
+/// The emulated machine: memory, processors and the disks beside the initramfs.
+pub(super) struct Machine {
+    pub memory_mb: u32,
+    pub cpus: u32,
+    /// Virtio disks in order (`/dev/vda`, `/dev/vdb`, ...), each raw, with whether its writes
+    /// are kept apart from the file (qemu's `snapshot=on`: the file is left as it was).
+    pub disks: Vec<(PathBuf, bool)>,
+    /// Where the console is copied as it comes, for a run that is watched or fails.
+    pub console_log: Option<PathBuf>,
+}
+
+impl Machine {
+    /// The probe VMs' machine: one processor, 1 GiB, no disk.
+    pub fn small() -> Machine {
+        Machine {
+            memory_mb: 1024,
+            cpus: 1,
+            disks: Vec::new(),
+            console_log: None,
+        }
+    }
+}
 
 /// Pack `root` into an initramfs, boot it (its `init` runs as PID 1) and return the
 /// console once the VM powers off, with the time it took. The init must print `END` last. A VM
@@ -16,6 +40,18 @@ pub(super) fn boot(
     work: &Path,
     init: &str,
     deadline: Duration,
+) -> Result<(String, Duration), VmError> {
+    boot_machine(kernel, root, work, init, deadline, &Machine::small())
+}
+
+/// [`boot`] on the given machine.
+pub(super) fn boot_machine(
+    kernel: &Path,
+    root: &Path,
+    work: &Path,
+    init: &str,
+    deadline: Duration,
+    machine: &Machine,
 ) -> Result<(String, Duration), VmError> {
     let initrd = work.join("initrd.cpio");
     let status = Command::new("sh")
@@ -32,8 +68,23 @@ pub(super) fn boot(
     }
 
     let start = Instant::now();
-    let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-m", "1024", "-smp", "1", "-nographic", "-no-reboot"])
+    let mut qemu = Command::new("qemu-system-x86_64");
+    let accel = if machine.cpus > 1 {
+        "tcg,thread=multi"
+    } else {
+        "tcg"
+    };
+    qemu.args(["-accel", accel, "-nographic", "-no-reboot"])
+        .args(["-m", &machine.memory_mb.to_string()])
+        .args(["-smp", &machine.cpus.to_string()]);
+    for (disk, snapshot) in &machine.disks {
+        let mut spec = format!("file={},format=raw,if=virtio", disk.display());
+        if *snapshot {
+            spec.push_str(",snapshot=on");
+        }
+        qemu.arg("-drive").arg(spec);
+    }
+    let mut child = qemu
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
@@ -51,10 +102,23 @@ pub(super) fn boot(
         .stdout
         .take()
         .ok_or_else(|| VmError("no console".into()))?;
+    let mut log = match &machine.console_log {
+        Some(path) => Some(std::fs::File::create(path).map_err(fail)?),
+        None => None,
+    };
     let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
-        s
+        let mut all = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            if let Some(log) = log.as_mut() {
+                let _ = log.write_all(&buf[..n]);
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
     });
     loop {
         if child.try_wait().map_err(fail)?.is_some() {
@@ -62,9 +126,13 @@ pub(super) fn boot(
         }
         if start.elapsed() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
+            let console = reader.join().unwrap_or_default();
+            let tail: Vec<&str> = console.lines().rev().take(60).collect();
             return Err(VmError(format!(
-                "the VM did not finish in its budget of {} s (every probe is bounded: the VM itself is stuck)",
-                deadline.as_secs()
+                "the VM did not finish in its budget of {} s (every step is bounded: the VM itself is stuck); last lines:\n{}",
+                deadline.as_secs(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             )));
         }
         std::thread::sleep(Duration::from_millis(100));

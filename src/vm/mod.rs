@@ -8,9 +8,11 @@
 //! The kernel is fetched and cached by `kernel`, the initramfs tree built by `initramfs`,
 //! the probes chosen in `probes`, booted by `boot`, and the three kinds of run (probes under
 //! profiles, the native backend, an image's own s6-overlay init under its profile) are in
-//! `probing`, `native_run` and `image_run`.
+//! `probing`, `native_run` and `image_run`. `engine` boots a Debian root with Docker's engine
+//! from a disk (`scripts/build-vm-root`) for the launcher's production path.
 
 mod boot;
+mod engine;
 mod image_run;
 mod initramfs;
 mod kernel;
@@ -18,6 +20,7 @@ mod native_run;
 mod probes;
 mod probing;
 
+pub use engine::{DockerDisk, EngineReport, EngineRoot, EngineRun, empty_disk, run_engine};
 pub use image_run::{ImageVmReport, run_image};
 pub use kernel::{cache_dir, kernel};
 pub use native_run::{NativeVmReport, run_native};

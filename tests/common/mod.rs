@@ -252,3 +252,41 @@ pub fn first_line(child: &mut std::process::Child) -> String {
     .expect("read the first line");
     line
 }
+
+/// The Docker engine VM's root (`scripts/build-vm-root`: Debian with docker.io and the cloud
+/// kernel on an ext4 disk, cached by its recipe). With `REQUIRE_APPARMOR_VM=1` it is built when
+/// missing and a failed build is a panic; without it a root already built is used, and a
+/// missing one (or a missing qemu) skips the test with the printed reason.
+pub fn vm_engine_root() -> Option<addon_sandbox::vm::EngineRoot> {
+    let qemu = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !qemu {
+        return unavailable(
+            "REQUIRE_APPARMOR_VM",
+            "qemu-system-x86_64 is not installed (Debian package qemu-system-x86)",
+        );
+    }
+    let required = std::env::var("REQUIRE_APPARMOR_VM").as_deref() == Ok("1");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-vm-root");
+    let mut cmd = std::process::Command::new(script);
+    if !required {
+        cmd.arg("--cached");
+    }
+    let out = cmd.output().expect("run scripts/build-vm-root");
+    if !out.status.success() {
+        return unavailable(
+            "REQUIRE_APPARMOR_VM",
+            &format!(
+                "scripts/build-vm-root failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        );
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    match addon_sandbox::vm::EngineRoot::at(&dir) {
+        Ok(root) => Some(root),
+        Err(err) => unavailable("REQUIRE_APPARMOR_VM", &err.to_string()),
+    }
+}

@@ -1,0 +1,450 @@
+//! The production path in a real AppArmor kernel: Docker's engine (Debian's docker.io) in the
+//! AppArmor VM (`src/vm/engine.rs`, root from `scripts/build-vm-root`), the official add-ons'
+//! stand-in images loaded from a `docker save` tarball, and `addon-sandbox run` WITHOUT
+//! `--allow-unconfined`, strict policy. Per add-on the harness (`tests/workloads/vm-harness.sh`)
+//! checks: the engine reports AppArmor, the profile is loaded, the container's PID 1 reads
+//! `<profile> (enforce)`, the add-on answers the same client as in tests/official_*.rs (from
+//! inside the VM, at the container's address), the attacks through `docker exec` fail, `stop`
+//! and `rm` succeed and `rm` unloads the profile. The kernel's audit log must hold no AppArmor
+//! denial outside the attack phase (marked in the kernel log), and none inside it that is not
+//! one of the attacks: every other denial is legitimate work the profile refused.
+//!
+//! One boot for all add-ons. Needs the VM (`REQUIRE_APPARMOR_VM=1` builds its root and fails
+//! instead of skipping) and the workload images (`REQUIRE_WORKLOADS=1`). Run under the shared
+//! lock: `flock /tmp/addon-sandbox-docker.lock env REQUIRE_APPARMOR_VM=1 REQUIRE_WORKLOADS=1
+//! cargo test --test official_vm -- --nocapture`. `OFFICIAL_VM_ONLY=dnsmasq,ssh` limits the
+//! run to those add-ons (for working on one).
+
+mod common;
+#[path = "common/official.rs"]
+mod official;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// One add-on of the proof: its stand-in image's suite, the config as the user edits it, the
+/// options, files made on the host into its payload folder, and the shell scripts the harness
+/// runs in the VM (`$IP`: the container's address; `$GW`: the gateway's).
+struct Case {
+    addon: &'static str,
+    suite: &'static str,
+    config: fn(String) -> String,
+    options: &'static str,
+    host_files: fn(&Path),
+    prepare: &'static str,
+    ready: &'static str,
+    check: &'static str,
+}
+
+fn same(config: String) -> String {
+    config
+}
+
+fn nothing(_: &Path) {}
+
+const DNSMASQ_OPTIONS: &str = r#"{"defaults":["8.8.8.8"],"forwards":[],"hosts":[{"host":"sandbox.test","ip":"10.11.12.13"}],"services":[],"cnames":[],"txts":[{"name":"sandbox.test","value":"from-the-sandbox"}],"ptrs":[],"log_queries":false,"cache_size":150}"#;
+const MARIADB_OPTIONS: &str = r#"{"databases":["homeassistant"],"logins":[{"username":"homeassistant","password":"s3cret-login"}],"rights":[{"database":"homeassistant","username":"homeassistant"}]}"#;
+const MOSQUITTO_OPTIONS: &str = r#"{"logins":[{"username":"sensor","password":"s3cret-mqtt"}],"log_dest":[],"log_type":[],"require_certificate":false,"certfile":"fullchain.pem","keyfile":"privkey.pem","customize":{"active":false,"folder":"mosquitto"}}"#;
+const NGINX_OPTIONS: &str = r#"{"domain":"proxy.test","hsts":"max-age=31536000; includeSubDomains","certfile":"fullchain.pem","keyfile":"privkey.pem","cloudflare":false,"use_ssl_backend":false,"client_max_body_size_megabytes":1,"customize":{"active":false,"default":"nginx_proxy_default*.conf","servers":"nginx_proxy/*.conf"},"real_ip_from":[]}"#;
+const SSH_OPTIONS: &str =
+    r#"{"authorized_keys":[@PUBKEY@],"password":"","apks":[],"server":{"tcp_forwarding":false}}"#;
+
+const MYSQL: &str = "mariadb -h \"$IP\" -P 3306 -u homeassistant -ps3cret-login --connect-timeout=2 -N -B homeassistant";
+const MQTT: &str = "-h \"$IP\" -p 1883 -u sensor -t sandbox/check";
+/// The service the add-on registers with the Supervisor after it is ready, waited for (60 s).
+const REGISTERED: &str = "registered() { for i in $(seq 120); do grep -q \"\\\"$1\\\"\" /var/lib/addon-sandbox/state/services.json 2>/dev/null && return 0; sleep 0.5; done; echo \"$1 never registered\"; return 1; }; registered";
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            addon: "dnsmasq",
+            suite: "bookworm",
+            config: same,
+            options: DNSMASQ_OPTIONS,
+            host_files: nothing,
+            prepare: "",
+            ready: r#"test "$(dig +short +time=1 +tries=1 @"$IP" sandbox.test A)" = 10.11.12.13"#,
+            check: r#"txt=$(dig +short +time=2 +tries=2 @"$IP" sandbox.test TXT); echo "$txt"; test "$txt" = '"from-the-sandbox"'"#,
+        },
+        Case {
+            addon: "mariadb",
+            suite: "bookworm",
+            config: same,
+            options: MARIADB_OPTIONS,
+            host_files: nothing,
+            prepare: "",
+            ready: "test \"$(@MYSQL@ -e 'SELECT 6*7')\" = 42",
+            check: "r=$(@MYSQL@ -e \"CREATE TABLE IF NOT EXISTS t (v TEXT); INSERT INTO t VALUES ('kept'); SELECT COUNT(*) > 0 FROM t WHERE v = 'kept';\"); echo \"$r\"; test \"$r\" = 1 && @REGISTERED@ mysql",
+        },
+        Case {
+            addon: "mosquitto",
+            suite: "trixie",
+            config: same,
+            options: MOSQUITTO_OPTIONS,
+            host_files: nothing,
+            prepare: "",
+            ready: "mosquitto_pub @MQTT@ -P s3cret-mqtt -m ready",
+            check: "mosquitto_pub @MQTT@ -P s3cret-mqtt -r -q 1 -m hello && r=$(mosquitto_sub @MQTT@ -P s3cret-mqtt -C 1 -W 10); echo \"$r\"; test \"$r\" = hello && ! mosquitto_pub @MQTT@ -P wrong -m x && @REGISTERED@ mqtt",
+        },
+        Case {
+            addon: "nginx_proxy",
+            suite: "trixie",
+            config: same,
+            options: NGINX_OPTIONS,
+            host_files: certificate,
+            prepare: "mkdir -p /var/lib/addon-sandbox/data/ssl && cp /payload/addons/nginx_proxy/*.pem /var/lib/addon-sandbox/data/ssl/",
+            ready: "curl -sk --max-time 5 --resolve \"proxy.test:443:$IP\" https://proxy.test/ | grep -q 'upstream answer from the VM'",
+            check: "curl -sk --max-time 5 --resolve \"proxy.test:443:$IP\" https://proxy.test/",
+        },
+        Case {
+            addon: "ssh",
+            suite: "bookworm",
+            // What the user sets in the UI's network settings to turn sshd on.
+            config: |c| c.replace("22/tcp: null", "22/tcp: 22022"),
+            options: SSH_OPTIONS,
+            host_files: ssh_key,
+            prepare: "",
+            ready: "ssh -i /payload/addons/ssh/id_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o BatchMode=yes \"root@$IP\" true",
+            check: "ssh -i /payload/addons/ssh/id_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o BatchMode=yes \"root@$IP\" 'echo logged in as $(id -un)'",
+        },
+    ]
+}
+
+fn certificate(dir: &Path) {
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=proxy.test", "-keyout"])
+        .arg(dir.join("privkey.pem"))
+        .arg("-out")
+        .arg(dir.join("fullchain.pem")));
+}
+
+fn ssh_key(dir: &Path) {
+    let key = dir.join("id_ed25519");
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let options = std::fs::read_to_string(dir.join("options.json")).unwrap();
+    let quoted = serde_json::to_string(public.trim()).unwrap();
+    std::fs::write(
+        dir.join("options.json"),
+        options.replace("@PUBKEY@", &quoted),
+    )
+    .unwrap();
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Docker's data disk with the images loaded by the VM's own engine from a `docker save`
+/// tarball (shared layers once), made by one boot and kept beside the VM's root under the hash
+/// of the root and the images' ids: loading takes minutes under emulation, a run only boots
+/// on a snapshot of it.
+fn images_disk(root: &addon_sandbox::vm::EngineRoot, images: &[&str]) -> std::path::PathBuf {
+    let mut ids: Vec<String> = images
+        .iter()
+        .map(|i| run(Command::new("docker").args(["image", "inspect", "-f", "{{.Id}}", i])))
+        .collect();
+    ids.sort();
+    let dir = root.disk.parent().unwrap().to_owned();
+    let key = run(Command::new("sh").arg("-c").arg(format!(
+        "echo '{}' {} | sha256sum | cut -c1-16",
+        root.disk.display(),
+        ids.join(" ").replace('\n', " ")
+    )));
+    let disk = dir.join(format!("docker-{}.img", key.trim()));
+    if disk.is_file() {
+        return disk;
+    }
+    let payload = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(payload.path().join("images")).unwrap();
+    run(Command::new("docker")
+        .args(["save", "-o"])
+        .arg(payload.path().join("images/addons.tar"))
+        .args(images));
+    let loading = disk.with_extension("loading");
+    addon_sandbox::vm::empty_disk(&loading, "24G").unwrap();
+    let report = addon_sandbox::vm::run_engine(&addon_sandbox::vm::EngineRun {
+        root,
+        payload: payload.path(),
+        docker: Some(addon_sandbox::vm::DockerDisk::Load(loading.clone())),
+        memory_mb: 4096,
+        deadline: Duration::from_secs(1800),
+        console_log: None,
+    })
+    .unwrap_or_else(|e| panic!("loading the images in the VM: {e}"));
+    let listed = report
+        .lines
+        .iter()
+        .find(|l| l.starts_with("IMAGES "))
+        .cloned()
+        .unwrap_or_default();
+    for image in images {
+        assert!(
+            listed.split_whitespace().any(|i| i == *image),
+            "the VM's engine did not load {image}: {listed}\n{}",
+            report.lines.join("\n")
+        );
+    }
+    eprintln!(
+        "official_vm: images loaded into {} in {:.0} s ({})",
+        disk.display(),
+        report.elapsed.as_secs_f64(),
+        report
+            .lines
+            .iter()
+            .filter(|l| l.starts_with("T "))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // Disks of other images are of no use any more.
+    for old in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        if name.starts_with("docker-") && name.ends_with(".img") {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    std::fs::rename(&loading, &disk).unwrap();
+    disk
+}
+
+/// The payload: the binary, the harness and one folder per add-on, the harness's calls
+/// appended in table order.
+fn payload(dir: &Path, cases: &[(&Case, String)]) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_addon-sandbox"),
+        dir.join("bin/addon-sandbox"),
+    )
+    .unwrap();
+    let mut harness = format!(
+        "PATH=/payload/bin:$PATH\nexport PATH\n{}",
+        include_str!("workloads/vm-harness.sh")
+    );
+    for (case, image) in cases {
+        let folder = dir.join("addons").join(case.addon);
+        std::fs::create_dir_all(&folder).unwrap();
+        let config =
+            std::fs::read_to_string(official::shared_official(case.addon).join("config.yaml"))
+                .unwrap();
+        std::fs::write(folder.join("config.yaml"), (case.config)(config)).unwrap();
+        std::fs::write(folder.join("options.json"), case.options).unwrap();
+        (case.host_files)(&folder);
+        let script = |s: &str| {
+            s.replace("@MYSQL@", MYSQL)
+                .replace("@MQTT@", MQTT)
+                .replace("@REGISTERED@", REGISTERED)
+        };
+        for (file, text) in [
+            ("prepare.sh", case.prepare),
+            ("ready.sh", case.ready),
+            ("check.sh", case.check),
+        ] {
+            std::fs::write(folder.join(file), script(text) + "\n").unwrap();
+        }
+        for file in ["id_ed25519", "privkey.pem"] {
+            if let Ok(m) = std::fs::metadata(folder.join(file)) {
+                let mut p = m.permissions();
+                p.set_mode(0o600);
+                std::fs::set_permissions(folder.join(file), p).unwrap();
+            }
+        }
+        harness.push_str(&format!("addon_case {} {image}\n", case.addon));
+    }
+    std::fs::write(dir.join("harness.sh"), harness).unwrap();
+}
+
+/// The add-ons to run: all, or those `OFFICIAL_VM_ONLY` names.
+fn selected() -> Vec<Case> {
+    let only = std::env::var("OFFICIAL_VM_ONLY").unwrap_or_default();
+    cases()
+        .into_iter()
+        .filter(|c| only.is_empty() || only.split(',').any(|o| o == c.addon))
+        .collect()
+}
+
+#[test]
+fn official_addons_run_confined_by_docker_in_the_apparmor_vm() {
+    let Some(root) = common::vm_engine_root() else {
+        return;
+    };
+    if !common::docker_available() {
+        return;
+    }
+    let cases = selected();
+    let mut built = Vec::new();
+    for case in &cases {
+        let Some(image) = official::stand_in(case.addon, case.suite) else {
+            return;
+        };
+        built.push((case, image));
+    }
+    let images: Vec<&str> = built.iter().map(|(_, i)| i.as_str()).collect();
+    let docker = images_disk(&root, &images);
+    let dir = tempfile::tempdir().unwrap();
+    payload(dir.path(), &built);
+    let log = std::env::temp_dir().join("addon-sandbox-official-vm.console");
+    eprintln!("official_vm: console copied to {}", log.display());
+    // The boot and dockerd (~20 s under TCG), and each add-on's run, ready wait (at most 300
+    // s), attacks and stop: every step in the VM is bounded.
+    let report = addon_sandbox::vm::run_engine(&addon_sandbox::vm::EngineRun {
+        root: &root,
+        payload: dir.path(),
+        docker: Some(addon_sandbox::vm::DockerDisk::Snapshot(docker)),
+        memory_mb: 4096,
+        deadline: Duration::from_secs(300 + 600 * cases.len() as u64),
+        console_log: Some(log),
+    })
+    .unwrap_or_else(|e| panic!("the engine VM did not run: {e}"));
+    let _ = Command::new("rm").arg("-rf").arg(dir.path()).output();
+    let verdict = judge(&report.lines, &cases);
+    eprintln!(
+        "official_vm: {:.0} s in the VM; {}",
+        report.elapsed.as_secs_f64(),
+        verdict.times.join("; ")
+    );
+    assert!(
+        verdict.failures.is_empty(),
+        "the production path in the AppArmor VM failed:\n{}\n--- harness lines:\n{}",
+        verdict.failures.join("\n"),
+        report.lines.join("\n")
+    );
+}
+
+/// What the harness's lines say: failures (naming the add-on, the step, the denial) and times.
+struct Verdict {
+    failures: Vec<String>,
+    times: Vec<String>,
+}
+
+/// The denials an attack is expected to cause: its target's name, or the operation or
+/// capability it tries. Any other denial during the attack phase is legitimate work refused.
+const ATTACK_DENIALS: &[&str] = &[
+    "addon-sandbox-attack",
+    "/proc/sys/kernel/core_pattern",
+    "/proc/sysrq-trigger",
+    "operation=\"mount\"",
+    "capname=\"sys_admin\"",
+    "capname=\"net_raw\"",
+    "sock_type=\"raw\"",
+];
+
+fn judge(lines: &[String], cases: &[Case]) -> Verdict {
+    let mut failures = Vec::new();
+    let mut times = Vec::new();
+    engine_checks(lines, &mut failures, &mut times);
+    let mut profiles = BTreeMap::new();
+    for case in cases {
+        let name = case.addon;
+        let step = |s: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(&format!("{name} {s} ")).map(str::to_owned))
+        };
+        let Some(run) = step("run") else {
+            failures.push(format!(
+                "{name}: run: no result (the harness did not get to it)"
+            ));
+            continue;
+        };
+        if !run.starts_with("ok") {
+            failures.push(format!("{name}: run: {run}"));
+            continue;
+        }
+        let profile = step("profile").unwrap_or_default();
+        profiles.insert(profile.clone(), name);
+        let expect = |failures: &mut Vec<String>, s: &str, want: &str| match step(s) {
+            Some(got) if got.starts_with(want) => {}
+            got => failures.push(format!("{name}: {s}: want {want:?}, got {got:?}")),
+        };
+        expect(&mut failures, "loaded", "yes");
+        expect(&mut failures, "ready", "yes");
+        expect(&mut failures, "attr", &format!("{profile} (enforce)"));
+        expect(&mut failures, "check", "ok");
+        expect(&mut failures, "stop", "rc=0");
+        expect(&mut failures, "rm", "rc=0");
+        expect(&mut failures, "unloaded", "yes");
+        for attack in lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("{name} attack ")))
+        {
+            if attack.split_whitespace().nth(1) == Some("rc=0") {
+                failures.push(format!("{name}: attack succeeded: {attack}"));
+            }
+        }
+        if let Some(ready) = step("ready") {
+            times.push(format!("{name} start-to-ready {} s", field(&ready, 1)));
+        }
+    }
+    denial_checks(lines, &profiles, &mut failures);
+    Verdict { failures, times }
+}
+
+fn field(line: &str, n: usize) -> String {
+    line.split_whitespace().nth(n).unwrap_or("?").to_owned()
+}
+
+/// The engine's own lines: AppArmor on, the engine reports it, the times of its start.
+fn engine_checks(lines: &[String], failures: &mut Vec<String>, times: &mut Vec<String>) {
+    let has = |p: &str| lines.iter().find(|l| l.starts_with(p));
+    if has("AA Y").is_none() {
+        failures.push("engine: AppArmor is not on in the VM's kernel".into());
+    }
+    match has("ENGINE ") {
+        Some(l) if l.contains("name=apparmor") => {}
+        other => failures.push(format!(
+            "engine: the engine does not report AppArmor: {other:?}"
+        )),
+    }
+    for t in ["root", "dockerd", "loaded", "harness"] {
+        if let Some(l) = has(&format!("T {t} ")) {
+            times.push(format!("{t} at {} s", field(l, 2)));
+        }
+    }
+}
+
+/// Every AppArmor denial in the kernel log, by where it falls: outside the attack phases it is
+/// the add-ons' own work refused; inside one, anything not an attack's is too.
+fn denial_checks(lines: &[String], profiles: &BTreeMap<String, &str>, failures: &mut Vec<String>) {
+    let mut attacking: Option<String> = None;
+    for line in lines.iter().filter_map(|l| l.strip_prefix("K ")) {
+        if let Some(at) = line.find("MARK attacks-begin ") {
+            attacking = Some(line[at + 19..].trim().to_owned());
+            continue;
+        }
+        if line.contains("MARK attacks-end ") {
+            attacking = None;
+            continue;
+        }
+        let profile = line
+            .split_once("profile=\"")
+            .and_then(|(_, r)| r.split_once('"'))
+            .map_or("", |(p, _)| p);
+        let base = profile.split("//").next().unwrap_or(profile);
+        let owner = profiles
+            .get(base)
+            .map_or_else(|| format!("(profile {profile})"), |a| (*a).to_owned());
+        match &attacking {
+            Some(_) if ATTACK_DENIALS.iter().any(|a| line.contains(a)) => {}
+            Some(a) => failures.push(format!(
+                "{owner}: a denial during {a}'s attacks that no attack explains: {line}"
+            )),
+            None => failures.push(format!("{owner}: its own work was denied: {line}")),
+        }
+    }
+}
