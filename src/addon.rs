@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{self, AddonConfig};
 use crate::diag::{self, Diagnostic, Severity, Sink};
-use crate::source::{self, Format};
+use crate::source::{self, Format, Node, SourceText};
 
 const CONFIG_NAMES: [&str; 3] = ["config.yaml", "config.yml", "config.json"];
 const BUILD_NAMES: [&str; 3] = ["build.yaml", "build.yml", "build.json"];
@@ -27,6 +27,16 @@ pub struct Addon {
     pub apparmor_text: Option<String>,
     /// The `slug` as written, when it is a string (reported even for invalid configs).
     pub raw_slug: Option<String>,
+    /// The config file's tree (positions of every key, before migration) and text, kept only
+    /// by [`load_with_source`] (`lint` points at keys and edits lines).
+    pub source: Option<Box<ConfigSource>>,
+}
+
+/// A config file as read: the tree with positions, as written, and its text.
+#[derive(Debug)]
+pub struct ConfigSource {
+    pub root: Node,
+    pub text: SourceText,
 }
 
 impl Addon {
@@ -76,11 +86,26 @@ fn load_empty(dir: &Path) -> Addon {
         apparmor_profile: None,
         apparmor_text: None,
         raw_slug: None,
+        source: None,
     }
 }
 
 /// Read one add-on folder (a folder holding a config file directly).
 pub fn load(dir: &Path) -> Addon {
+    load_keeping(dir, false)
+}
+
+/// [`load`], keeping the config file's tree and text in [`Addon::source`].
+pub fn load_with_source(dir: &Path) -> Addon {
+    load_keeping(dir, true)
+}
+
+/// [`load_all`], keeping each config file's tree and text.
+pub fn load_all_with_source(dirs: &[PathBuf]) -> Vec<Addon> {
+    crate::parallel::map(dirs, 0, |dir| load_with_source(dir))
+}
+
+fn load_keeping(dir: &Path, keep: bool) -> Addon {
     let mut addon = load_empty(dir);
     let listing = Listing::of(dir);
     let configs: Vec<PathBuf> = CONFIG_NAMES
@@ -100,9 +125,9 @@ pub fn load(dir: &Path) -> Addon {
         }
         [one] => {
             addon.config_file = Some(one.clone());
-            read_config(&mut addon, one);
+            read_config(&mut addon, one, keep);
         }
-        several => read_several_configs(&mut addon, several),
+        several => read_several_configs(&mut addon, several, keep),
     }
 
     if let Some(build_path) = BUILD_NAMES
@@ -149,13 +174,13 @@ fn order_diagnostics(diagnostics: &mut Vec<Diagnostic>) {
 /// ones is the add-on (the others are warned about here). Two valid files are refused: with
 /// one slug the Supervisor keeps whichever its directory listing (`Path.glob`, unsorted, the
 /// filesystem's order) yields last, and with two slugs it installs two add-ons from one folder.
-fn read_several_configs(addon: &mut Addon, paths: &[PathBuf]) {
+fn read_several_configs(addon: &mut Addon, paths: &[PathBuf], keep: bool) {
     let read: Vec<Addon> = paths
         .iter()
         .map(|path| {
             let mut one = load_empty(&addon.dir);
             one.config_file = Some(path.clone());
-            read_config(&mut one, path);
+            read_config(&mut one, path, keep);
             one
         })
         .collect();
@@ -185,6 +210,7 @@ fn read_several_configs(addon: &mut Addon, paths: &[PathBuf]) {
             addon.config_file = chosen.config_file;
             addon.config = chosen.config;
             addon.raw_slug = chosen.raw_slug;
+            addon.source = chosen.source;
             addon.diagnostics.extend(chosen.diagnostics);
         }
         Err(valid) if valid.is_empty() => {
@@ -212,12 +238,19 @@ fn read_several_configs(addon: &mut Addon, paths: &[PathBuf]) {
 }
 
 /// Parse and validate the config file: the config when valid, the raw slug, the diagnostics.
-fn read_config(addon: &mut Addon, config_path: &Path) {
+fn read_config(addon: &mut Addon, config_path: &Path, keep: bool) {
     let format = Format::from_path(config_path).unwrap_or(Format::Yaml);
     match source::load(config_path, format) {
         Ok((root, text)) => {
             let mut sink = Sink::new(config_path, Some(&text));
             addon.raw_slug = root.get("slug").and_then(|s| s.as_str()).map(str::to_owned);
+            if keep {
+                addon.config = config::validate::validate(&root, &mut sink);
+                addon.diagnostics.append(&mut sink.diagnostics);
+                drop(sink);
+                addon.source = Some(Box::new(ConfigSource { root, text }));
+                return;
+            }
             addon.config = config::validate::validate_owned(root, &mut sink);
             addon.diagnostics.append(&mut sink.diagnostics);
         }

@@ -2281,6 +2281,13 @@ async fn a_standalone_serve_answers_the_addons_own_endpoints_in_the_envelope() {
         "no Home Assistant is configured (serve --homeassistant URL)",
     );
 
+    // Without the add-ons' network (--no-network) there is no interface to describe.
+    refused(
+        &call(addr, "GET", "/network/info", PLAIN, "").await,
+        501,
+        "this gateway made no add-ons' network (serve --no-network)",
+    );
+
     // What the role reaches but a standalone host cannot answer: the JSON 501.
     let host_info = call(addr, "GET", "/host/info", MANAGER, "").await;
     refused(&host_info, 501, addon_sandbox_no_upstream());
@@ -2313,7 +2320,7 @@ async fn a_standalone_serve_answers_the_addons_own_endpoints_in_the_envelope() {
 
 /// The text a standalone gateway gives for what it cannot answer.
 fn addon_sandbox_no_upstream() -> &'static str {
-    "no upstream Supervisor is configured (serve --upstream): this standalone gateway answers only the add-on's own endpoints (/addons/self/info, /addons/self/options/config, /info, /core/info, /services)"
+    "no upstream Supervisor is configured (serve --upstream): this standalone gateway answers only the add-on's own endpoints (/addons/self/info, /addons/self/options/config, /info, /core/info, /services, /network/info)"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
 //! Official add-ons (dnsmasq, mariadb, mosquitto) as stand-in images under `addon-sandbox run`,
 //! strict policy: each reaches its ready state and answers a real client from the host, and
 //! `stop` + `rm` leave nothing but its data. Start-to-ready times are measured against plain
-//! `docker run` of the same image (interleaved, 3 rounds) and printed.
+//! `docker run` of the same image (interleaved, 3 rounds) and printed. Then once more under
+//! `--policy supervisor` (the Supervisor's own choices): the same client check.
 //!
 //! Gated like the bashio test: without the base image (and without REQUIRE_WORKLOADS=1) the
 //! tests skip; run them under the shared lock:
@@ -68,6 +69,24 @@ fn exercise(official: &Official, case: &Case) {
         sandboxed,
         range(&plain),
         plain
+    );
+    // The Supervisor's own choices: the same client check once, then nothing left.
+    let started = Instant::now();
+    official.run_under(case.options, "supervisor");
+    let container = official.container();
+    let address = official.address(&container);
+    let took = wait_ready(
+        official,
+        "ready under addon-sandbox run --policy supervisor",
+        &container,
+        started,
+        &mut || (case.ready)(&address),
+    );
+    (case.check)(official, &address);
+    official.stop_and_rm();
+    eprintln!(
+        "{}: start to ready under addon-sandbox run --policy supervisor: {took:?}",
+        official.addon
     );
 }
 

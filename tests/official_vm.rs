@@ -151,37 +151,101 @@ fn run(cmd: &mut Command) -> String {
 }
 
 /// Docker's data disk with the images loaded by the VM's own engine from a `docker save`
-/// tarball (shared layers once), made by one boot and kept beside the VM's root under the hash
-/// of the root and the images' ids: loading takes minutes under emulation, a run only boots
-/// on a snapshot of it.
+/// tarball (shared layers once), kept beside the VM's root as `docker-<key>.img` (the key: the
+/// hash of the root and the images' ids) with the ids in `docker-<key>.ids`. Loading takes
+/// minutes under emulation, so a run boots on a snapshot of it, and a new disk starts from a
+/// copy of the last one and loads only the images it lacks (an add-on added or rebuilt).
 fn images_disk(root: &addon_sandbox::vm::EngineRoot, images: &[&str]) -> std::path::PathBuf {
-    let mut ids: Vec<String> = images
+    let ids: Vec<(String, &str)> = images
         .iter()
-        .map(|i| run(Command::new("docker").args(["image", "inspect", "-f", "{{.Id}}", i])))
+        .map(|i| {
+            let id = run(Command::new("docker").args(["image", "inspect", "-f", "{{.Id}}", i]));
+            (id.trim().to_owned(), *i)
+        })
         .collect();
-    ids.sort();
+    let mut sorted: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+    sorted.sort();
     let dir = root.disk.parent().unwrap().to_owned();
     let key = run(Command::new("sh").arg("-c").arg(format!(
         "echo '{}' {} | sha256sum | cut -c1-16",
         root.disk.display(),
-        ids.join(" ").replace('\n', " ")
+        sorted.join(" ")
     )));
     let disk = dir.join(format!("docker-{}.img", key.trim()));
     if disk.is_file() {
         return disk;
     }
+    let loading = disk.with_extension("loading");
+    let earlier = earlier_disk(&dir);
+    let had: Vec<String> = match &earlier {
+        Some((img, had)) => {
+            run(Command::new("cp")
+                .arg("--sparse=always")
+                .arg(img)
+                .arg(&loading));
+            had.clone()
+        }
+        None => {
+            addon_sandbox::vm::empty_disk(&loading, "24G").unwrap();
+            Vec::new()
+        }
+    };
+    let missing: Vec<&str> = ids
+        .iter()
+        .filter(|(id, _)| !had.contains(id))
+        .map(|(_, image)| *image)
+        .collect();
+    load_into(root, &loading, &missing, images);
+    // Disks of other images are of no use any more.
+    for old in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        if name.starts_with("docker-") && (name.ends_with(".img") || name.ends_with(".ids")) {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    // What the disk holds: what it had and what was loaded.
+    let mut held: Vec<String> = had;
+    held.extend(sorted.iter().map(|id| (*id).to_owned()));
+    held.sort();
+    held.dedup();
+    std::fs::write(disk.with_extension("ids"), held.join("\n") + "\n").unwrap();
+    std::fs::rename(&loading, &disk).unwrap();
+    disk
+}
+
+/// The last images disk kept in `dir`, with the ids it holds.
+fn earlier_disk(dir: &Path) -> Option<(std::path::PathBuf, Vec<String>)> {
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let path = e.path();
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        if !(name.starts_with("docker-") && name.ends_with(".img")) {
+            return None;
+        }
+        let ids = std::fs::read_to_string(path.with_extension("ids")).ok()?;
+        Some((path, ids.lines().map(str::to_owned).collect()))
+    })
+}
+
+/// One boot that loads `missing` into the disk `loading` (writable) and checks that the
+/// engine then lists every one of `images`.
+fn load_into(
+    root: &addon_sandbox::vm::EngineRoot,
+    loading: &Path,
+    missing: &[&str],
+    images: &[&str],
+) {
     let payload = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(payload.path().join("images")).unwrap();
-    run(Command::new("docker")
-        .args(["save", "-o"])
-        .arg(payload.path().join("images/addons.tar"))
-        .args(images));
-    let loading = disk.with_extension("loading");
-    addon_sandbox::vm::empty_disk(&loading, "24G").unwrap();
+    if !missing.is_empty() {
+        run(Command::new("docker")
+            .args(["save", "-o"])
+            .arg(payload.path().join("images/addons.tar"))
+            .args(missing));
+    }
     let report = addon_sandbox::vm::run_engine(&addon_sandbox::vm::EngineRun {
         root,
         payload: payload.path(),
-        docker: Some(addon_sandbox::vm::DockerDisk::Load(loading.clone())),
+        docker: Some(addon_sandbox::vm::DockerDisk::Load(loading.to_owned())),
         memory_mb: 4096,
         deadline: Duration::from_secs(1800),
         console_log: None,
@@ -201,8 +265,9 @@ fn images_disk(root: &addon_sandbox::vm::EngineRoot, images: &[&str]) -> std::pa
         );
     }
     eprintln!(
-        "official_vm: images loaded into {} in {:.0} s ({})",
-        disk.display(),
+        "official_vm: {} image(s) loaded in the VM ({}) in {:.0} s ({})",
+        missing.len(),
+        missing.join(" "),
         report.elapsed.as_secs_f64(),
         report
             .lines
@@ -212,15 +277,6 @@ fn images_disk(root: &addon_sandbox::vm::EngineRoot, images: &[&str]) -> std::pa
             .collect::<Vec<_>>()
             .join(", ")
     );
-    // Disks of other images are of no use any more.
-    for old in std::fs::read_dir(&dir).unwrap().flatten() {
-        let name = old.file_name().to_string_lossy().into_owned();
-        if name.starts_with("docker-") && name.ends_with(".img") {
-            let _ = std::fs::remove_file(old.path());
-        }
-    }
-    std::fs::rename(&loading, &disk).unwrap();
-    disk
 }
 
 /// The payload: the binary, the harness and one folder per add-on, the harness's calls
@@ -300,14 +356,14 @@ fn official_addons_run_confined_by_docker_in_the_apparmor_vm() {
     payload(dir.path(), &built);
     let log = std::env::temp_dir().join("addon-sandbox-official-vm.console");
     eprintln!("official_vm: console copied to {}", log.display());
-    // The boot and dockerd (~20 s under TCG), and each add-on's run, ready wait (at most 300
+    // The boot and dockerd (~20 s under TCG), and each add-on's run, ready wait (at most 480
     // s), attacks and stop: every step in the VM is bounded.
     let report = addon_sandbox::vm::run_engine(&addon_sandbox::vm::EngineRun {
         root: &root,
         payload: dir.path(),
         docker: Some(addon_sandbox::vm::DockerDisk::Snapshot(docker)),
         memory_mb: 4096,
-        deadline: Duration::from_secs(300 + 600 * cases.len() as u64),
+        deadline: Duration::from_secs(300 + 900 * cases.len() as u64),
         console_log: Some(log),
     })
     .unwrap_or_else(|e| panic!("the engine VM did not run: {e}"));
@@ -379,20 +435,46 @@ fn judge(lines: &[String], cases: &[Case]) -> Verdict {
         expect(&mut failures, "stop", "rc=0");
         expect(&mut failures, "rm", "rc=0");
         expect(&mut failures, "unloaded", "yes");
-        for attack in lines
+        let attacks: Vec<&str> = lines
             .iter()
             .filter_map(|l| l.strip_prefix(&format!("{name} attack ")))
-        {
-            if attack.split_whitespace().nth(1) == Some("rc=0") {
-                failures.push(format!("{name}: attack succeeded: {attack}"));
+            .collect();
+        for label in attack_labels() {
+            match attacks
+                .iter()
+                .find(|a| a.split_whitespace().next() == Some(label))
+            {
+                None => failures.push(format!("{name}: attack {label}: no result")),
+                Some(a) if a.split_whitespace().nth(1) == Some("rc=0") => {
+                    failures.push(format!("{name}: attack succeeded: {a}"))
+                }
+                Some(_) => {}
             }
         }
         if let Some(ready) = step("ready") {
-            times.push(format!("{name} start-to-ready {} s", field(&ready, 1)));
+            let stop = step("stop").map_or("?".into(), |s| field(&s, 1));
+            let exit = step("exit").unwrap_or_default();
+            times.push(format!(
+                "{name} start-to-ready {} s, stop {stop} s (exit {exit})",
+                field(&ready, 1)
+            ));
         }
     }
     denial_checks(lines, &profiles, &mut failures);
     Verdict { failures, times }
+}
+
+/// The labels of the harness's attacks (its `attack_list`).
+fn attack_labels() -> Vec<&'static str> {
+    let harness = include_str!("workloads/vm-harness.sh");
+    let list = harness
+        .split_once("attack_list() {\n  cat <<'EOF'\n")
+        .and_then(|(_, rest)| rest.split_once("\nEOF\n"))
+        .expect("the harness's attack_list")
+        .0;
+    list.lines()
+        .filter_map(|l| l.split_once('|').map(|(label, _)| label))
+        .collect()
 }
 
 fn field(line: &str, n: usize) -> String {
@@ -447,4 +529,56 @@ fn denial_checks(lines: &[String], profiles: &BTreeMap<String, &str>, failures: 
             None => failures.push(format!("{owner}: its own work was denied: {line}")),
         }
     }
+}
+
+/// The judge itself, on made-up harness lines: a missing attack result, a successful attack, a
+/// denial outside the attack phase and one inside it that no attack explains are each named.
+#[test]
+fn the_judge_names_the_addon_the_step_and_the_denial() {
+    let labels = attack_labels();
+    assert_eq!(labels.len(), 7, "{labels:?}");
+    let case = cases().into_iter().find(|c| c.addon == "dnsmasq").unwrap();
+    let mut lines: Vec<String> = [
+        "AA Y",
+        "ENGINE 20.10.24 overlay2 [\"name=apparmor\"]",
+        "dnsmasq run ok 1.0",
+        "dnsmasq profile local_dnsmasq",
+        "dnsmasq loaded yes",
+        "dnsmasq ready yes 2.0",
+        "dnsmasq attr local_dnsmasq (enforce)",
+        "dnsmasq check ok",
+        "dnsmasq stop rc=0 1.0",
+        "dnsmasq rm rc=0",
+        "dnsmasq unloaded yes",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for label in &labels[1..] {
+        lines.push(format!("dnsmasq attack {label} rc=2 denied"));
+    }
+    let clean = judge(&lines, std::slice::from_ref(&case));
+    assert_eq!(
+        clean.failures,
+        vec!["dnsmasq: attack core_pattern: no result"]
+    );
+    lines.push("dnsmasq attack core_pattern rc=0 ".into());
+    let k = |l: &str| format!("K [ 1.0] {l}");
+    lines.push(k(
+        "audit: apparmor=\"DENIED\" operation=\"exec\" profile=\"local_dnsmasq\" name=\"/run/x\"",
+    ));
+    lines.push(k("MARK attacks-begin dnsmasq"));
+    lines.push(k("audit: apparmor=\"DENIED\" operation=\"mknod\" profile=\"local_dnsmasq\" name=\"/usr/bin/addon-sandbox-attack\""));
+    lines.push(k("audit: apparmor=\"DENIED\" operation=\"open\" profile=\"local_dnsmasq\" name=\"/etc/dnsmasq.conf\""));
+    lines.push(k("MARK attacks-end dnsmasq"));
+    let failures = judge(&lines, &[case]).failures;
+    assert_eq!(failures.len(), 3, "{failures:#?}");
+    assert!(failures[0].starts_with("dnsmasq: attack succeeded: core_pattern"));
+    assert!(
+        failures[1].starts_with("dnsmasq: its own work was denied")
+            && failures[1].contains("/run/x")
+    );
+    assert!(
+        failures[2].contains("during dnsmasq's attacks")
+            && failures[2].contains("/etc/dnsmasq.conf")
+    );
 }

@@ -179,3 +179,31 @@ pub fn absolute(dir: &Path) -> Result<PathBuf> {
         .context("cannot read the current folder")?
         .join(dir))
 }
+
+/// `lint --format`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LintFormat {
+    Human,
+    Json,
+    Sarif,
+    Github,
+}
+
+/// `lint --fail-on`: the least serious finding that makes the exit status 1.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Note,
+}
+
+impl FailOn {
+    pub fn level(self) -> addon_sandbox::lint::Level {
+        use addon_sandbox::lint::Level;
+        match self {
+            FailOn::Error => Level::Error,
+            FailOn::Warning => Level::Warning,
+            FailOn::Note => Level::Note,
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod completions;
 mod engine;
 mod flags;
 mod learn;
+mod lint;
 mod logs;
 mod man;
 mod options;
@@ -44,6 +45,10 @@ enum Command {
     /// Validate add-on folders (or repositories of them) exactly as the Supervisor does.
     #[command(after_help = EXAMPLES_CHECK)]
     Check(check::CheckArgs),
+    /// Check plus the secure add-on practices: every finding with its fix and the rating
+    /// change the fix brings (human, JSON, SARIF or GitHub Actions output).
+    #[command(after_help = EXAMPLES_LINT)]
+    Lint(lint::LintArgs),
     /// The Supervisor's security rating (1-8) and the factors that moved it.
     #[command(after_help = EXAMPLES_RATE)]
     Rate(rate::RateArgs),
@@ -100,6 +105,7 @@ enum Command {
 }
 
 const EXAMPLES_CHECK: &str = "Examples:\n  addon-sandbox check examples/mqtt-bridge\n  addon-sandbox check --json ../my-addons    # every add-on of a repository";
+const EXAMPLES_LINT: &str = "Examples:\n  addon-sandbox lint examples/network-monitor\n  addon-sandbox lint --format sarif ../my-addons > lint.sarif\n  addon-sandbox lint --format github --fail-on warning .";
 const EXAMPLES_RATE: &str = "Examples:\n  addon-sandbox rate examples/network-monitor\n  addon-sandbox rate --json ../my-addons";
 const EXAMPLES_PLAN: &str = "Examples:\n  addon-sandbox plan examples/media-server\n  addon-sandbox plan --json --policy supervisor examples/media-server\n  addon-sandbox plan --grant host_network --data-root /srv/ha examples/network-monitor";
 const EXAMPLES_PROFILE: &str = "Examples:\n  addon-sandbox profile --explain examples/mqtt-bridge\n  addon-sandbox profile -o mqtt.apparmor examples/mqtt-bridge\n  addon-sandbox profile --out profiles/ ../my-addons";
@@ -122,6 +128,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let mut out = stdout.lock();
     match cli.command {
         Command::Check(args) => check::exec(args, &mut out),
+        Command::Lint(args) => lint::exec(args, &mut out),
         Command::Rate(args) => rate::exec(args, &mut out),
         Command::Plan(args) => plan::exec(args, &mut out),
         Command::Profile(args) => profile::exec(args, &mut out),

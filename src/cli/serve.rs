@@ -98,6 +98,7 @@ pub fn exec(args: ServeArgs) -> Result<ExitCode> {
     let mut config = gateway::GatewayConfig {
         upstream: args.upstream.clone(),
         homeassistant: args.homeassistant.clone(),
+        network: None,
         upstream_token: read_secret(args.upstream_token_file.clone())?,
         core_token: read_secret(args.core_token_file.clone())?,
         state_dir: state_dir.clone(),
@@ -121,7 +122,9 @@ pub fn exec(args: ServeArgs) -> Result<ExitCode> {
     config.state_dir = state_dir;
     let runtime = build_runtime(args.threads)?;
     let network = if args.upstream.is_none() && !args.no_network {
-        Some(runtime.block_on(make_network(&args, &config.state_dir))?)
+        let (made, facts) = runtime.block_on(make_network(&args, &config.state_dir))?;
+        config.network = Some(facts);
+        Some(made)
     } else {
         None
     };
@@ -139,11 +142,14 @@ struct Listeners {
 }
 
 /// The add-ons' network (made when absent) and the address on it that add-ons reach as
-/// `supervisor`; with the address `homeassistant` names.
+/// `supervisor`; with the address `homeassistant` names, and what `/network/info` says of it.
 async fn make_network(
     args: &ServeArgs,
     state_dir: &std::path::Path,
-) -> Result<(String, std::net::SocketAddr, Option<String>)> {
+) -> Result<(
+    (String, std::net::SocketAddr, Option<String>),
+    gateway::network::AddonNetwork,
+)> {
     let subnet = network::Subnet::parse(&args.subnet)?;
     let launcher =
         addon_sandbox::launch::Launcher::connect(state_dir, std::time::Duration::from_secs(30))
@@ -157,7 +163,16 @@ async fn make_network(
         Some(url) => Some(core_address(url, gateway)?),
     };
     let addr = std::net::SocketAddr::from((gateway, args.supervisor_port));
-    Ok((args.network_name.clone(), addr, core))
+    // Only a host-network add-on sees the bridge; without it, it is told of no interface.
+    let bridge = launcher.bridge_interface(&args.network_name).await.ok();
+    let facts = gateway::network::AddonNetwork {
+        name: args.network_name.clone(),
+        base: subnet.base,
+        prefix: subnet.len,
+        gateway,
+        bridge,
+    };
+    Ok(((args.network_name.clone(), addr, core), facts))
 }
 
 /// The address `homeassistant` names: the URL's own IP, or the network's gateway when Home

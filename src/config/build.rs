@@ -54,6 +54,9 @@ pub fn check(root: &Node, sink: &mut Sink) {
                 }
                 None => sink.warn(value.pos, format!("{k} must be a mapping of strings; the build file is ignored")),
             },
+            // Home Assistant's builder reads who signs the image from here; the Supervisor
+            // drops it like any key it does not know (`lint`'s image-unsigned asks for it).
+            Some("cosign") => {}
             Some(other) => sink.warn(key.pos, format!("unknown build key '{other}' is ignored")),
             None => sink.warn(key.pos, "build file keys must be strings"),
         }
@@ -70,5 +73,33 @@ fn image(node: &Node, sink: &mut Sink) {
                 node.display()
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::source::{Format, parse};
+
+    fn warnings(yaml: &str) -> Vec<String> {
+        let root = parse(yaml, Format::Yaml).unwrap();
+        let mut sink = Sink::new(Path::new("build.yaml"), None);
+        check(&root, &mut sink);
+        sink.diagnostics.into_iter().map(|d| d.message).collect()
+    }
+
+    #[test]
+    fn cosign_is_the_builders_key_and_others_are_unknown() {
+        let cosign = warnings("cosign:\n  identity: https://github.com/o/r/.*\n");
+        assert_eq!(cosign.len(), 1, "{cosign:?}");
+        assert!(cosign[0].contains("deprecated"));
+        let other = warnings("codenotary:\n  signer: a@b.c\n");
+        assert!(
+            other
+                .iter()
+                .any(|w| w == "unknown build key 'codenotary' is ignored")
+        );
     }
 }

@@ -28,6 +28,7 @@ mod ingress;
 pub mod limit;
 pub mod log;
 mod login;
+pub mod network;
 pub mod path;
 pub mod proxy;
 pub mod roles;
@@ -100,6 +101,8 @@ pub struct GatewayConfig {
     pub upstream: Option<String>,
     /// Home Assistant's URL on a standalone host (for `/core/info`), e.g. `http://172.30.232.1:8123`.
     pub homeassistant: Option<String>,
+    /// The add-ons' network a standalone host made (for `/network/info`).
+    pub network: Option<network::AddonNetwork>,
     /// Sent upstream as `Authorization: Bearer …` in place of the caller's token.
     pub upstream_token: Option<String>,
     /// Home Assistant's token: unrestricted, and the only caller that may create sessions.
@@ -124,6 +127,7 @@ impl GatewayConfig {
         GatewayConfig {
             upstream: Some(upstream.into()),
             homeassistant: None,
+            network: None,
             upstream_token: None,
             core_token: None,
             state_dir,
@@ -171,6 +175,7 @@ pub enum Decision {
 pub struct Gateway {
     upstream: Option<Uri>,
     homeassistant: Option<Uri>,
+    network: Option<network::AddonNetwork>,
     state_dir: PathBuf,
     /// The services registry of a standalone gateway (one writer at a time).
     services: std::sync::Mutex<()>,
@@ -243,6 +248,7 @@ impl Gateway {
         Ok(Gateway {
             upstream,
             homeassistant,
+            network: config.network,
             state_dir: config.state_dir.clone(),
             services: std::sync::Mutex::new(()),
             upstream_auth,

@@ -2,7 +2,8 @@
 //! what an add-on asks of the Supervisor about itself, in the Supervisor's envelope
 //! `{"result": "ok", "data": …}`: `/addons/self/info` and `/addons/self/options/config` (also
 //! as `/v2/apps/self/…`), `/info`, `/core/info` (when a Home Assistant URL is set),
-//! `/supervisor/ping` and the services registry ([`super::services`]). Everything else is a
+//! `/supervisor/ping`, the services registry ([`super::services`]) and `/network/info`,
+//! `/network/interface/<name>/info` ([`super::network`]). Everything else is a
 //! JSON error naming what is missing.
 
 use std::io::Read;
@@ -15,9 +16,9 @@ use serde_json::{Value, json};
 
 use super::callers::AddonCaller;
 use super::proxy::{ReqBody, ResBody, error, ok};
-use super::{Caller, Gateway, services};
+use super::{Caller, Gateway, network, services};
 
-pub const NO_UPSTREAM: &str = "no upstream Supervisor is configured (serve --upstream): this standalone gateway answers only the add-on's own endpoints (/addons/self/info, /addons/self/options/config, /info, /core/info, /services)";
+pub const NO_UPSTREAM: &str = "no upstream Supervisor is configured (serve --upstream): this standalone gateway answers only the add-on's own endpoints (/addons/self/info, /addons/self/options/config, /info, /core/info, /services, /network/info)";
 /// The largest `options.json` served (the Supervisor's options are small).
 const MAX_OPTIONS: u64 = 1 << 20;
 /// The largest service registration read.
@@ -40,6 +41,12 @@ impl Gateway {
             (&Method::GET, "/core/info", _) => self.core_info(),
             (_, p, _) if p == "/services" || p.starts_with("/services/") => {
                 self.services_endpoint(request, canonical, caller).await
+            }
+            (&Method::GET, "/network/info" | "/v2/network/info", Caller::Addon(addon)) => {
+                self.network_info(addon, None)
+            }
+            (&Method::GET, p, Caller::Addon(addon)) if interface_name(p).is_some() => {
+                self.network_info(addon, interface_name(p))
             }
             (&Method::GET, p, Caller::Addon(addon)) => match own_endpoint(p, addon) {
                 Some("info") => Ok(self.addon_info(addon)),
@@ -74,6 +81,22 @@ impl Gateway {
             "state": "running",
             "timezone": std::env::var("TZ").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "UTC".into()),
         })
+    }
+
+    /// `/network/info` (no name) or `/network/interface/<name>/info` from the network `serve`
+    /// made ([`network`]).
+    fn network_info(&self, addon: &AddonCaller, name: Option<&str>) -> Answer {
+        let net = self.network.as_ref().ok_or((
+            StatusCode::NOT_IMPLEMENTED,
+            "this gateway made no add-ons' network (serve --no-network)".to_owned(),
+        ))?;
+        match name {
+            None => Ok(network::info(net, addon)),
+            Some(name) => network::interface_info(net, addon, name).ok_or((
+                StatusCode::NOT_FOUND,
+                format!("Interface {name} does not exist"),
+            )),
+        }
     }
 
     /// `/core/info` from the Home Assistant URL `serve` was given; its version is not known.
@@ -231,6 +254,15 @@ fn save(
                 format!("saving services: {e}"),
             )
         })
+}
+
+/// `<name>` of `/network/interface/<name>/info` (v1 or v2), one path segment.
+fn interface_name(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v2").unwrap_or(path);
+    let name = rest
+        .strip_prefix("/network/interface/")?
+        .strip_suffix("/info")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 /// The endpoint below the add-on's own prefix: `self` or its full slug, v1 or `/v2/apps`.

@@ -194,6 +194,33 @@ impl Launcher {
             .map_err(|e| docker_err("create network", e))?;
         Ok(gateway)
     }
+
+    /// The host interface of the bridge network `name`: the engine's
+    /// `com.docker.network.bridge.name` option, else its default `br-<first 12 of the id>`.
+    pub async fn bridge_interface(&self, name: &str) -> Result<String, LaunchError> {
+        let net = self
+            .call(
+                "inspect network",
+                self.docker.inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                ),
+            )
+            .await?
+            .map_err(|e| docker_err("inspect network", e))?;
+        let named = net
+            .options
+            .as_ref()
+            .and_then(|o| o.get("com.docker.network.bridge.name"))
+            .filter(|n| !n.is_empty());
+        match (named, net.id.as_deref()) {
+            (Some(n), _) => Ok(n.clone()),
+            (None, Some(id)) if id.len() >= 12 => Ok(format!("br-{}", &id[..12])),
+            _ => Err(LaunchError::Network(format!(
+                "the engine gave network {name} no id"
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -53,73 +53,24 @@ pub(super) fn boot_machine(
     deadline: Duration,
     machine: &Machine,
 ) -> Result<(String, Duration), VmError> {
-    let initrd = work.join("initrd.cpio");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd '{}' && find . | cpio -o -H newc --quiet > '{}'",
-            root.display(),
-            initrd.display()
-        ))
-        .status()
-        .map_err(fail)?;
-    if !status.success() {
-        return Err(VmError("cpio failed".into()));
-    }
-
+    let initrd = pack(root, work)?;
     let start = Instant::now();
-    let mut qemu = Command::new("qemu-system-x86_64");
-    let accel = if machine.cpus > 1 {
-        "tcg,thread=multi"
-    } else {
-        "tcg"
-    };
-    qemu.args(["-accel", accel, "-nographic", "-no-reboot"])
-        .args(["-m", &machine.memory_mb.to_string()])
-        .args(["-smp", &machine.cpus.to_string()]);
-    for (disk, snapshot) in &machine.disks {
-        let mut spec = format!("file={},format=raw,if=virtio", disk.display());
-        if *snapshot {
-            spec.push_str(",snapshot=on");
-        }
-        qemu.arg("-drive").arg(spec);
-    }
-    let mut child = qemu
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(&initrd)
-        .arg("-append")
-        // A large log buffer and audit backlog: every denial is kept as a witness.
-        .arg(format!("console=ttyS0 rdinit={init} apparmor=1 security=apparmor panic=-1 quiet loglevel=3 log_buf_len=8M audit_backlog_limit=65536 printk.devkmsg=on"))
+    let mut child = qemu(kernel, &initrd, init, machine)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(fail)?;
-    // Read the console in a thread; the VM powers itself off at the end.
-    let mut stdout = child
+    let stdout = child
         .stdout
         .take()
         .ok_or_else(|| VmError("no console".into()))?;
-    let mut log = match &machine.console_log {
+    let log = match &machine.console_log {
         Some(path) => Some(std::fs::File::create(path).map_err(fail)?),
         None => None,
     };
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-            if let Some(log) = log.as_mut() {
-                let _ = log.write_all(&buf[..n]);
-            }
-        }
-        String::from_utf8_lossy(&all).into_owned()
-    });
+    // Read the console in a thread; the VM powers itself off at the end.
+    let reader = std::thread::spawn(move || read_console(stdout, log));
     loop {
         if child.try_wait().map_err(fail)?.is_some() {
             break;
@@ -148,4 +99,66 @@ pub(super) fn boot_machine(
         )));
     }
     Ok((console, boot_time))
+}
+
+/// `root` packed into `<work>/initrd.cpio`.
+fn pack(root: &Path, work: &Path) -> Result<PathBuf, VmError> {
+    let initrd = work.join("initrd.cpio");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && find . | cpio -o -H newc --quiet > '{}'",
+            root.display(),
+            initrd.display()
+        ))
+        .status()
+        .map_err(fail)?;
+    if !status.success() {
+        return Err(VmError("cpio failed".into()));
+    }
+    Ok(initrd)
+}
+
+/// The qemu command line of `machine` booting `kernel` with `initrd`, `init` as PID 1.
+fn qemu(kernel: &Path, initrd: &Path, init: &str, machine: &Machine) -> Command {
+    let mut qemu = Command::new("qemu-system-x86_64");
+    let accel = if machine.cpus > 1 {
+        "tcg,thread=multi"
+    } else {
+        "tcg"
+    };
+    qemu.args(["-accel", accel, "-nographic", "-no-reboot"])
+        .args(["-m", &machine.memory_mb.to_string()])
+        .args(["-smp", &machine.cpus.to_string()]);
+    for (disk, snapshot) in &machine.disks {
+        let mut spec = format!("file={},format=raw,if=virtio", disk.display());
+        if *snapshot {
+            spec.push_str(",snapshot=on");
+        }
+        qemu.arg("-drive").arg(spec);
+    }
+    qemu.arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .arg("-append")
+        // A large log buffer and audit backlog: every denial is kept as a witness.
+        .arg(format!("console=ttyS0 rdinit={init} apparmor=1 security=apparmor panic=-1 quiet loglevel=3 log_buf_len=8M audit_backlog_limit=65536 printk.devkmsg=on"));
+    qemu
+}
+
+/// The whole console, copied to `log` as it comes.
+fn read_console(mut stdout: impl std::io::Read, mut log: Option<std::fs::File>) -> String {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = stdout.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+        if let Some(log) = log.as_mut() {
+            let _ = log.write_all(&buf[..n]);
+        }
+    }
+    String::from_utf8_lossy(&all).into_owned()
 }

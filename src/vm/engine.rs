@@ -69,6 +69,8 @@ if docker info >/dev/null 2>&1; then
     [ -e "$t" ] || continue
     docker load -q -i "$t" | sed 's/^/@@ LOAD /'
   done
+  # A rebuilt image's tag moved: the image it replaced is of no use on a kept disk.
+  if ls /payload/images/*.tar >/dev/null 2>&1; then docker image prune -f >/dev/null; fi
   say "T loaded $(up)"
   say "IMAGES $(docker images --format '{{.Repository}}:{{.Tag}}' | sort | tr '\n' ' ')"
   if [ -f /payload/harness.sh ]; then

@@ -253,6 +253,53 @@ pub fn first_line(child: &mut std::process::Child) -> String {
     line
 }
 
+/// `/usr/bin/python3` (Debian's, else `python3` on the path) with the `jsonschema` package
+/// (`python3-jsonschema`). None, with a printed reason, when there is none and it is not
+/// required; a panic when `REQUIRE_JSONSCHEMA=1`.
+pub fn python_jsonschema() -> Option<PathBuf> {
+    for python in ["/usr/bin/python3", "python3"] {
+        let ok = std::process::Command::new(python)
+            .args(["-c", "import jsonschema"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(PathBuf::from(python));
+        }
+    }
+    unavailable(
+        "REQUIRE_JSONSCHEMA",
+        "no python3 with jsonschema (apt-get install python3-jsonschema)",
+    )
+}
+
+/// Copy a folder and everything below it (regular files and folders only).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let kind = entry.file_type().expect("file type");
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Home Assistant's official add-ons as sources, with their `rootfs/` scripts
+/// (`../shared/workloads/official` beside the checkout). None, with a printed reason, when
+/// absent and not required; a panic when `REQUIRE_WORKLOADS=1`.
+pub fn official_sources() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/workloads/official");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    unavailable(
+        "REQUIRE_WORKLOADS",
+        &format!("no official add-on sources at {}", dir.display()),
+    )
+}
+
 /// The Docker engine VM's root (`scripts/build-vm-root`: Debian with docker.io and the cloud
 /// kernel on an ext4 disk, cached by its recipe). With `REQUIRE_APPARMOR_VM=1` it is built when
 /// missing and a failed build is a panic; without it a root already built is used, and a

@@ -20,6 +20,8 @@ pub fn network(addon: &str) -> (String, &'static str, &'static str) {
         "mariadb" => ("172.30.202.0/23", "172.30.202.1"),
         "nginx_proxy" => ("172.30.210.0/23", "172.30.210.1"),
         "ssh" => ("172.30.212.0/23", "172.30.212.1"),
+        "samba" => ("172.30.206.0/23", "172.30.206.1"),
+        "vlc" => ("172.30.214.0/23", "172.30.214.1"),
         _ => ("172.30.204.0/23", "172.30.204.1"),
     };
     (format!("addon-sandbox-official-{addon}"), subnet, gateway)
@@ -29,13 +31,14 @@ pub fn network(addon: &str) -> (String, &'static str, &'static str) {
 /// database and upgrades it: tens of seconds on a busy 2-core machine).
 pub const READY_WITHIN: Duration = Duration::from_secs(180);
 
-/// The upstream files the shared copy holds as plain files naming their target: git stores them
-/// as symbolic links (mode 120000), and the image must have them as links again.
-const LINKS: &[(&str, &str)] = &[
-    ("ssh", "root/.ssh"),
-    ("ssh", "root/.bash_history"),
-    ("ssh", "root/.bash_profile"),
-];
+/// The add-on's own `apparmor.txt`, when it has one, beside its config: the supervisor policy
+/// confines the add-on with it, as the Supervisor does.
+pub fn copy_apparmor(addon: &str, folder: &Path) {
+    let own = shared_official(addon).join("apparmor.txt");
+    if own.exists() {
+        std::fs::copy(own, folder.join("apparmor.txt")).unwrap();
+    }
+}
 
 pub fn shared_official(addon: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/workloads/official/{addon}"))
@@ -54,54 +57,17 @@ fn must(what: &str, out: std::io::Result<Output>) -> Output {
 }
 
 /// The stand-in image `addon-sandbox-test/official-<addon>:1`, built FROM the base image of
-/// `suite`; None (skip) when the base image is not there and not required.
+/// `suite` by `scripts/build-official` (the script a user runs: the tests run the same image);
+/// None (skip) when the base image is not there and not required.
 pub fn stand_in(addon: &str, suite: &str) -> Option<String> {
-    let base = crate::common::base_image(suite)?;
-    let context = tempfile::tempdir().unwrap();
-    let own = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/workloads")
-        .join(addon);
-    let rootfs = shared_official(addon).join("rootfs");
-    assert!(
-        rootfs.is_dir(),
-        "{addon}: no rootfs at {}",
-        rootfs.display()
+    crate::common::base_image(suite)?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-official");
+    let out = must(
+        &format!("{addon}: scripts/build-official {addon} {suite}"),
+        Command::new(script).args([addon, suite]).output(),
     );
-    // `cp -a` keeps the rootfs byte for byte, modes included (s6 runs the scripts as they are).
-    let mut from_own = own.into_os_string();
-    from_own.push("/.");
-    must(
-        &format!("{addon}: copy the Dockerfile folder"),
-        Command::new("cp")
-            .arg("-a")
-            .arg(from_own)
-            .arg(context.path())
-            .output(),
-    );
-    must(
-        &format!("{addon}: copy the rootfs"),
-        Command::new("cp")
-            .arg("-a")
-            .arg(&rootfs)
-            .arg(context.path().join("rootfs"))
-            .output(),
-    );
-    for (_, file) in LINKS.iter().filter(|(a, _)| *a == addon) {
-        let path = context.path().join("rootfs").join(file);
-        let target = std::fs::read_to_string(&path).expect("link file");
-        std::fs::remove_file(&path).expect("remove link file");
-        std::os::unix::fs::symlink(target.trim(), &path).expect("symlink");
-    }
-    let image = format!("addon-sandbox-test/official-{addon}:1");
-    must(
-        &format!("{addon}: docker build"),
-        Command::new("docker")
-            .args(["build", "-q", "-t", &image])
-            .args(["--build-arg", &format!("BUILD_FROM={base}")])
-            .arg(context.path())
-            .env("DOCKER_BUILDKIT", "0")
-            .output(),
-    );
+    let image = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(image, format!("addon-sandbox-test/official-{addon}:1"));
     Some(image)
 }
 
@@ -124,6 +90,7 @@ impl Official {
             folder.join("config.yaml"),
         )
         .unwrap();
+        copy_apparmor(addon, &folder);
         // A left-over network of an interrupted run would make `serve` refuse to start.
         let (network, subnet, gateway) = network(addon);
         let _ = Command::new("docker")
@@ -205,12 +172,19 @@ impl Official {
     /// `addon-sandbox run --json --allow-unconfined` (strict policy, protection on: the
     /// defaults) of the add-on's own config with `options`.
     pub fn run(&self, options: &str) -> Value {
+        self.run_under(options, "strict")
+    }
+
+    /// The same under `--policy POLICY` (`supervisor`: the Supervisor's own choices).
+    pub fn run_under(&self, options: &str, policy: &str) -> Value {
         let folder = self.dir.path().join("addon").join(&self.addon);
         let data_root = self.data_root();
         let out = self.sandbox(&[
             "run",
             "--json",
             "--allow-unconfined",
+            "--policy",
+            policy,
             "--image",
             &self.image,
             "--options",
@@ -219,7 +193,10 @@ impl Official {
             "--data-root",
             data_root.to_str().unwrap(),
         ]);
-        let out = must(&format!("{}: addon-sandbox run", self.addon), Ok(out));
+        let out = must(
+            &format!("{}: addon-sandbox run --policy {policy}", self.addon),
+            Ok(out),
+        );
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
