@@ -28,6 +28,7 @@ pub mod diag;
 pub mod gateway;
 pub mod kube;
 pub mod launch;
+pub mod learn;
 pub mod lint;
 pub mod native;
 pub mod options;

@@ -1476,7 +1476,7 @@ fn apparmor_txt_loaded_at_launch_is_the_one_checked() {
     };
     let plan = decide(addon.config.as_ref().unwrap(), true, &options).unwrap();
     let text =
-        addon_sandbox::launch::profile_text(&plan, "local_x", addon.apparmor_text.as_deref())
+        addon_sandbox::launch::profile_text(&plan, "local_x", addon.apparmor_text.as_deref(), None)
             .unwrap();
     assert_eq!(text, "profile local_x {\n  /data/** rw,\n}\n");
 }
@@ -1499,7 +1499,7 @@ fn apparmor_txt_not_utf8_is_never_loaded() {
     let plan = decide(addon.config.as_ref().unwrap(), true, &options).unwrap();
     // A lossy copy would load a profile other than the file: the launch refuses instead.
     assert!(
-        addon_sandbox::launch::profile_text(&plan, "local_x", addon.apparmor_text.as_deref())
+        addon_sandbox::launch::profile_text(&plan, "local_x", addon.apparmor_text.as_deref(), None)
             .is_err()
     );
 }

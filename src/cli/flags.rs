@@ -23,7 +23,7 @@ pub enum OnOff {
     Off,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct PlanFlags {
     /// strict: least privilege (default); supervisor: exactly what the Supervisor does.
     #[arg(long, value_enum, default_value = "strict")]
@@ -45,7 +45,7 @@ pub struct PlanFlags {
 
 /// `--data-root`, for the commands whose output names host folders (`plan`, `run`); the
 /// profile and what is judged in a kernel do not depend on it, so those commands refuse it.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct DataRootFlag {
     /// Where add-on data lives on the host [default: /var/lib/addon-sandbox as root,
     /// $XDG_DATA_HOME/addon-sandbox (~/.local/share/addon-sandbox) otherwise].
@@ -56,6 +56,13 @@ pub struct DataRootFlag {
 impl DataRootFlag {
     pub fn get(&self) -> Option<&Path> {
         self.data_root.as_deref()
+    }
+
+    /// The flag as if given `dir`.
+    pub fn of(dir: &Path) -> DataRootFlag {
+        DataRootFlag {
+            data_root: Some(dir.to_path_buf()),
+        }
     }
 }
 
@@ -89,7 +96,7 @@ impl PlanFlags {
     }
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct EngineFlags {
     /// Tokens, records and loaded profiles [default: /var/lib/addon-sandbox/state as root,
     /// $XDG_STATE_HOME/addon-sandbox (~/.local/state/addon-sandbox) otherwise].

@@ -8,6 +8,7 @@ mod completions;
 mod engine;
 mod flags;
 mod kube;
+mod learn;
 mod lint;
 mod logs;
 mod man;
@@ -65,6 +66,10 @@ enum Command {
     /// Validate, plan, load the profile, create and start the container, attest it.
     #[command(after_help = EXAMPLES_RUN)]
     Run(run::RunArgs),
+    /// Run an add-on with its generated profile in complain mode, exercise it, and tell which
+    /// config keys (or operator grants) the accesses its enforced profile would refuse need.
+    #[command(after_help = EXAMPLES_LEARN)]
+    Learn(learn::LearnArgs),
     /// (internal) The native backend's sandbox setup; reads its spec on standard input.
     #[command(name = "__native-init", hide = true)]
     NativeInit,
@@ -114,6 +119,7 @@ const EXAMPLES_RATE: &str = "Examples:\n  addon-sandbox rate examples/network-mo
 const EXAMPLES_PLAN: &str = "Examples:\n  addon-sandbox plan examples/media-server\n  addon-sandbox plan --json --policy supervisor examples/media-server\n  addon-sandbox plan --grant host_network --data-root /srv/ha examples/network-monitor";
 const EXAMPLES_PROFILE: &str = "Examples:\n  addon-sandbox profile --explain examples/mqtt-bridge\n  addon-sandbox profile -o mqtt.apparmor examples/mqtt-bridge\n  addon-sandbox profile --out profiles/ ../my-addons";
 const EXAMPLES_RUN: &str = "Examples:\n  addon-sandbox run examples/mqtt-bridge --image busybox --command sleep 600\n  addon-sandbox run --json --allow-unconfined examples/mqtt-bridge   # a host without AppArmor\n  addon-sandbox run --backend native --rootfs /srv/rootfs examples/mqtt-bridge --command /bin/sh";
+const EXAMPLES_LEARN: &str = "Examples:\n  sudo addon-sandbox learn ../my-addons/ssh --for 60 --exercise 'ssh -p 2222 root@127.0.0.1 touch /share/x'\n  addon-sandbox learn ../my-addons/ssh --from-log /var/log/audit/audit.log --json";
 const EXAMPLES_OPTIONS: &str = "Examples:\n  addon-sandbox options examples/mqtt-bridge\n  addon-sandbox options examples/mqtt-bridge --options '{\"port\": 1884}' --secrets /config/secrets.yaml\n  addon-sandbox options --as-given --json --options my-options.json examples/mqtt-bridge";
 const EXAMPLES_STOP: &str = "Examples:\n  addon-sandbox stop local_mqtt_bridge";
 const EXAMPLES_RM: &str = "Examples:\n  addon-sandbox rm local_mqtt_bridge";
@@ -139,6 +145,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Profile(args) => profile::exec(args, &mut out),
         Command::Options(args) => options::exec(args, &mut out),
         Command::Run(args) => run::exec(args, &mut out),
+        Command::Learn(args) => learn::exec(args, &mut out),
         Command::NativeInit => Ok(ExitCode::from(native::init::main())),
         Command::Stop(args) => stop::stop(args, &mut out),
         Command::Rm(args) => stop::rm(args, &mut out),

@@ -14,7 +14,7 @@ use addon_sandbox::options::{self, DeviceTable, OptionsError, Secrets, Validated
 
 /// The options a start validates: the user's (merged over the config's defaults) and the
 /// secrets `!secret NAME` names.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct OptionsFlags {
     /// The user's options: a JSON file (or YAML by its extension) or inline JSON
     /// (`'{"port": 8080}'`) [default: none, so the config's defaults].

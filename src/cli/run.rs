@@ -35,43 +35,43 @@ pub enum ConfinementArg {
 #[derive(Args)]
 pub struct RunArgs {
     /// The add-on folder (or its config file).
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// Image to run instead of the config's `image` and version.
     #[arg(long, value_name = "IMAGE[:TAG]")]
-    image: Option<String>,
+    pub(super) image: Option<String>,
     /// Command to run instead of the image's (give it last: it takes the rest).
     #[arg(long = "command", value_name = "CMD", num_args = 1.., allow_hyphen_values = true)]
-    command: Vec<String>,
+    pub(super) command: Vec<String>,
     /// Run without AppArmor when this host cannot enforce the plan's profile (warned).
     #[arg(long)]
-    allow_unconfined: bool,
+    pub(super) allow_unconfined: bool,
     /// docker: a container through the engine; native: a confined process of this binary's
     /// own (namespaces, capabilities, no_new_privs, AppArmor or Landlock), needs --rootfs.
     #[arg(long, value_enum, default_value = "docker")]
-    backend: BackendArg,
+    pub(super) backend: BackendArg,
     /// The native backend's root filesystem: a directory (an exported image, a busybox tree).
     #[arg(long, value_name = "DIR")]
-    rootfs: Option<PathBuf>,
+    pub(super) rootfs: Option<PathBuf>,
     /// Native backend: apparmor, landlock, any (AppArmor if enforced, else Landlock, else
     /// refuse) or none (unconfined, warned).
     #[arg(long, value_enum, default_value = "any")]
-    confinement: ConfinementArg,
+    pub(super) confinement: ConfinementArg,
     /// The audio server an `audio: true` add-on's pulse client uses, as the add-on sees it: a
     /// socket path, unix:PATH or tcp:HOST:PORT [default: unix:/run/audio/pulse.sock, the
     /// socket in <data root>/audio/external, bound at /run/audio].
     #[arg(long, value_name = "ADDRESS")]
-    audio_server: Option<String>,
+    pub(super) audio_server: Option<String>,
     #[command(flatten)]
-    engine: EngineFlags,
+    pub(super) engine: EngineFlags,
     /// What was started (or why not) as one JSON object.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     #[command(flatten)]
-    plan: PlanFlags,
+    pub(super) plan: PlanFlags,
     #[command(flatten)]
-    data_root: DataRootFlag,
+    pub(super) data_root: DataRootFlag,
     #[command(flatten)]
-    options: OptionsFlags,
+    pub(super) options: OptionsFlags,
 }
 
 pub fn exec(args: RunArgs, out: &mut impl Write) -> Result<ExitCode> {
@@ -102,7 +102,7 @@ pub fn exec(args: RunArgs, out: &mut impl Write) -> Result<ExitCode> {
     }
 }
 
-fn timezone() -> Option<String> {
+pub(super) fn timezone() -> Option<String> {
     std::env::var("TZ").ok().filter(|t| !t.is_empty())
 }
 
@@ -130,6 +130,7 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
         timezone: timezone(),
         options: Some(addon_options),
         audio_server: args.audio_server,
+        learning: None,
     };
     let rt = runtime()?;
     let engine = &args.engine;
@@ -177,16 +178,16 @@ fn run_native(out: &mut impl Write, args: RunArgs, rootfs: PathBuf) -> Result<Ex
 
 /// What both backends start from: the plan's options, the add-on, its plan and its validated
 /// options.
-struct Planned {
-    options: PlanOptions,
-    addon: Addon,
-    plan: SandboxPlan,
-    addon_options: serde_json::Value,
+pub(super) struct Planned {
+    pub(super) options: PlanOptions,
+    pub(super) addon: Addon,
+    pub(super) plan: SandboxPlan,
+    pub(super) addon_options: serde_json::Value,
 }
 
 /// The one add-on `args` names, planned, with its options validated; `None` after printing
 /// why there is nothing to start (an invalid add-on, no plan, invalid options).
-fn planned(args: &RunArgs) -> Result<Option<Planned>> {
+pub(super) fn planned(args: &RunArgs) -> Result<Option<Planned>> {
     let options = args.plan.options(args.data_root.get())?;
     let Some((addon, plan)) = one_plan(&args.path, &options, "run")? else {
         return Ok(None);

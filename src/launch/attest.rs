@@ -48,7 +48,13 @@ impl Launcher {
 
     /// After start: the engine says the container runs under the planned profile, and so does
     /// the kernel for its first process; returns that process (0 when it has ended).
-    pub(super) async fn attest(&self, id: &str, mode: &AppArmorMode) -> Result<i64, LaunchError> {
+    /// In learn mode the profile is in complain mode, and the kernel must say so.
+    pub(super) async fn attest(
+        &self,
+        id: &str,
+        mode: &AppArmorMode,
+        learning: bool,
+    ) -> Result<i64, LaunchError> {
         let info = self.inspect(id).await?;
         let engine_profile = info.app_armor_profile.unwrap_or_default();
         let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
@@ -60,9 +66,10 @@ impl Launcher {
                     )));
                 }
                 let label = host::process_label(pid).unwrap_or_default();
-                if label != format!("{name} (enforce)") {
+                let want = format!("{name} ({})", if learning { "complain" } else { "enforce" });
+                if label != want {
                     return Err(LaunchError::Attestation(format!(
-                        "process {pid} runs under '{label}', not '{name} (enforce)'"
+                        "process {pid} runs under '{label}', not '{want}'"
                     )));
                 }
             }

@@ -66,6 +66,14 @@ pub enum LaunchError {
     Parser(#[from] crate::apparmor::parser::ParserError),
     #[error("the plan confines the add-on with its own apparmor.txt, which is missing")]
     AddonProfileMissing,
+    #[error(
+        "learn mode reads what the generated profile would refuse: it needs the strict policy's generated profile, not the add-on's own apparmor.txt"
+    )]
+    LearningNeedsGenerated,
+    #[error(
+        "learn mode needs the add-on confined by its profile in complain mode, and this run would be {0}: nothing was started"
+    )]
+    LearningNeedsAppArmor(&'static str),
     #[error(transparent)]
     Device(#[from] super::devices::DeviceError),
     #[error(
@@ -81,6 +89,7 @@ impl LaunchError {
         match self {
             LaunchError::AppArmorUnavailable { .. }
             | LaunchError::NativeRefused(_)
+            | LaunchError::LearningNeedsAppArmor(_)
             | LaunchError::Device(super::devices::DeviceError::Withheld { .. }) => 3,
             LaunchError::Engine(_) | LaunchError::EngineHost(_) | LaunchError::Timeout { .. } => 4,
             LaunchError::Interrupted => 130,

@@ -58,6 +58,11 @@ pub struct RunOptions {
     pub audio_server: Option<String>,
     /// The add-on's own facts for a standalone gateway (kept in its record).
     pub info: Option<state::AddonInfo>,
+    /// Learn mode: the complain-mode profile to load under the plan's profile name instead of
+    /// the plan's own (see [`crate::profile::Profile::render_learning`]; learn renders it from
+    /// the config's plan while the container runs the widened learning plan), and complain,
+    /// not enforce, attested. Refused without AppArmor: learning unconfined records nothing.
+    pub learning: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -10,20 +10,23 @@ use crate::plan::{Confinement, MountKind, SandboxPlan};
 use crate::profile;
 
 /// The text of the profile `name` that confines `plan`: the add-on's own `apparmor.txt`
-/// renamed, or the generated one.
+/// renamed, or the generated one; in learn mode the complain-mode text the caller gives.
 pub fn profile_text(
     plan: &SandboxPlan,
     name: &str,
     addon_profile: Option<&str>,
+    learning: Option<&str>,
 ) -> Result<String, LaunchError> {
-    match plan.confinement {
-        Confinement::AddonProfile => {
+    match (plan.confinement, learning) {
+        (Confinement::AddonProfile, Some(_)) => Err(LaunchError::LearningNeedsGenerated),
+        (_, Some(text)) => Ok(text.to_owned()),
+        (Confinement::AddonProfile, None) => {
             let text =
                 rename_addon_profile(addon_profile.ok_or(LaunchError::AddonProfileMissing)?, name);
             only_profile(&text, name)?;
             Ok(text)
         }
-        _ => Ok(profile::generate(plan)?.render(false)?),
+        (_, None) => Ok(profile::generate(plan)?.render(false)?),
     }
 }
 

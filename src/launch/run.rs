@@ -140,10 +140,26 @@ impl Launcher {
         // Everything after this (profile, body, binds, record) is of what this host has.
         let plan = &present_on_host(plan, &mut warnings);
         let mode = self.apparmor_mode(plan, opts, &mut warnings)?;
-        let profile_text = match &mode {
-            AppArmorMode::Profile(name) => {
-                Some(profile_text(plan, name, opts.addon_profile.as_deref())?)
+        if opts.learning.is_some() {
+            match mode {
+                AppArmorMode::Profile(_) => {}
+                AppArmorMode::Unconfined => {
+                    return Err(LaunchError::LearningNeedsAppArmor("unconfined"));
+                }
+                _ => {
+                    return Err(LaunchError::LearningNeedsAppArmor(
+                        "under Docker's default profile",
+                    ));
+                }
             }
+        }
+        let profile_text = match &mode {
+            AppArmorMode::Profile(name) => Some(profile_text(
+                plan,
+                name,
+                opts.addon_profile.as_deref(),
+                opts.learning.as_deref(),
+            )?),
             _ => None,
         };
         let image = opts.image.clone().unwrap_or_else(|| plan.image.clone());
@@ -190,7 +206,7 @@ impl Launcher {
             .await?
             .map_err(|e| docker_err("start", e))?;
 
-        let pid = self.attest(&id, &mode).await?;
+        let pid = self.attest(&id, &mode, opts.learning.is_some()).await?;
         self.verify_binds(plan, &sources, pid, &mut warnings)?;
 
         let ingress_token = self

@@ -179,7 +179,7 @@ fn write_and_load_profile(
 ) -> Result<Option<PathBuf>, LaunchError> {
     let mut loaded: Option<PathBuf> = None;
     if let Confinement::Apparmor(name) = confinement {
-        let text = profile_text(plan, name, opts.addon_profile.as_deref())?;
+        let text = profile_text(plan, name, opts.addon_profile.as_deref(), None)?;
         let file = state.profile_path(name);
         crate::launch::state::write_atomically(&file, text.as_bytes(), 0o644)?;
         loaded = Some(file.clone());

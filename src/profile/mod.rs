@@ -72,6 +72,8 @@ struct ProfileTemplate<'a> {
     abi: &'a str,
     sections: Vec<Section<'a>>,
     explain: bool,
+    /// Learn mode: complain instead of enforce, and every deny rule audited.
+    learning: bool,
 }
 
 /// The rules of a plan's profile. Fails when the plan is not confined by a generated profile,
@@ -126,6 +128,18 @@ pub fn check_name(name: &str) -> Result<(), ProfileError> {
 impl Profile {
     /// The profile text; with `explain`, every rule is followed by the reason it is there.
     pub fn render(&self, explain: bool) -> Result<String, ProfileError> {
+        self.render_as(explain, false)
+    }
+
+    /// The profile for learn mode: the same rules in complain mode (an access the profile
+    /// does not allow goes through and is logged as `ALLOWED`), with every deny rule made
+    /// `audit deny` (still refused, and now logged as `DENIED`), so the kernel reports every
+    /// access the enforced profile would refuse.
+    pub fn render_learning(&self) -> Result<String, ProfileError> {
+        self.render_as(false, true)
+    }
+
+    fn render_as(&self, explain: bool, learning: bool) -> Result<String, ProfileError> {
         let mut sections: Vec<Section> = Vec::new();
         for entry in &self.entries {
             let title = entry.rule.section();
@@ -142,6 +156,7 @@ impl Profile {
             abi: ABI,
             sections,
             explain,
+            learning,
         };
         Ok(template.render()?)
     }
