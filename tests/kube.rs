@@ -56,7 +56,7 @@ fn manifests_of(
 fn profile_text(a: &Addon, plan: &SandboxPlan) -> Result<Option<String>, launch::LaunchError> {
     plan.apparmor_profile
         .as_ref()
-        .map(|name| launch::profile_text(plan, name, a.apparmor_text.as_deref()))
+        .map(|name| launch::profile_text(plan, name, a.apparmor_text.as_deref(), None))
         .transpose()
 }
 

@@ -127,9 +127,11 @@ pub fn exec(args: KubeArgs, out: &mut impl Write) -> Result<ExitCode> {
             continue;
         };
         let generated = match &plan.apparmor_profile {
-            Some(name) => launch::profile_text(plan, name, planned.addon.apparmor_text.as_deref())
-                .map(Some)
-                .map_err(anyhow::Error::from),
+            Some(name) => {
+                launch::profile_text(plan, name, planned.addon.apparmor_text.as_deref(), None)
+                    .map(Some)
+                    .map_err(anyhow::Error::from)
+            }
             None => Ok(None),
         }
         .and_then(|text| {
