@@ -56,7 +56,8 @@ const SAMBA_OPTIONS: &str = r#"{"username":"homeassistant","password":"s3cret-sm
 const SMB: &str = "smbclient -m SMB3 -t 5 -U homeassistant%s3cret-smb";
 /// VLC's HTTP interface behind the add-on's own nginx on its ingress port, which lets only the
 /// Supervisor's address (`supervisor`, the gateway here) in: the VM's own address on the bridge.
-const VLC: &str = "curl -s --max-time 5 \"http://$IP:8099/requests";
+/// VLC's lua interface takes seconds per request under emulation.
+const VLC: &str = "curl -s --max-time 60 \"http://$IP:8099/requests";
 
 const MYSQL: &str = "mariadb -h \"$IP\" -P 3306 -u homeassistant -ps3cret-login --connect-timeout=2 -N -B homeassistant";
 const MQTT: &str = "-h \"$IP\" -p 1883 -u sensor -t sandbox/check";
