@@ -193,7 +193,8 @@ fn run(cmd: &mut Command) -> String {
 /// Docker's data disk for the VM, kept beside the VM's root as `docker-<key>.img` (the key: the
 /// hash of the root and the images' ids), booted on a snapshot. It is made on this host by a
 /// second, private dockerd (Debian's docker.io, the same package as the VM's engine, on its own
-/// data root, socket and exec root, with no bridge and no iptables rules) that loads the images
+/// data root, socket and exec root and in a network namespace of its own, with no bridge and no
+/// iptables rules) that loads the images
 /// natively, and written into an ext4 disk with `mke2fs -d`, which keeps overlay2's hard links,
 /// whiteout devices and `trusted.overlay.*` attributes. Loading the same tarball inside the VM
 /// under emulation took 6-8 minutes for five images; here it takes seconds. The VM's engine
@@ -246,8 +247,10 @@ fn load_on_host(work_dir: &Path, disk: &Path, images: &[&str]) {
     // Short paths: a unix socket's path has at most 107 bytes.
     let tag = format!("/run/addon-sandbox-vm-load-{}", std::process::id());
     let socket = format!("unix://{tag}.sock");
-    let mut dockerd = Command::new("dockerd")
-        .arg("--data-root")
+    // In a network namespace of its own: with `--bridge=none` dockerd deletes any `docker0`
+    // it sees at start, which would be the host engine's bridge.
+    let mut dockerd = Command::new("unshare")
+        .args(["--net", "--", "dockerd", "--data-root"])
         .arg(&data)
         .args(["--exec-root", &tag, "--pidfile", &format!("{tag}.pid")])
         .args(["-H", &socket, "--bridge=none", "--iptables=false"])
