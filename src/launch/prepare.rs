@@ -78,7 +78,9 @@ impl CheckedSources {
 /// an add-on cannot write.
 const CHECKED_HOST_SOURCES: [&str; 1] = ["/run/udev"];
 
-/// The plan's data folders under the data root, created (0750; the add-on runs as root inside),
+/// The plan's data folders under the data root, created 0755 as the Supervisor's `mkdir` makes
+/// them (an add-on may run a service as a user of its own: vlc reads `/media` as `vlc`), below a
+/// data root made 0750, which keeps the host's other users out of all of them,
 /// and every source under it, `/run/udev` and every device path, opened without following a
 /// link: a source that is or passes through a link is refused by name. Folders elsewhere are
 /// never created.
@@ -89,7 +91,7 @@ pub fn check_sources(plan: &SandboxPlan, data_root: &Path) -> Result<CheckedSour
         let source = Path::new(&m.source);
         let (from, fd) = if source.starts_with(data_root) {
             let fd = if m.kind == MountKind::Directory {
-                checked_path::create_dir_beneath(data_root, source, 0o750)?
+                checked_path::create_dir_beneath(data_root, source, 0o755)?
             } else {
                 checked_path::open_beneath(data_root, source)?
             };
@@ -299,6 +301,29 @@ mod tests {
             renamed.contains("  profile child {"),
             "children keep their names"
         );
+    }
+
+    /// Found in the AppArmor VM: a map folder made 0750 by an earlier add-on's start kept vlc's
+    /// own user out of `/media`. Folders are 0755 under a 0750 data root.
+    #[test]
+    fn map_folders_are_readable_by_the_addons_own_users_and_the_root_keeps_the_host_out() {
+        use std::os::unix::fs::PermissionsExt;
+        let yaml =
+            "name: T\nversion: \"1\"\nslug: t\ndescription: d\narch: [amd64]\nmap: [media:rw]\n";
+        let root = crate::source::parse(yaml, crate::source::Format::Yaml).unwrap();
+        let mut sink = crate::diag::Sink::new(std::path::Path::new("config.yaml"), None);
+        let config = crate::config::validate::validate(&root, &mut sink).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data_root = dir.path().join("data");
+        let options = crate::policy::PlanOptions {
+            data_root: data_root.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        let plan = crate::policy::decide(&config, false, &options).unwrap();
+        super::check_sources(&plan, &data_root).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data_root), 0o750);
+        assert_eq!(mode(&data_root.join("media")), 0o755);
     }
 
     #[test]
