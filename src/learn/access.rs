@@ -197,52 +197,10 @@ fn static_word(word: &str, known: &[&'static str]) -> Option<&'static str> {
     known.iter().copied().find(|k| *k == word)
 }
 
-/// AppArmor's capability names (the kernel's, lower case) as static strings.
+/// AppArmor's capability names (the kernel's, lower case) as static strings: the profile's own
+/// closed list.
 fn static_cap(name: &str) -> Option<&'static str> {
-    const CAPS: &[&str] = &[
-        "chown",
-        "dac_override",
-        "dac_read_search",
-        "fowner",
-        "fsetid",
-        "kill",
-        "setgid",
-        "setuid",
-        "setpcap",
-        "linux_immutable",
-        "net_bind_service",
-        "net_broadcast",
-        "net_admin",
-        "net_raw",
-        "ipc_lock",
-        "ipc_owner",
-        "sys_module",
-        "sys_rawio",
-        "sys_chroot",
-        "sys_ptrace",
-        "sys_pacct",
-        "sys_admin",
-        "sys_boot",
-        "sys_nice",
-        "sys_resource",
-        "sys_time",
-        "sys_tty_config",
-        "mknod",
-        "lease",
-        "audit_write",
-        "audit_control",
-        "setfcap",
-        "mac_override",
-        "mac_admin",
-        "syslog",
-        "wake_alarm",
-        "block_suspend",
-        "audit_read",
-        "perfmon",
-        "bpf",
-        "checkpoint_restore",
-    ];
-    static_word(name, CAPS)
+    static_word(name, &crate::profile::rule::CAPABILITIES)
 }
 
 #[cfg(test)]

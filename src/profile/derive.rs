@@ -328,24 +328,39 @@ fn image_files(out: &mut Out) -> Result<(), ProfileError> {
     Ok(())
 }
 
-/// docker-default's `/proc` and `/sys` denies, with `/sys` exemptions for writable mounts the
-/// plan puts there (gpio).
-/// `/etc/s6-overlay` is code, never writable, except the user bundle's entries.
-fn s6_overlay_code(out: &mut Out) -> Result<(), ProfileError> {
-    for (literal, pattern) in deny_all_except("/etc/s6-overlay/", &[S6_USER_BUNDLE]) {
-        let path =
-            AaPath::literal("s6-overlay path", literal.trim_end_matches('/')).map_err(bad)?;
+/// Deny `perms` on everything under `base` except the `exempt` subtrees (the chain of
+/// [`deny_all_except`], each literal part validated).
+fn deny_all_but(
+    base: &str,
+    exempt: &[&str],
+    perms: FilePerms,
+    why: &str,
+    out: &mut Out,
+) -> Result<(), ProfileError> {
+    for (literal, pattern) in deny_all_except(base, exempt) {
+        let path = AaPath::literal(base, literal.trim_end_matches('/')).map_err(bad)?;
+        // The literal was trimmed of a trailing '/' for validation; put it back.
         let path = if literal.ends_with('/') {
             path.with_pattern(format!("/{pattern}"))
         } else {
             path.with_pattern(pattern)
         };
-        out.deny(
-            path,
-            FilePerms::WL,
-            format!("{BASE}: s6-overlay scripts are code: never writable (the user bundle's entries excepted)"),
-        );
+        out.deny(path, perms, why.to_owned());
     }
+    Ok(())
+}
+
+/// `/etc/s6-overlay` is code, never writable, except the user bundle's entries.
+fn s6_overlay_code(out: &mut Out) -> Result<(), ProfileError> {
+    deny_all_but(
+        "/etc/s6-overlay/",
+        &[S6_USER_BUNDLE],
+        FilePerms::WL,
+        &format!(
+            "{BASE}: s6-overlay scripts are code: never writable (the user bundle's entries excepted)"
+        ),
+        out,
+    )?;
     // Writable, so never executable (W^X): the entries are names, not scripts.
     out.deny(
         AaPath::pattern("/etc/s6-overlay/s6-rc.d/user/contents.d/**"),
@@ -355,6 +370,8 @@ fn s6_overlay_code(out: &mut Out) -> Result<(), ProfileError> {
     Ok(())
 }
 
+/// docker-default's `/proc` and `/sys` denies, with `/sys` exemptions for writable mounts the
+/// plan puts there (gpio).
 fn proc_and_sys(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
     let why = format!("{BASE}: docker-default's /proc protections");
     for (path, perms) in [
@@ -380,20 +397,13 @@ fn proc_and_sys(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
     if exempt.is_empty() {
         out.deny(AaPath::pattern("/sys/**"), SYS_DENIED, sys_why);
     } else {
-        for (literal, pattern) in deny_all_except("/sys/", &exempt) {
-            let path = AaPath::literal("/sys path", literal.trim_end_matches('/')).map_err(bad)?;
-            // The literal was trimmed of a trailing '/' for validation; put it back.
-            let path = if literal.ends_with('/') {
-                path.with_pattern(format!("/{pattern}"))
-            } else {
-                path.with_pattern(pattern)
-            };
-            out.deny(
-                path,
-                SYS_DENIED,
-                format!("{sys_why}, except the writable gpio paths"),
-            );
-        }
+        deny_all_but(
+            "/sys/",
+            &exempt,
+            SYS_DENIED,
+            &format!("{sys_why}, except the writable gpio paths"),
+            out,
+        )?;
     }
     for path in [
         "/sys/firmware/**",
