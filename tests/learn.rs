@@ -88,14 +88,32 @@ fn a_removed_writable_map_is_named_exactly() {
 }
 
 #[test]
-fn a_read_of_an_unmapped_folder_is_no_finding() {
-    // The profile lets the add-on read its image; without the map the folder is only the
-    // image's own (empty) one, so the kernel has nothing to report and neither has learn.
+fn a_read_of_an_unmapped_shared_folder_names_the_read_only_map() {
+    // The profile refuses the Supervisor's shared folders the config does not map, so the
+    // read is recorded, and the narrowest key that allows it is the read-only map.
     let Some(report) = learn("", &[ssl_read()], &strict()) else {
         return;
     };
-    assert_eq!(report.records, 1);
-    assert!(report.findings.is_empty(), "{report:#?}");
+    assert_eq!(report.keys_to_add(), ["map: ssl:ro"], "{report:#?}");
+    let full = learn("map: [ssl]\n", &[ssl_read()], &strict()).unwrap();
+    assert!(full.needs_nothing(), "{full:#?}");
+}
+
+#[test]
+fn a_folder_read_and_written_is_one_writable_map() {
+    // A client that writes a file lists the folder first: one key, the writable map.
+    let list = record(
+        r#"operation="open" class="file" name="/share/" requested_mask="r" denied_mask="r" fsuid=0 ouid=0"#,
+    );
+    let Some(report) = learn("", &[list, share_write(), ssl_read()], &strict()) else {
+        return;
+    };
+    assert_eq!(
+        report.keys_to_add(),
+        ["map: share:rw", "map: ssl:ro"],
+        "{report:#?}"
+    );
+    assert_eq!(report.findings.len(), 3);
 }
 
 #[test]

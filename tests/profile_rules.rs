@@ -799,3 +799,39 @@ fn assert_verdicts(
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// The Supervisor's shared folders are reachable only through a map: unmapped, reading and
+/// writing them are refused (learn reads such a refusal as the map to add); mapped read-only
+/// they are readable and not writable; an image's own `/config` stays readable either way.
+#[test]
+fn shared_folders_are_refused_unless_mapped() {
+    let Some(parser) = common::parser() else {
+        return;
+    };
+    let none = plan(&common::minimal(""), &PlanOptions::default()).unwrap();
+    let text = profile::generate(&none).unwrap().render(false).unwrap();
+    let mut expected = Vec::new();
+    for folder in ["ssl", "share", "media", "backup"] {
+        expected.push((Probe::read(&format!("/{folder}/fullchain.pem")), false));
+        expected.push((Probe::read(&format!("/{folder}/")), false));
+        expected.push((Probe::write(&format!("/{folder}/x")), false));
+    }
+    expected.push((Probe::read("/config/app.conf"), true));
+    expected.push((Probe::read("/sharex/file"), true));
+    assert_verdicts(&parser, &text, &expected);
+
+    let mapped = plan(
+        &common::minimal("map:\n  - ssl\n  - share:rw\n"),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    let text = profile::generate(&mapped).unwrap().render(false).unwrap();
+    let expected = [
+        (Probe::read("/ssl/fullchain.pem"), true),
+        (Probe::write("/ssl/fullchain.pem"), false),
+        (Probe::read("/share/notes.txt"), true),
+        (Probe::write("/share/notes.txt"), true),
+        (Probe::read("/media/tune.ogg"), false),
+    ];
+    assert_verdicts(&parser, &text, &expected);
+}

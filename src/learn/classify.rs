@@ -115,12 +115,52 @@ pub fn analyse(
             record: s.record.clone(),
         });
     }
+    fold_into_writable_maps(&mut findings);
     Ok(LearnReport {
         profile: name,
         rating: before,
         records: seen.iter().map(|s| s.records).sum(),
         findings,
     })
+}
+
+/// A folder needed writable by one access and read-only by another is one key: the writable
+/// map, which allows the reading too (a client that writes a file lists the folder first).
+fn fold_into_writable_maps(findings: &mut [Finding]) {
+    let writable: Vec<Need> = findings
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.need,
+                Need::ConfigKey {
+                    edit: Edit::Map {
+                        read_only: false,
+                        ..
+                    },
+                    ..
+                }
+            )
+        })
+        .map(|f| f.need.clone())
+        .collect();
+    for f in findings.iter_mut() {
+        let Need::ConfigKey {
+            edit: Edit::Map {
+                folder,
+                read_only: true,
+            },
+            ..
+        } = &f.need
+        else {
+            continue;
+        };
+        let same = writable.iter().find(|n| {
+            matches!(n, Need::ConfigKey { edit: Edit::Map { folder: other, .. }, .. } if other == folder)
+        });
+        if let Some(need) = same {
+            f.need = need.clone();
+        }
+    }
 }
 
 /// The accesses of profile `name` (and its children), deduplicated, in the order first seen.

@@ -1,5 +1,6 @@
 //! Plan mounts → file rules: each kind of mount (directory, file, socket) read-only or
-//! writable, W^X on writable maps, and the legacy `/config` link beside `/homeassistant`.
+//! writable, W^X on writable maps, the legacy `/config` link beside `/homeassistant`, and the
+//! Supervisor's shared folders refused where the config does not map them.
 
 use crate::plan::{MountKind, SandboxPlan};
 use crate::policy::exec_withheld;
@@ -85,7 +86,39 @@ pub(super) fn mounts(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileErr
             (MountKind::Devices, _) => {}
         }
     }
+    unmapped_shared_folders(plan, out)?;
     legacy_config_link(plan, out)
+}
+
+/// The Supervisor's shared folders whose place no image fills: a container sees them only
+/// through a map. (`/config`, `/homeassistant` and the add-on config folders are left out:
+/// images do ship their own `/config`.)
+const SHARED_FOLDERS: [&str; 4] = ["/ssl", "/share", "/media", "/backup"];
+
+/// A shared folder the config does not map is refused, reading included. Without the map the
+/// place holds the image's own (empty) folder, so the refusal costs the add-on nothing; it
+/// makes the use of a folder the config forgot a recorded refusal (which `learn` reads as the
+/// `map` entry to add) instead of a silent read of an empty folder, and it keeps a folder the
+/// operator did not hand over out of reach should anything put it there.
+fn unmapped_shared_folders(plan: &SandboxPlan, out: &mut Out) -> Result<(), ProfileError> {
+    for folder in SHARED_FOLDERS {
+        let inside = |t: &str| t == folder || t.starts_with(&[folder, "/"].concat());
+        if plan.mounts.iter().any(|m| inside(&m.target)) {
+            continue;
+        }
+        let path = AaPath::literal("shared folder", folder)
+            .map_err(bad)?
+            .with_pattern("{,/**}");
+        out.deny(
+            path,
+            FilePerms::RW,
+            format!(
+                "base: {folder} is not mapped (add `map: {}` to use it)",
+                &folder[1..]
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Home Assistant's folder is mapped at `/homeassistant`; before the `homeassistant_config`
