@@ -318,6 +318,28 @@ fn the_command_reads_a_saved_log_and_names_the_key() {
     assert_eq!(needs, ["config_key", "config_key", "never_needed"]);
     assert_eq!(v["findings"][0]["need"]["key"], "map: share:rw");
     assert_eq!(v["findings"][0]["access"]["path"], "/share/notes/today.txt");
+    assert_eq!(v["dropped_records"], false);
+    assert!(out.stderr.is_empty() || !String::from_utf8_lossy(&out.stderr).contains("dropped"));
+
+    // A log in which the kernel says it dropped records: the reading says it may be short.
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("\n[    9.000000] kauditd_printk_skb: 27 callbacks suppressed\n");
+    std::fs::write(&log, text).unwrap();
+    let out = cli()
+        .arg("learn")
+        .arg(dir.path())
+        .args(["--json", "--from-log"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dropped_records"], true);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dropped audit records"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

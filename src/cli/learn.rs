@@ -47,8 +47,8 @@ pub struct LearnArgs {
     #[arg(long, value_name = "FILE", default_value = kernel_log::AUDIT_LOG)]
     audit_log: PathBuf,
     /// What the container gets beyond the config while learning, so the kernel can see it
-    /// used: maps (every folder, writable), devices (the host's uart, usb, video and gpio
-    /// nodes), capabilities (every `privileged` one: only on a disposable host). Comma-separated.
+    /// used: maps (every folder, writable), devices (the uart, usb, video and gpio
+    /// classes), capabilities (every `privileged` one: only on a disposable host). Comma-separated.
     #[arg(
         long,
         value_name = "FAMILIES",
@@ -92,12 +92,18 @@ pub fn exec(args: LearnArgs, out: &mut impl Write) -> Result<ExitCode> {
         .config
         .as_ref()
         .context("the add-on has no valid config")?;
+    let dropped = kernel_log::dropped_records(&lines);
+    if dropped {
+        eprintln!(
+            "warning: the kernel dropped audit records during the run (printk's rate limit, or auditd's backlog): the reading may miss a key. Set kernel.printk_ratelimit=0 (sysctl) or run auditd, and learn again"
+        );
+    }
     let records: Vec<_> = lines
         .iter()
         .filter_map(|l| learn::parse_line(l).map(|r| (r, l.clone())))
         .collect();
     let report = learn::analyse(config, addon.has_apparmor_txt, &options, &records, &parser)?;
-    print(out, &report, args.json, args.verbose, run.as_ref())?;
+    print(out, &report, args.json, args.verbose, run.as_ref(), dropped)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -244,10 +250,13 @@ fn exercise(commands: &[String], container: &str) -> Vec<(String, Option<i32>)> 
         .iter()
         .map(|cmd| {
             eprintln!("exercise: {cmd}");
+            // The exercise's output goes to standard error: standard output is the reading
+            // (one JSON object with --json).
             let status = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(cmd)
                 .env("ADDON_CONTAINER", container)
+                .stdout(std::io::stderr())
                 .status()
                 .ok()
                 .and_then(|s| s.code());
@@ -294,9 +303,11 @@ fn print(
     json: bool,
     verbose: bool,
     run: Option<&RunSummary>,
+    dropped: bool,
 ) -> Result<()> {
     if json {
         let mut value = serde_json::to_value(report)?;
+        value["dropped_records"] = dropped.into();
         if let Some(run) = run {
             value["container"] = run.container.clone().into();
             value["exercises"] = serde_json::to_value(&run.exercises)?;

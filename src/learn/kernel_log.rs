@@ -58,6 +58,22 @@ impl Mark {
     }
 }
 
+/// Whether the kernel said, in `lines`, that it dropped audit records: without auditd they
+/// reach the log through printk, which rate-limits them (`audit: printk limit exceeded`,
+/// `kauditd_printk_skb: N callbacks suppressed`); with auditd too slow, the backlog overflows
+/// (`audit: backlog limit exceeded`, `audit_lost=`). A reading after such a loss may miss a key.
+pub fn dropped_records(lines: &[String]) -> bool {
+    const SIGNS: [&str; 4] = [
+        "audit: printk limit exceeded",
+        "kauditd_printk_skb:",
+        "audit: backlog limit exceeded",
+        "audit: audit_lost=",
+    ];
+    lines
+        .iter()
+        .any(|l| SIGNS.iter().any(|sign| l.contains(sign)))
+}
+
 /// Every record `/dev/kmsg` holds after `after`, as (sequence, message). Each read of the
 /// device returns one record, `prio,seq,usec,flags;message`; the end is `EAGAIN`, and `EPIPE`
 /// says records were overwritten before they were read (the next read goes on).
@@ -97,7 +113,22 @@ fn parse_kmsg(record: &[u8]) -> Option<(u64, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_kmsg;
+    use super::{dropped_records, parse_kmsg};
+
+    #[test]
+    fn dropped_records_are_noticed() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!dropped_records(&lines(&[
+            "audit: type=1400 apparmor=\"ALLOWED\""
+        ])));
+        assert!(dropped_records(&lines(&[
+            "kauditd_printk_skb: 12 callbacks suppressed"
+        ])));
+        assert!(dropped_records(&lines(&["audit: printk limit exceeded"])));
+        assert!(dropped_records(&lines(&[
+            "audit: audit_lost=3 audit_rate_limit=0 audit_backlog_limit=64"
+        ])));
+    }
 
     #[test]
     fn kmsg_records() {

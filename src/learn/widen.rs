@@ -48,6 +48,10 @@ pub fn edits(widen: &[Widen]) -> Vec<Edit> {
             MapType::ALL
                 .into_iter()
                 .filter(|f| f.modern_name().is_none() && *f != MapType::Data)
+                // `/config` is left as the image has it: images ship one, and add-ons make it
+                // the link to `/homeassistant` at start (ssh), which a folder mounted there
+                // would turn into a link inside it. A write there is recorded all the same.
+                .filter(|f| !matches!(f, MapType::Config | MapType::AppConfig))
                 .map(|folder| Edit::Map {
                     folder,
                     read_only: false,
@@ -116,6 +120,13 @@ mod tests {
             !maps.iter().any(|k| k.starts_with("map: addons")),
             "legacy names left out"
         );
+        assert!(
+            !maps
+                .iter()
+                .any(|k| k.starts_with("map: config") || k.starts_with("map: app_config")),
+            "nothing mounted over the image's /config: {maps:?}"
+        );
+        assert!(maps.contains(&"map: homeassistant_config:rw".to_owned()));
         assert_eq!(edits(&[Widen::Devices]).len(), 4);
         assert_eq!(edits(&[Widen::Capabilities]).len(), Capability::ALL.len());
         assert_eq!(Widen::parse("maps"), Some(Widen::Maps));

@@ -131,10 +131,10 @@ impl Profile {
         self.render_as(explain, false)
     }
 
-    /// The profile for learn mode: the same rules in complain mode (an access the profile
-    /// does not allow goes through and is logged as `ALLOWED`), with every deny rule made
-    /// `audit deny` (still refused, and now logged as `DENIED`), so the kernel reports every
-    /// access the enforced profile would refuse.
+    /// The profile for learn mode: the same rules in complain mode, where an access the
+    /// enforced profile would refuse goes through and is logged as `ALLOWED`, an explicitly
+    /// denied one too (seen in Debian's 6.1 kernel, tests/learn_vm.rs) once its deny rule is
+    /// made `audit deny`: a plain deny rule is quiet, and its refusal would not be logged.
     pub fn render_learning(&self) -> Result<String, ProfileError> {
         self.render_as(false, true)
     }

@@ -15,7 +15,8 @@ export GW
 # nginx_proxy's first start makes 4096-bit DH parameters: 2 min under TCG, 4 on a loaded host.
 READY_WITHIN=${READY_WITHIN:-480}
 up() { cut -d' ' -f1 /proc/uptime; }
-say() { echo "@@ $*"; }
+# printf, not echo: dash's echo reads backslashes (a JSON reading's \n) as escapes.
+say() { printf '@@ %s\n' "$*"; }
 one_line() { tr '\n' ' ' | cut -c1-600; }
 since() { awk -v a="$1" -v b="$(up)" 'BEGIN{printf "%.1f", b-a}'; }
 
@@ -117,3 +118,19 @@ addon_case() {
 }
 
 serve_start
+
+# Learn mode (tests/learn_vm.rs): `addon-sandbox learn` of add-on $2's image with the config in
+# /payload/learn/$1 (the add-on's own, or with one right removed), its exercise script (which
+# waits for the add-on's ready.sh, or for its container to stop), then 3 s more. The reading
+# (--json) is one `@@ learn <label> json ...` line; learn's own messages follow as `err` lines.
+learn_case() {
+  label=$1 n=$2 image=$3 dir=/payload/learn/$1 addon=/payload/addons/$2
+  t0=$(up)
+  [ -f "$addon/prepare.sh" ] && sh "$addon/prepare.sh"
+  timeout 900 addon-sandbox learn --json --image "$image" --options "$(cat "$addon/options.json")" \
+    "$dir" --data-root "$D" --state-dir "$S" --for 3 --exercise "sh $dir/exercise.sh" \
+    >"/run/learn-$label.json" 2>"/run/learn-$label.err"
+  say "learn $label rc=$? $(since "$t0")"
+  say "learn $label json $(tr -d '\n' <"/run/learn-$label.json")"
+  tail -20 "/run/learn-$label.err" | sed "s/^/@@ learn $label err /"
+}
