@@ -19,6 +19,7 @@ mod engine_vm;
 mod official;
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -78,7 +79,7 @@ export IP GW
 i=0
 until sh /payload/addons/{addon}/ready.sh >/dev/null 2>&1; do
   if [ "$(docker inspect -f '{{{{.State.Running}}}}' "$ADDON_CONTAINER")" != true ]; then
-    echo "the add-on stopped before it was ready"; exit 0
+    echo "the add-on stopped before it was ready:"; docker logs --tail 40 "$ADDON_CONTAINER" 2>&1; exit 0
   fi
   i=$((i+1)); [ "$i" -ge 960 ] && {{ echo "not ready in 480 s"; exit 1; }}
   sleep 0.5
@@ -122,6 +123,9 @@ fn selected() -> Vec<Learning> {
         .collect()
 }
 
+/// One VM at a time: two emulated machines on this host's two cores would starve each other.
+static ONE_VM: Mutex<()> = Mutex::new(());
+
 #[test]
 fn learn_names_exactly_the_removed_right_of_real_addons_in_the_apparmor_vm() {
     let Some(root) = common::vm_engine_root() else {
@@ -130,6 +134,7 @@ fn learn_names_exactly_the_removed_right_of_real_addons_in_the_apparmor_vm() {
     if !common::docker_available() {
         return;
     }
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     // Every stand-in, as official_vm builds them: the images' disk is then the same one.
     let cases = engine_vm::cases();
     let mut built = Vec::new();
@@ -198,6 +203,62 @@ fn learn_names_exactly_the_removed_right_of_real_addons_in_the_apparmor_vm() {
         failures.join("\n"),
         report.lines.join("\n")
     );
+}
+
+/// `learn --vm`: the command itself, on this host (whose kernel does not enforce AppArmor),
+/// runs the learning in the VM and judges its records here. dnsmasq maps no folder; a write
+/// into `/share` through `docker exec` (which runs under the container's profile) is named.
+#[test]
+fn learn_with_vm_runs_in_the_apparmor_vm_and_judges_here() {
+    let Some(root) = common::vm_engine_root() else {
+        return;
+    };
+    if !common::docker_available() {
+        return;
+    }
+    let case = engine_vm::cases()
+        .into_iter()
+        .find(|c| c.addon == "dnsmasq")
+        .unwrap();
+    let Some(image) = official::stand_in(case.addon, case.suite) else {
+        return;
+    };
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("dnsmasq");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(
+        official::shared_official("dnsmasq").join("config.yaml"),
+        folder.join("config.yaml"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args(["learn", "--json", "--vm"])
+        .arg(root.disk.parent().unwrap())
+        .args(["--image", &image, "--options", case.options, "--for", "2"])
+        .args([
+            "--exercise",
+            "docker exec \"$ADDON_CONTAINER\" sh -c 'echo learned > /share/learned.txt'",
+        ])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "learn --vm failed:\n{stderr}");
+    assert!(stderr.contains("booting the AppArmor VM"), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(v["container"], "app_local_dnsmasq", "{v}");
+    assert_eq!(v["exercises"][0][1], 0, "{v}\n{stderr}");
+    let keys: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["need"]["kind"] != "never_needed")
+        .map(|f| f["need"]["key"].as_str().unwrap_or("(not a key)"))
+        .collect();
+    assert_eq!(keys, ["map: share:rw"], "{v}");
+    assert_eq!(v["dropped_records"], false);
 }
 
 /// One run's lines: learn ended well, the client's work succeeded where the config allows it,

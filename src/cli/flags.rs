@@ -67,6 +67,28 @@ impl DataRootFlag {
 }
 
 impl PlanFlags {
+    /// The flags as given, for the same command run elsewhere (learn in the VM).
+    pub fn to_args(&self) -> Vec<String> {
+        let name = |v: Option<clap::builder::PossibleValue>| {
+            v.map(|v| v.get_name().to_owned()).unwrap_or_default()
+        };
+        let mut out = vec![
+            "--policy".to_owned(),
+            name(self.policy.to_possible_value()),
+            "--protection".to_owned(),
+            name(self.protection.to_possible_value()),
+            "--repository".to_owned(),
+            self.repository.clone(),
+        ];
+        for g in &self.grants {
+            out.extend(["--grant".to_owned(), g.clone()]);
+        }
+        if let Some(arch) = &self.arch {
+            out.extend(["--arch".to_owned(), arch.clone()]);
+        }
+        out
+    }
+
     /// The plan's options; `data_root` None is the default data root.
     pub fn options(&self, data_root: Option<&Path>) -> Result<PlanOptions> {
         let grants: BTreeSet<Right> = self

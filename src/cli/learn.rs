@@ -24,25 +24,36 @@ use super::run::{self, BackendArg, ConfinementArg, Planned, RunArgs};
 #[derive(Args)]
 pub struct LearnArgs {
     /// The add-on folder (or its config file).
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// Image to run instead of the config's `image` and version.
     #[arg(long, value_name = "IMAGE[:TAG]")]
-    image: Option<String>,
+    pub(super) image: Option<String>,
     /// Seconds the add-on keeps running after the exercises, before it is stopped.
     #[arg(long = "for", value_name = "SECONDS", default_value = "30")]
-    seconds: u64,
+    pub(super) seconds: u64,
     /// Wait for the add-on to exit by itself (or Ctrl-C) instead of --for.
     #[arg(long, conflicts_with = "seconds")]
-    until_exit: bool,
+    pub(super) until_exit: bool,
     /// A shell command run on this host once the add-on has started, to exercise it (a client
     /// request, `docker exec ...`); repeatable, run in order. $ADDON_CONTAINER names the
     /// container.
     #[arg(long, value_name = "CMD")]
-    exercise: Vec<String>,
+    pub(super) exercise: Vec<String>,
     /// Read the records from this kernel log or auditd log (`-` for standard input) instead
     /// of running the add-on.
     #[arg(long, value_name = "FILE")]
     from_log: Option<PathBuf>,
+    /// Learn in the AppArmor VM instead of on this host (whose kernel need not enforce
+    /// AppArmor): DIR is the VM's root, the folder `scripts/build-vm-root` prints. The image
+    /// (--image) is saved from this host's engine into it; the folders are scratch folders
+    /// there, and the exercises run there.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "from_log",
+        requires = "image"
+    )]
+    pub(super) vm: Option<PathBuf>,
     /// auditd's log, read too when the records go there [default: /var/log/audit/audit.log].
     #[arg(long, value_name = "FILE", default_value = kernel_log::AUDIT_LOG)]
     audit_log: PathBuf,
@@ -55,7 +66,7 @@ pub struct LearnArgs {
         value_delimiter = ',',
         default_value = "maps,devices"
     )]
-    widen: Vec<String>,
+    pub(super) widen: Vec<String>,
     /// Also list the accesses no config key allows (the add-on runs without them).
     #[arg(short, long)]
     verbose: bool,
@@ -64,25 +75,27 @@ pub struct LearnArgs {
     json: bool,
     /// The audio server an `audio: true` add-on uses (as for `run`).
     #[arg(long, value_name = "ADDRESS")]
-    audio_server: Option<String>,
+    pub(super) audio_server: Option<String>,
     #[command(flatten)]
-    engine: EngineFlags,
+    pub(super) engine: EngineFlags,
     #[command(flatten)]
-    plan: PlanFlags,
+    pub(super) plan: PlanFlags,
     #[command(flatten)]
-    data_root: DataRootFlag,
+    pub(super) data_root: DataRootFlag,
     #[command(flatten)]
     options: OptionsFlags,
 }
 
 pub fn exec(args: LearnArgs, out: &mut impl Write) -> Result<ExitCode> {
     let parser = apparmor::Parser::find().context("learn judges records with apparmor_parser")?;
-    let (lines, run) = match &args.from_log {
-        Some(file) => (read_log(file)?, None),
-        None => match live(&args)? {
-            Ok((lines, run)) => (lines, Some(run)),
-            Err(status) => return Ok(status),
-        },
+    let ran = match (&args.from_log, &args.vm) {
+        (Some(file), _) => Ok((read_log(file)?, None)),
+        (None, Some(root)) => super::learn_vm::in_vm(&args, root)?.map(|(l, r)| (l, Some(r))),
+        (None, None) => live(&args)?.map(|(l, r)| (l, Some(r))),
+    };
+    let (lines, run) = match ran {
+        Ok(ran) => ran,
+        Err(status) => return Ok(status),
     };
     let options = args.plan.options(args.data_root.get())?;
     let Some((addon, _)) = one_plan(&args.path, &options, "learn")? else {
@@ -117,9 +130,9 @@ fn read_log(file: &Path) -> Result<Vec<String>> {
 }
 
 /// What the live run did, for the report.
-struct RunSummary {
-    container: String,
-    exercises: Vec<(String, Option<i32>)>,
+pub(super) struct RunSummary {
+    pub(super) container: String,
+    pub(super) exercises: Vec<(String, Option<i32>)>,
 }
 
 /// Start the add-on in complain mode, exercise it, stop and remove it, and return the log
@@ -227,7 +240,7 @@ fn widenings(names: &[String]) -> Result<Vec<Widen>> {
 }
 
 /// `run`'s arguments for the same add-on: Docker, never unconfined.
-fn as_run_args(args: &LearnArgs) -> RunArgs {
+pub(super) fn as_run_args(args: &LearnArgs) -> RunArgs {
     RunArgs {
         path: args.path.clone(),
         image: args.image.clone(),

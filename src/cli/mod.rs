@@ -9,6 +9,7 @@ mod engine;
 mod flags;
 mod kube;
 mod learn;
+mod learn_vm;
 mod lint;
 mod logs;
 mod man;

@@ -53,6 +53,12 @@ mkdir -p /dev/pts /dev/shm /dev/mqueue
 mount -t devpts devpts /dev/pts
 mount -t tmpfs shm /dev/shm
 mount -t mqueue mqueue /dev/mqueue
+# The links udev makes on a host, which devtmpfs has not: an add-on given the host's /dev (a
+# device class) finds them there (vlc's nginx logs to /dev/stdout).
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 # Without auditd, audit records reach the kernel log through printk: no rate limit.
 echo 0 > /proc/sys/kernel/printk_ratelimit
 hostname engine-vm

@@ -132,5 +132,5 @@ learn_case() {
     >"/run/learn-$label.json" 2>"/run/learn-$label.err"
   say "learn $label rc=$? $(since "$t0")"
   say "learn $label json $(tr -d '\n' <"/run/learn-$label.json")"
-  tail -20 "/run/learn-$label.err" | sed "s/^/@@ learn $label err /"
+  tail -60 "/run/learn-$label.err" | sed "s/^/@@ learn $label err /"
 }
