@@ -594,9 +594,9 @@ fn corpus_manifests_validate_against_the_openapi_schemas() {
     }
     let manifests: Vec<AddonManifests> = all.into_iter().map(|(_, _, m)| m).collect();
     let (_, loader) =
-        kube::loader_document(&manifests, "addon-sandbox:test", &KubeOptions::default()).unwrap();
+        kube::loader_documents(&manifests, "addon-sandbox:test", &KubeOptions::default()).unwrap();
     let file = dir.path().join("loader.yaml");
-    std::fs::write(&file, kube::to_yaml(&[loader]).unwrap()).unwrap();
+    std::fs::write(&file, kube::to_yaml(&loader).unwrap()).unwrap();
     files.push(file);
     let started = std::time::Instant::now();
     let out = Command::new(&validate)
