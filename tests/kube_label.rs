@@ -385,3 +385,90 @@ fn labelling_failures_are_clear_and_leave_the_profiles_loaded() {
     );
     assert!(compiled.exists(), "no failure unloaded a profile");
 }
+
+/// `--emit-loader`'s objects: the account may only read and patch nodes, the DaemonSet runs
+/// as it with its node's name from the downward API and must label; the Deployment waits for
+/// the label. Kubernetes 1.34's schemas accept them all.
+#[test]
+fn the_loader_runs_as_an_account_that_may_only_get_and_patch_nodes() {
+    use addon_sandbox::kube::{self, KubeOptions};
+    let options = KubeOptions {
+        namespace: "sandboxes".into(),
+        ..KubeOptions::default()
+    };
+    let m = manifests("map: [share]\n", "alpha");
+    let (account, role, binding) = kube::loader_rbac(&options);
+    assert_eq!(account.metadata.namespace.as_deref(), Some("sandboxes"));
+    let rules = role.rules.as_ref().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].api_groups, Some(vec![String::new()]));
+    assert_eq!(rules[0].resources, Some(vec!["nodes".to_owned()]));
+    assert_eq!(rules[0].verbs, ["get", "patch"]);
+    assert!(rules[0].resource_names.is_none() && rules[0].non_resource_urls.is_none());
+    assert_eq!(binding.role_ref.kind, "ClusterRole");
+    assert_eq!(binding.role_ref.name, role.metadata.name.clone().unwrap());
+    let subject = &binding.subjects.as_ref().unwrap()[0];
+    assert_eq!(subject.kind, "ServiceAccount");
+    assert_eq!(Some(&subject.name), account.metadata.name.as_ref());
+    assert_eq!(subject.namespace.as_deref(), Some("sandboxes"));
+
+    let all = std::slice::from_ref(&m);
+    let (ds, docs) = kube::loader_documents(all, "addon-sandbox:test", &options).unwrap();
+    let spec = ds.spec.unwrap().template.spec.unwrap();
+    assert_eq!(spec.service_account_name, account.metadata.name);
+    assert_eq!(spec.automount_service_account_token, Some(true));
+    let container = &spec.containers[0];
+    assert!(
+        container
+            .command
+            .as_ref()
+            .unwrap()
+            .contains(&"--label-node".to_owned())
+    );
+    let env = &container.env.as_ref().unwrap()[0];
+    assert_eq!(env.name, "NODE_NAME");
+    let field = env.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
+    assert_eq!(field.field_path, "spec.nodeName");
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "DaemonSet"
+        ]
+    );
+
+    let Some(validate) = common::kube_node::kubernetes_validate() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("all.yaml");
+    let mut all_docs = m.documents().unwrap();
+    all_docs.extend(docs);
+    std::fs::write(&file, kube::to_yaml(&all_docs).unwrap()).unwrap();
+    let out = Command::new(&validate)
+        .args(["--strict", "--quiet", "-k", "1.34.0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    // It judges the new parts too: a misspelt field of the affinity is refused.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("nodeSelectorTerms:", "nodeSelectorTerm:");
+    assert!(text.contains("nodeSelectorTerm:"));
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(&validate)
+        .args(["--strict", "--quiet", "-k", "1.34.0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown field passed");
+}

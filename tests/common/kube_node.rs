@@ -43,3 +43,14 @@ pub fn mount_configmap(dir: &Path, stamp: &str, entries: &[(String, String)]) {
     }
     std::os::unix::fs::symlink(format!("..{stamp}"), dir.join("..data")).unwrap();
 }
+
+/// `kubernetes-validate` (PyPI: Kubernetes' OpenAPI schemas, offline), or None with the reason
+/// printed (a panic with `REQUIRE_KUBE_VALIDATE=1`).
+pub fn kubernetes_validate() -> Option<std::path::PathBuf> {
+    addon_sandbox::apparmor::parser::find_program("kubernetes-validate").or_else(|| {
+        super::unavailable(
+            "REQUIRE_KUBE_VALIDATE",
+            "kubernetes-validate not on PATH (pip install kubernetes-validate)",
+        )
+    })
+}
