@@ -472,3 +472,81 @@ fn the_loader_runs_as_an_account_that_may_only_get_and_patch_nodes() {
         .unwrap();
     assert!(!out.status.success(), "an unknown field passed");
 }
+
+/// The loader as the DaemonSet runs it (a pass every second): it relabels when a text changes,
+/// and a failure retrying cannot mend (the token is wrong) ends it with status 2 while the
+/// profiles stay loaded.
+#[test]
+fn the_running_loader_follows_the_configmap_and_stops_on_a_wrong_token() {
+    let Some(s) = setup() else { return };
+    let (_, beta) = addon("map: [ssl]\n", "beta");
+    let (_, beta2) = addon("map: [ssl, media:rw]\n", "beta");
+    mount_configmap(
+        &s.path("profiles"),
+        "2026_12_01_1",
+        std::slice::from_ref(&beta),
+    );
+    std::fs::write(s.path("loop-token"), TOKEN).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+        .args(["node", "load-profiles", "--interval", "1", "--dir"])
+        .arg(s.path("profiles"))
+        .args(["--state", s.path("state").to_str().unwrap()])
+        .args(["--compile-to", s.path("bin").to_str().unwrap()])
+        .args(["--ca-file", s.path("ca.crt").to_str().unwrap()])
+        .args(["--token-file", s.path("loop-token").to_str().unwrap()])
+        .args(["--api-server", &format!("https://127.0.0.1:{}", s.port)])
+        .args(["--node-name", NODE])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let key = format!("{PREFIX}local_beta");
+    let wait_for = |what: &mut dyn FnMut() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !what() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        what()
+    };
+    let labelled = wait_for(&mut || s.ours().get(&key) == Some(&kube_hash(&beta.1)));
+    let changed = labelled && {
+        mount_configmap(
+            &s.path("profiles"),
+            "2026_12_01_2",
+            std::slice::from_ref(&beta2),
+        );
+        wait_for(&mut || s.ours().get(&key) == Some(&kube_hash(&beta2.1)))
+    };
+    // A wrong token (as if rotated wrongly) and a change to label: the 401 ends the loader.
+    let stopped = changed && {
+        std::fs::write(s.path("loop-token"), "revoked").unwrap();
+        mount_configmap(&s.path("profiles"), "2026_12_01_3", &[]);
+        wait_for(&mut || child.try_wait().unwrap().is_some())
+    };
+    if !stopped {
+        child.kill().unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        labelled && changed,
+        "labels: {:?} {}",
+        s.ours(),
+        stderr(&out)
+    );
+    assert!(stopped, "the loader went on after a 401: {}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("HTTP 401: Unauthorized"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("the profiles stay loaded"),
+        "{}",
+        stderr(&out)
+    );
+    // It unloaded beta (its entry went) before failing to label: that is the pass, not the
+    // failure; the label that could not be removed stays until a loader can.
+    assert!(!s.path("bin").join("local_beta.bin").exists());
+    assert_eq!(s.ours().get(&key), Some(&kube_hash(&beta2.1)));
+}
