@@ -557,28 +557,13 @@ fn corpus_manifests_keep_the_plan() {
     }
 }
 
-fn kubernetes_validate() -> Option<std::path::PathBuf> {
-    let found = addon_sandbox::apparmor::parser::find_program("kubernetes-validate");
-    if found.is_none() {
-        if std::env::var("REQUIRE_KUBE_VALIDATE").as_deref() == Ok("1") {
-            panic!(
-                "REQUIRE_KUBE_VALIDATE=1 but kubernetes-validate is not on PATH (pip install kubernetes-validate)"
-            );
-        }
-        eprintln!(
-            "skipped: kubernetes-validate not on PATH (set REQUIRE_KUBE_VALIDATE=1 to fail instead)"
-        );
-    }
-    found
-}
-
 #[test]
 #[cfg_attr(
     not(corpus),
     ignore = "no corpus: set ADDON_SANDBOX_CORPUS (see docs/testing.md)"
 )]
 fn corpus_manifests_validate_against_the_openapi_schemas() {
-    let Some(validate) = kubernetes_validate() else {
+    let Some(validate) = common::kube_node::kubernetes_validate() else {
         return;
     };
     let Some(all) = corpus_manifests() else {
@@ -594,9 +579,9 @@ fn corpus_manifests_validate_against_the_openapi_schemas() {
     }
     let manifests: Vec<AddonManifests> = all.into_iter().map(|(_, _, m)| m).collect();
     let (_, loader) =
-        kube::loader_document(&manifests, "addon-sandbox:test", &KubeOptions::default()).unwrap();
+        kube::loader_documents(&manifests, "addon-sandbox:test", &KubeOptions::default()).unwrap();
     let file = dir.path().join("loader.yaml");
-    std::fs::write(&file, kube::to_yaml(&[loader]).unwrap()).unwrap();
+    std::fs::write(&file, kube::to_yaml(&loader).unwrap()).unwrap();
     files.push(file);
     let started = std::time::Instant::now();
     let out = Command::new(&validate)

@@ -10,42 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use addon_sandbox::addon;
-use addon_sandbox::kube::{self, KubeOptions};
-use addon_sandbox::policy::{self, PlanOptions};
-
-/// The profile ConfigMap entry (name, text) `kube` emits for a config.
-fn profile_entry(extra: &str, slug: &str) -> (String, String) {
-    let config = common::minimal(extra).replace("slug: test", &format!("slug: {slug}"));
-    let dir = common::addon_dir(&config);
-    let a = addon::load(dir.path());
-    let plan = policy::decide(a.config.as_ref().unwrap(), false, &PlanOptions::default()).unwrap();
-    let text = addon_sandbox::profile::generate(&plan)
-        .unwrap()
-        .render(false)
-        .unwrap();
-    let m = kube::generate(&plan, Some(&text), &KubeOptions::default()).unwrap();
-    let data = m.profile.unwrap().data.unwrap();
-    data.into_iter().next().unwrap()
-}
-
-/// Lays `entries` out as the kubelet does: `..<stamp>/<key>`, `..data -> ..<stamp>`,
-/// `<key> -> ..data/<key>`; a new call swaps `..data` and the links.
-fn mount_configmap(dir: &Path, stamp: &str, entries: &[(String, String)]) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_symlink() {
-            std::fs::remove_file(&p).unwrap();
-        }
-    }
-    let data = dir.join(format!("..{stamp}"));
-    std::fs::create_dir_all(&data).unwrap();
-    for (key, text) in entries {
-        std::fs::write(data.join(key), text).unwrap();
-        std::os::unix::fs::symlink(format!("..data/{key}"), dir.join(key)).unwrap();
-    }
-    std::os::unix::fs::symlink(format!("..{stamp}"), dir.join("..data")).unwrap();
-}
+use common::kube_node::{mount_configmap, profile_entry};
 
 fn load(dir: &Path, state: &Path, bin: &Path) -> (bool, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))

@@ -161,14 +161,14 @@ fn write_manifests(
 ) -> Result<()> {
     let loader = args
         .emit_loader
-        .then(|| kube::loader_document(all, &args.loader_image, options))
+        .then(|| kube::loader_documents(all, &args.loader_image, options))
         .transpose()?;
     let Some(dir) = &args.out_dir else {
         let mut docs = Vec::new();
         for m in all {
             docs.extend(m.documents()?);
         }
-        docs.extend(loader.map(|(_, v)| v));
+        docs.extend(loader.into_iter().flat_map(|(_, v)| v));
         out.write_all(kube::to_yaml(&docs)?.as_bytes())?;
         let mut err = std::io::stderr().lock();
         return print_report(&mut err, all);
@@ -189,8 +189,8 @@ fn write_manifests(
     for (file, m) in &files {
         write(file, &kube::to_yaml(&m.documents()?)?)?;
     }
-    if let Some((_, value)) = loader {
-        write(&dir.join("profile-loader.yaml"), &kube::to_yaml(&[value])?)?;
+    if let Some((_, values)) = loader {
+        write(&dir.join("profile-loader.yaml"), &kube::to_yaml(&values)?)?;
     }
     let report: Vec<serde_json::Value> = all.iter().map(report_json).collect();
     write(

@@ -2,15 +2,22 @@
 //! with every profile ConfigMap projected into one folder. Kubernetes does not load AppArmor
 //! profiles itself; a pod whose `Localhost` profile is not loaded does not start (its
 //! container fails to create and is retried), so the loader is what lets the add-ons start.
+//!
+//! After each pass the loader labels its own node with what is loaded (`profile_label`), as
+//! its service account: a ClusterRole allowing exactly `get` and `patch` on `nodes` (a Node is
+//! cluster-scoped, so a Role cannot name it), bound to the loader's ServiceAccount alone. The
+//! node's name comes from the downward API (`spec.nodeName` as `NODE_NAME`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, Capabilities, ConfigMap, ConfigMapProjection, Container, HostPathVolumeSource,
-    PodSpec, PodTemplateSpec, ProjectedVolumeSource, SeccompProfile, SecurityContext, Toleration,
-    Volume, VolumeMount, VolumeProjection,
+    AppArmorProfile, Capabilities, ConfigMap, ConfigMapProjection, Container, EnvVar, EnvVarSource,
+    HostPathVolumeSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, ProjectedVolumeSource,
+    SeccompProfile, SecurityContext, ServiceAccount, Toleration, Volume, VolumeMount,
+    VolumeProjection,
 };
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::KubeOptions;
@@ -22,11 +29,55 @@ pub const LOADER_STATE_DIR: &str = "/var/lib/addon-sandbox/kube-profiles";
 const PROFILES_DIR: &str = "/profiles";
 const SECURITYFS: &str = "/sys/kernel/security";
 
-pub fn loader_daemonset(maps: &[&ConfigMap], image: &str, options: &KubeOptions) -> DaemonSet {
-    let labels = BTreeMap::from([
+fn loader_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
         (LABEL_MANAGED_BY.to_owned(), MANAGER.to_owned()),
         (LABEL_NAME.to_owned(), LOADER_NAME.to_owned()),
-    ]);
+    ])
+}
+
+/// The loader's ServiceAccount, the ClusterRole that lets it read and patch nodes (nothing
+/// else), and their binding: the objects the DaemonSet needs before it.
+pub fn loader_rbac(options: &KubeOptions) -> (ServiceAccount, ClusterRole, ClusterRoleBinding) {
+    let meta = |namespace: Option<&str>| ObjectMeta {
+        name: Some(LOADER_NAME.into()),
+        namespace: namespace.map(Into::into),
+        labels: Some(loader_labels()),
+        ..Default::default()
+    };
+    let account = ServiceAccount {
+        metadata: meta(Some(&options.namespace)),
+        ..Default::default()
+    };
+    let role = ClusterRole {
+        metadata: meta(None),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["nodes".into()]),
+            verbs: vec!["get".into(), "patch".into()],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let binding = ClusterRoleBinding {
+        metadata: meta(None),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: LOADER_NAME.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: LOADER_NAME.into(),
+            namespace: Some(options.namespace.clone()),
+            api_group: None,
+        }]),
+    };
+    (account, role, binding)
+}
+
+pub fn loader_daemonset(maps: &[&ConfigMap], image: &str, options: &KubeOptions) -> DaemonSet {
+    let labels = loader_labels();
     let sources = maps
         .iter()
         .map(|cm| VolumeProjection {
@@ -72,7 +123,9 @@ pub fn loader_daemonset(maps: &[&ConfigMap], image: &str, options: &KubeOptions)
                         host_path("securityfs", SECURITYFS, "Directory"),
                         host_path("state", LOADER_STATE_DIR, "DirectoryOrCreate"),
                     ]),
-                    automount_service_account_token: Some(false),
+                    // The token labels the node; the account may do nothing else.
+                    service_account_name: Some(LOADER_NAME.into()),
+                    automount_service_account_token: Some(true),
                     enable_service_links: Some(false),
                     // Every node that may run an add-on needs the profiles.
                     tolerations: Some(vec![Toleration {
@@ -119,7 +172,20 @@ fn loader_container(image: &str) -> Container {
             PROFILES_DIR.into(),
             "--state".into(),
             LOADER_STATE_DIR.into(),
+            // In a cluster the node must be labelled, or no add-on pod is ever scheduled.
+            "--label-node".into(),
         ]),
+        env: Some(vec![EnvVar {
+            name: "NODE_NAME".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: Some("v1".into()),
+                    field_path: "spec.nodeName".into(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
         volume_mounts: Some(vec![
             mount("profiles", PROFILES_DIR, true),
             mount("securityfs", SECURITYFS, false),

@@ -5,13 +5,17 @@
 //!
 //! `names`: the object names (content-addressed ConfigMap); `pod`: the Deployment and its pod
 //! spec; `volumes`: mounts, tmpfs and devices; `loader`: the profile loader DaemonSet; `pss`:
-//! the Pod Security level, by pod-security-admission's checks; `node`: the loader's own work
-//! on a node (the one part here that does I/O: it runs `apparmor_parser`).
+//! the Pod Security level, by pod-security-admission's checks; `profile_label`: the node label
+//! saying a profile's text is loaded, and the pod's node affinity on it; `node`: the loader's
+//! own work on a node and `apiserver`: its node's labels through the Kubernetes API (the two
+//! parts here that do I/O: `apparmor_parser`, and HTTPS to the API server).
 
+pub mod apiserver;
 mod loader;
 mod names;
 pub mod node;
 mod pod;
+pub mod profile_label;
 pub mod pss;
 pub mod spo;
 mod volumes;
@@ -24,7 +28,7 @@ use serde::Serialize;
 
 use crate::plan::{PolicyMode, SandboxPlan};
 
-pub use loader::{LOADER_NAME, LOADER_STATE_DIR, loader_daemonset};
+pub use loader::{LOADER_NAME, LOADER_STATE_DIR, loader_daemonset, loader_rbac};
 pub use names::{configmap_name, dns_name, profile_hash8, token_secret_name};
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +231,17 @@ pub fn generate(
         (None, _) => None,
     };
     let privileged = needs_privileged.is_some() && options.devices == DeviceMode::Privileged;
-    let deployment = pod::deployment(plan, options, volumes, privileged, &mut gaps);
+    let mut deployment = pod::deployment(plan, options, volumes, privileged, &mut gaps);
+    if let (Some(name), Some(text), Some(_)) = (&plan.apparmor_profile, profile_text, &profile) {
+        // The pod waits for a node whose loader has loaded exactly this text.
+        let template = deployment
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.spec.as_mut());
+        if let Some(spec) = template {
+            profile_label::require_on_node(spec, profile_label::profile_requirement(name, text));
+        }
+    }
     let spec = deployment
         .spec
         .as_ref()
@@ -260,19 +274,26 @@ pub fn add_spo(
     Ok(())
 }
 
-/// The loader DaemonSet for every profile ConfigMap of `manifests`, as a document.
-pub fn loader_document(
+/// The loader for every profile ConfigMap of `manifests`: its ServiceAccount, ClusterRole and
+/// ClusterRoleBinding, then the DaemonSet, as documents in apply order.
+pub fn loader_documents(
     manifests: &[AddonManifests],
     image: &str,
     options: &KubeOptions,
-) -> Result<(DaemonSet, serde_json::Value), KubeError> {
+) -> Result<(DaemonSet, Vec<serde_json::Value>), KubeError> {
     let maps: Vec<&ConfigMap> = manifests
         .iter()
         .filter_map(|m| m.profile.as_ref())
         .collect();
     let ds = loader_daemonset(&maps, image, options);
-    let value = to_value(&ds)?;
-    Ok((ds, value))
+    let (account, role, binding) = loader_rbac(options);
+    let docs = vec![
+        to_value(&account)?,
+        to_value(&role)?,
+        to_value(&binding)?,
+        to_value(&ds)?,
+    ];
+    Ok((ds, docs))
 }
 
 /// Documents as one YAML stream (`---` between them).

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::names::profile_hash8;
 use crate::apparmor::{Parser, ParserError};
 use crate::launch::host::{self, LoadError};
 
@@ -107,6 +108,10 @@ pub struct SyncReport {
     pub unloaded: Vec<String>,
     /// Profiles that could not be loaded or unloaded, with why (the others still were).
     pub failed: Vec<(String, String)>,
+    /// Every profile loaded after the pass (loaded, replaced, unchanged) → the first 8 hex
+    /// digits of its text's SHA-256: what the node's labels say.
+    #[serde(skip)]
+    pub hash8: BTreeMap<String, String>,
 }
 
 /// A profile name as a file name: `[A-Za-z0-9][A-Za-z0-9._-]*`.
@@ -156,14 +161,16 @@ fn only_profile(parser: &Parser, file: &Path, name: &str, text: &str) -> Result<
     })
 }
 
-/// One pass: `dir` (wanted) against `state` (loaded). With `force`, unchanged profiles are
-/// loaded again too (the first pass after a start: a rebooted node's kernel has none).
+/// One pass: `dir` (wanted) against `state` (loaded). Profiles `force` names are loaded again
+/// even when unchanged: all of them on the first pass after a start (a rebooted node's kernel
+/// has none), later the ones that failed (the state still holding their text says nothing
+/// about the kernel then).
 pub fn sync(
     dir: &Path,
     state: &Path,
     parser: &Parser,
     apply: &mut dyn Apply,
-    force: bool,
+    force: &dyn Fn(&str) -> bool,
 ) -> Result<SyncReport, NodeError> {
     fs::create_dir_all(state).map_err(io(state))?;
     let wanted = read_dir_texts(dir)?;
@@ -171,8 +178,9 @@ pub fn sync(
     let mut report = SyncReport::default();
     for (name, text) in &wanted {
         let before = loaded.get(name);
-        if before == Some(text) && !force {
+        if before == Some(text) && !force(name) {
             report.unchanged.push(name.clone());
+            report.hash8.insert(name.clone(), profile_hash8(text));
             continue;
         }
         let file = dir.join(name);
@@ -182,6 +190,7 @@ pub fn sync(
                 let kept = state.join(name);
                 crate::launch::state::write_atomically(&kept, text.as_bytes(), 0o600)
                     .map_err(io(&kept))?;
+                report.hash8.insert(name.clone(), profile_hash8(text));
                 match before {
                     None => report.loaded.push(name.clone()),
                     Some(old) if old == text => report.unchanged.push(name.clone()),

@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod kube_node;
+
 use std::path::PathBuf;
 
 /// The corpus of real add-ons (`../shared/corpus` beside the checkout, or
