@@ -9,6 +9,7 @@
 //! The add-on's own `codenotary` key is what the author says about themself: it is reported,
 //! never used to trust.
 
+pub mod bundle;
 pub mod cache;
 pub mod fetch;
 pub mod legacy;
