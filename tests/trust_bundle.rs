@@ -114,3 +114,34 @@ fn stale_trusted_root_is_refused() {
         "{err}"
     );
 }
+
+/// The README's policy example is a valid policy that covers both kinds of image.
+#[test]
+fn readme_policy_example_loads() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("```yaml\n# Home Assistant's own add-on images")
+        .unwrap()
+        + 8;
+    let text = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), text).unwrap();
+    let key = sigstore_crypto::KeyPair::generate_ecdsa_p256().unwrap();
+    std::fs::write(
+        dir.path().join("example-community.pub"),
+        key.public_key_der().unwrap().to_pem(),
+    )
+    .unwrap();
+    let policy =
+        TrustPolicy::load(&dir.path().join("policy.yaml")).unwrap_or_else(|d| panic!("{d:?}"));
+    let ha = policy.applied("ghcr.io/home-assistant/aarch64-addon-ssh", "aarch64");
+    assert_eq!(ha.mode, trust::Mode::Require);
+    assert_eq!(ha.rule.unwrap().keyless.len(), 1);
+    let community = policy.applied("ghcr.io/example-community/amd64-addon-x", "amd64");
+    assert_eq!(community.rule.unwrap().keys.len(), 1);
+    assert_eq!(
+        policy.applied("docker.io/library/busybox", "amd64").mode,
+        trust::Mode::Warn
+    );
+}
