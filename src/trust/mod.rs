@@ -131,12 +131,15 @@ impl Verdict {
                 self.image,
                 self.digest.as_deref().unwrap_or("?")
             )),
-            Outcome::Refused { reasons } => Some(format!(
-                "no signature of {} ({}) is trusted: {}",
-                self.image,
-                self.digest.as_deref().unwrap_or("?"),
-                reasons.join("; ")
-            )),
+            Outcome::Refused { reasons } => Some(match &self.digest {
+                Some(digest) => format!(
+                    "no signature of {} ({digest}) is trusted: {}",
+                    self.image,
+                    reasons.join("; ")
+                ),
+                // Nothing was looked up: no rule names a signer for this image.
+                None => format!("{} is not verified: {}", self.image, reasons.join("; ")),
+            }),
         }
     }
 }
