@@ -39,4 +39,5 @@ pub mod profile;
 pub mod rating;
 pub mod report;
 pub mod source;
+pub mod trust;
 pub mod vm;

@@ -130,6 +130,10 @@ pub struct EngineFlags {
 }
 
 impl EngineFlags {
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout.max(1)
+    }
+
     pub fn state_dir(&self) -> Result<PathBuf> {
         state_dir_or_default(self.state_dir.as_deref())
     }
@@ -183,8 +187,51 @@ fn default_dir(root_dir: &str, xdg_var: &str, home_dir: &str) -> PathBuf {
     }
 }
 
+/// `--trust-policy`, for the commands that verify images (`run`, `plan`, `trust verify`).
+#[derive(Args, Clone, Default)]
+pub struct TrustFlags {
+    /// The image trust policy (YAML) [default: trust-policy.yaml in the config directory,
+    /// /etc/addon-sandbox as root, $XDG_CONFIG_HOME/addon-sandbox (~/.config/addon-sandbox)
+    /// otherwise; without that file every image is checked and a failure only warns].
+    #[arg(long, value_name = "FILE")]
+    trust_policy: Option<PathBuf>,
+}
+
+impl TrustFlags {
+    /// The policy and the trusted root it names (the shipped one otherwise); `Err` after the
+    /// policy's diagnostics were printed.
+    pub fn settings(&self, arch: Option<&str>) -> Result<launch::TrustSettings> {
+        let default = default_dir("/etc/addon-sandbox", "XDG_CONFIG_HOME", ".config")
+            .join("trust-policy.yaml");
+        let policy = match &self.trust_policy {
+            Some(file) => Some(absolute(file)?),
+            None => default.is_file().then_some(default),
+        };
+        let policy = match policy {
+            Some(file) => addon_sandbox::trust::TrustPolicy::load(&file).map_err(|diags| {
+                for d in &diags {
+                    eprint!("{d}");
+                }
+                anyhow::anyhow!(
+                    "the trust policy {} is invalid ({} problem{})",
+                    file.display(),
+                    diags.len(),
+                    if diags.len() == 1 { "" } else { "s" }
+                )
+            })?,
+            None => addon_sandbox::trust::TrustPolicy::default(),
+        };
+        let root = addon_sandbox::trust::trusted_root(policy.trusted_root.as_deref())?;
+        Ok(launch::TrustSettings {
+            policy,
+            arch: arch.unwrap_or(host_arch()).to_owned(),
+            root: Some(root),
+        })
+    }
+}
+
 /// The Supervisor's name of this machine's architecture.
-fn host_arch() -> &'static str {
+pub fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "aarch64" => "aarch64",
         "arm" => "armv7",

@@ -255,6 +255,8 @@ pub(super) fn as_run_args(args: &LearnArgs) -> RunArgs {
         plan: args.plan.clone(),
         data_root: args.data_root.clone(),
         options: args.options.clone(),
+        // Learn mode's run does not verify the image (its RunOptions carry no trust settings).
+        trust: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@ mod rate;
 mod run;
 mod serve;
 mod stop;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -105,6 +106,10 @@ enum Command {
     /// What runs on a Kubernetes node: `node load-profiles` (the loader DaemonSet's command).
     #[command(after_help = EXAMPLES_NODE)]
     Node(node::NodeArgs),
+    /// Image trust: `trust fetch IMAGE` stores an image's manifests and signatures in the
+    /// trust cache (online); `trust verify IMAGE` is the verdict `run` reaches from it.
+    #[command(after_help = EXAMPLES_TRUST)]
+    Trust(trust::TrustArgs),
     /// Shell completions for bash, zsh, fish, elvish or PowerShell, on standard output.
     #[command(after_help = EXAMPLES_COMPLETIONS)]
     Completions(completions::CompletionsArgs),
@@ -132,6 +137,7 @@ const EXAMPLES_PREVIEW: &str = "Examples:\n  addon-sandbox preview examples/mqtt
 const EXAMPLES_COMPARE: &str = "Examples:\n  addon-sandbox compare ../shared/corpus/official/ssh\n  addon-sandbox compare --json --attacks-only ../my-addons";
 const EXAMPLES_KUBE: &str = "Examples:\n  addon-sandbox kube --gateway-ip 10.96.0.10 ../shared/corpus/official/mosquitto\n  addon-sandbox kube --emit-loader -o manifests/ ../my-addons\n  addon-sandbox kube --storage pvc --claim ha-data --devices privileged --policy supervisor ../my-addons";
 const EXAMPLES_NODE: &str = "Examples:\n  addon-sandbox node load-profiles --dir /profiles\n  addon-sandbox node load-profiles --dir profiles/ --state /tmp/loaded --compile-to /tmp/bin --once";
+const EXAMPLES_TRUST: &str = "Examples:\n  addon-sandbox trust fetch ghcr.io/home-assistant/amd64-addon-ssh:9.14.0\n  addon-sandbox trust verify --trust-policy /etc/addon-sandbox/trust-policy.yaml ghcr.io/home-assistant/amd64-addon-ssh:9.14.0";
 const EXAMPLES_COMPLETIONS: &str = "Examples:\n  addon-sandbox completions bash > /etc/bash_completion.d/addon-sandbox\n  addon-sandbox completions zsh > ~/.zfunc/_addon-sandbox";
 const EXAMPLES_MAN: &str = "Examples:\n  addon-sandbox man | man -l -\n  addon-sandbox man --out /usr/local/share/man/man1";
 
@@ -146,6 +152,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Profile(args) => profile::exec(args, &mut out),
         Command::Options(args) => options::exec(args, &mut out),
         Command::Run(args) => run::exec(args, &mut out),
+        Command::Trust(args) => trust::exec(args, &mut out),
         Command::Learn(args) => learn::exec(args, &mut out),
         Command::NativeInit => Ok(ExitCode::from(native::init::main())),
         Command::Stop(args) => stop::stop(args, &mut out),

@@ -14,7 +14,7 @@ use addon_sandbox::policy::PlanOptions;
 use addon_sandbox::{launch, native};
 
 use super::engine::runtime;
-use super::flags::{DataRootFlag, EngineFlags, PlanFlags, absolute};
+use super::flags::{DataRootFlag, EngineFlags, PlanFlags, TrustFlags, absolute};
 use super::options::OptionsFlags;
 use super::output::one_plan;
 
@@ -72,6 +72,8 @@ pub struct RunArgs {
     pub(super) data_root: DataRootFlag,
     #[command(flatten)]
     pub(super) options: OptionsFlags,
+    #[command(flatten)]
+    pub(super) trust: TrustFlags,
 }
 
 pub fn exec(args: RunArgs, out: &mut impl Write) -> Result<ExitCode> {
@@ -131,6 +133,7 @@ fn run_docker(out: &mut impl Write, args: RunArgs) -> Result<ExitCode> {
         options: Some(addon_options),
         audio_server: args.audio_server,
         learning: None,
+        trust: Some(args.trust.settings(options.host.arch.as_deref())?),
     };
     let rt = runtime()?;
     let engine = &args.engine;
@@ -249,6 +252,9 @@ fn print_outcome(
                     report.full_slug, report.container_name, report.image, report.confinement
                 )?;
                 writeln!(out, "  granted: {}", report.granted.join(", "))?;
+                if let Some(verdict) = &report.trust {
+                    writeln!(out, "  image trust: {}", super::trust::summary(verdict))?;
+                }
                 if let Some(token) = &report.ingress_token {
                     writeln!(out, "  ingress: /ingress/{token}/ on the gateway (serve)")?;
                 }

@@ -76,6 +76,8 @@ pub enum LaunchError {
     LearningNeedsAppArmor(&'static str),
     #[error(transparent)]
     Device(#[from] super::devices::DeviceError),
+    #[error("image trust: {0}. Refusing to start it (nothing was created)")]
+    Untrusted(String),
     #[error(
         "audio server address {0:?} is not usable: give a socket path, unix:PATH or tcp:HOST:PORT on one line"
     )]
@@ -90,6 +92,7 @@ impl LaunchError {
             LaunchError::AppArmorUnavailable { .. }
             | LaunchError::NativeRefused(_)
             | LaunchError::LearningNeedsAppArmor(_)
+            | LaunchError::Untrusted(_)
             | LaunchError::Device(super::devices::DeviceError::Withheld { .. }) => 3,
             LaunchError::Engine(_) | LaunchError::EngineHost(_) | LaunchError::Timeout { .. } => 4,
             LaunchError::Interrupted => 130,

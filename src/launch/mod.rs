@@ -19,6 +19,7 @@ pub mod network;
 mod prepare;
 mod run;
 pub mod state;
+mod trust;
 
 pub use error::LaunchError;
 pub use prepare::{
@@ -33,6 +34,8 @@ use std::time::Duration;
 
 use bollard::Docker;
 use serde::Serialize;
+
+pub use trust::TrustSettings;
 
 use host::AppArmorSupport;
 use state::StateDir;
@@ -63,6 +66,8 @@ pub struct RunOptions {
     /// the config's plan while the container runs the widened learning plan), and complain,
     /// not enforce, attested. Refused without AppArmor: learning unconfined records nothing.
     pub learning: Option<String>,
+    /// Verify the image against the trust policy from the trust cache (`None`: not checked).
+    pub trust: Option<TrustSettings>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -78,6 +83,9 @@ pub struct RunReport {
     /// `/ingress/<token>/` on the gateway (`serve`) reaches the add-on's ingress port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ingress_token: Option<String>,
+    /// The image trust verdict (none when the image was not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::trust::Verdict>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -140,19 +140,7 @@ impl Launcher {
         // Everything after this (profile, body, binds, record) is of what this host has.
         let plan = &present_on_host(plan, &mut warnings);
         let mode = self.apparmor_mode(plan, opts, &mut warnings)?;
-        if opts.learning.is_some() {
-            match mode {
-                AppArmorMode::Profile(_) => {}
-                AppArmorMode::Unconfined => {
-                    return Err(LaunchError::LearningNeedsAppArmor("unconfined"));
-                }
-                _ => {
-                    return Err(LaunchError::LearningNeedsAppArmor(
-                        "under Docker's default profile",
-                    ));
-                }
-            }
-        }
+        learning_confined(opts, &mode)?;
         let profile_text = match &mode {
             AppArmorMode::Profile(name) => Some(profile_text(
                 plan,
@@ -163,11 +151,16 @@ impl Launcher {
             _ => None,
         };
         let image = opts.image.clone().unwrap_or_else(|| plan.image.clone());
+        // Read from the trust cache before anything is created: a refusal leaves nothing.
+        let verdict = self.trust_verdict(&image, opts.trust.as_ref(), &mut warnings)?;
         let slug = plan.full_slug.clone();
         let name = plan.container_name.clone();
         created.lock = Some(self.lock_addon(&slug).await?);
+        // Before the previous container is replaced: a refused image leaves it as it was.
+        let run_as = self
+            .image_to_run(&image, verdict.as_ref(), &mut warnings)
+            .await?;
         self.replace_previous(&name, &slug).await?;
-        self.require_image(&image).await?;
 
         write_host_files(plan, &opts.data_root, opts.audio_server.as_deref())?;
         // Held until the container runs: the attestation compares its binds with these.
@@ -186,7 +179,7 @@ impl Launcher {
 
         let (network, extra_hosts) = self.gateway_attachment(plan, &mut warnings);
         let spec = StartSpec {
-            image: image.clone(),
+            image: run_as,
             command: opts.command.clone(),
             token,
             timezone: opts.timezone.clone().unwrap_or_else(|| "UTC".into()),
@@ -222,6 +215,7 @@ impl Launcher {
             withheld: plan.withheld.clone(),
             warnings,
             ingress_token,
+            trust: verdict,
         })
     }
 
@@ -268,20 +262,6 @@ impl Launcher {
             Err(e) => return Err(docker_err("inspect", e)),
         }
         Ok(())
-    }
-
-    /// The image must be on this host already: no registry is asked.
-    async fn require_image(&self, image: &str) -> Result<(), LaunchError> {
-        match self
-            .call("inspect image", self.docker.inspect_image(image))
-            .await?
-        {
-            Ok(_) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => {
-                Err(LaunchError::ImageMissing(image.to_owned()))
-            }
-            Err(e) => Err(docker_err("inspect image", e)),
-        }
     }
 
     /// The profile written into the state directory (noted for undo from then on) and loaded.
@@ -385,6 +365,19 @@ impl Launcher {
                 (None, Vec::new())
             }
         }
+    }
+}
+
+/// Learn mode needs the add-on confined by its profile (in complain mode).
+fn learning_confined(opts: &RunOptions, mode: &AppArmorMode) -> Result<(), LaunchError> {
+    match (&opts.learning, mode) {
+        (None, _) | (Some(_), AppArmorMode::Profile(_)) => Ok(()),
+        (Some(_), AppArmorMode::Unconfined) => {
+            Err(LaunchError::LearningNeedsAppArmor("unconfined"))
+        }
+        (Some(_), _) => Err(LaunchError::LearningNeedsAppArmor(
+            "under Docker's default profile",
+        )),
     }
 }
 

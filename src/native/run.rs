@@ -131,6 +131,8 @@ fn run_locked(
             .chain(warnings(plan, &confinement))
             .collect(),
         ingress_token: None,
+        // A native sandbox runs a root filesystem directory, not an image: nothing to verify.
+        trust: None,
     })
 }
 
