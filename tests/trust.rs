@@ -366,3 +366,99 @@ fn missing_signature_refuses_under_require_and_warns_under_warn() {
         "{stderr}"
     );
 }
+
+/// `plan` reports its image's verdict from the cache; under the strict policy a verified image
+/// adds the Supervisor's old `+1 if signed`, naming the signer; the supervisor policy keeps the
+/// Supervisor's rating; the add-on's own `codenotary` is reported and never counts.
+#[test]
+fn the_plan_reports_the_verdict_and_a_verified_image_rates_one_higher() {
+    let Some(case) = Case::new("plan") else {
+        return;
+    };
+    case.sign(&case.digest, &[case.good_layer()]);
+    let policy = case.policy("require");
+    let addon = case.dir.path().join("addon");
+    std::fs::write(
+        addon.join("config.yaml"),
+        format!(
+            "name: T\nversion: \"1\"\nslug: trust_plan\ndescription: d\narch: [amd64, aarch64]\nimage: {}/{}\ncodenotary: author@example.com\n",
+            case.registry.addr,
+            case.repo()
+        ),
+    )
+    .unwrap();
+    let plan = |policy_mode: &str| -> serde_json::Value {
+        let state = case.state();
+        let out = case.cli(&[
+            "plan",
+            "--json",
+            "--arch",
+            "amd64",
+            "--policy",
+            policy_mode,
+            addon.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--trust-policy",
+            policy.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = plan("strict");
+    assert_eq!(before["image_trust"]["status"], "not_fetched", "{before}");
+    assert_eq!(before["image_trust"]["counts_in_rating"], false);
+    let base = before["rating"].as_u64().unwrap();
+
+    case.fetch();
+    let strict = plan("strict");
+    let trust = &strict["image_trust"];
+    assert_eq!(trust["status"], "verified", "{strict}");
+    assert_eq!(trust["counts_in_rating"], true);
+    assert_eq!(trust["declared"]["codenotary"], "author@example.com");
+    assert_eq!(strict["rating"].as_u64(), Some(base + 1));
+    let factors = strict["rating_detail"]["factors"].as_array().unwrap();
+    assert!(
+        factors.iter().any(|f| f["delta"] == 1
+            && f["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("image verified: signed by key")),
+        "{factors:?}"
+    );
+
+    let supervisor = plan("supervisor");
+    assert_eq!(supervisor["image_trust"]["status"], "verified");
+    assert_eq!(supervisor["image_trust"]["counts_in_rating"], false);
+    assert_eq!(supervisor["rating"].as_u64(), Some(base));
+}
+
+/// The signature's worth in the rating: one, where the Supervisor had it; the 1-8 scale and
+/// `docker_api`'s 1 still hold over it. Without a signer the rating is the Supervisor's.
+#[test]
+fn a_verified_signature_is_worth_one_and_never_beats_the_scale_or_docker_api() {
+    use addon_sandbox::rating::{ApparmorMode, rate, rate_signed};
+    let config = |extra: &str| {
+        let dir = common::addon_dir(&common::minimal(extra));
+        addon_sandbox::addon::load(dir.path()).config.unwrap()
+    };
+    let plain = config("");
+    let mode = ApparmorMode::Default;
+    assert_eq!(rate_signed(&plain, mode, None), rate(&plain, mode));
+    assert_eq!(
+        rate_signed(&plain, mode, Some("key sha256:1")).rating,
+        rate(&plain, mode).rating + 1
+    );
+    let best = config("ingress: true\n");
+    assert_eq!(rate(&best, ApparmorMode::Profile).rating, 8);
+    let signed = rate_signed(&best, ApparmorMode::Profile, Some("key sha256:1"));
+    assert_eq!(signed.rating, 8);
+    let sum: i32 = signed.factors.iter().map(|f| f.delta).sum();
+    assert_eq!(5 + sum, 8, "the factors still add up: {signed:?}");
+    let docker = config("docker_api: true\n");
+    assert_eq!(rate_signed(&docker, mode, Some("key sha256:1")).rating, 1);
+}
