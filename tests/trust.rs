@@ -10,6 +10,8 @@ mod common;
 mod registry;
 #[path = "trust/sign.rs"]
 mod sign;
+#[path = "trust/token.rs"]
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -461,4 +463,94 @@ fn a_verified_signature_is_worth_one_and_never_beats_the_scale_or_docker_api() {
     assert_eq!(5 + sum, 8, "the factors still add up: {signed:?}");
     let docker = config("docker_api: true\n");
     assert_eq!(rate_signed(&docker, mode, Some("key sha256:1")).rating, 1);
+}
+
+/// A registry as public ones are: HTTPS, and a token for every pull (a `401` naming the token
+/// service, which hands out a JWT). The same images as the case's registry, served by a second
+/// `docker-registry` over its storage. `trust fetch` with the registry's CA trusted fetches and
+/// verifies; without it the certificate is refused, with no fall back to plain HTTP.
+#[test]
+fn a_registry_over_https_with_tokens_is_fetched_from() {
+    let Some(case) = Case::new("https") else {
+        return;
+    };
+    let dir = case.dir.path();
+    let (ca, server_key, server_cert) = token::server_certificate(dir);
+    let (issuer_key, issuer_cert) = token::key_and_cert(dir, "issuer", "/CN=token-issuer", None);
+    let tokens =
+        token::TokenService::start(token::pull_token(&issuer_key, &issuer_cert, &case.repo()));
+    let secure = Registry::start_secure(
+        &registry::binary().unwrap(),
+        &case.registry.data_dir(),
+        &server_cert,
+        &server_key,
+        &tokens.realm,
+        &issuer_cert,
+    );
+    let image = format!("{}/{}:1", secure.addr, case.repo());
+    // Signed for the name it is fetched by (pushed through the first registry: same storage).
+    let signed = sign::payload(&format!("{}/{}", secure.addr, case.repo()), &case.digest);
+    case.sign(
+        &case.digest,
+        &[Layer::signed(signed, &case.signer, Some(&case.log))],
+    );
+    let state = case.state();
+    let fetch = |extra: &[&str]| {
+        let mut args = vec![
+            "trust",
+            "fetch",
+            image.as_str(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        case.cli(&args)
+    };
+    let refused = fetch(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("TLS handshake refused") && stderr.contains("certificate"),
+        "{stderr}"
+    );
+    assert!(
+        tokens.asked.lock().unwrap().is_empty(),
+        "no token was asked for over a refused TLS"
+    );
+
+    let out = fetch(&["--ca-file", ca.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let asked = tokens.asked.lock().unwrap().clone();
+    assert!(
+        asked.iter().any(|l| l.contains("service=test-registry")
+            && l.contains(&format!("scope=repository:{}:pull", case.repo()))),
+        "{asked:?}"
+    );
+    // Offline, from what was fetched: the same signature verifies for this registry's name.
+    let policy = dir.join("https-policy.yaml");
+    std::fs::write(dir.join("cosign.pub"), case.signer.public_pem()).unwrap();
+    std::fs::write(dir.join("root.json"), sign::trusted_root(&case.log)).unwrap();
+    std::fs::write(
+        &policy,
+        format!("trusted_root: root.json\nrules:\n  - match: \"{}/t/*\"\n    mode: require\n    keys:\n      - file: cosign.pub\n", secure.addr),
+    )
+    .unwrap();
+    let verify = case.cli(&[
+        "trust",
+        "verify",
+        &image,
+        "--json",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--trust-policy",
+        policy.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&verify.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&verify.stderr)));
+    assert_eq!(v["digest"], case.digest.as_str(), "{v}");
+    assert_eq!(v["status"], "verified", "{v}");
 }

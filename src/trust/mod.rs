@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod cache;
 pub mod declared;
 pub mod fetch;
+pub mod http;
 pub mod legacy;
 pub mod policy;
 pub mod reference;
