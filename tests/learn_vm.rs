@@ -206,8 +206,9 @@ fn learn_names_exactly_the_removed_right_of_real_addons_in_the_apparmor_vm() {
 }
 
 /// `learn --vm`: the command itself, on this host (whose kernel does not enforce AppArmor),
-/// runs the learning in the VM and judges its records here. dnsmasq maps no folder; a write
-/// into `/share` through `docker exec` (which runs under the container's profile) is named.
+/// runs the learning in the VM and judges its records here. dnsmasq maps no folder and asks
+/// for no capability; a write into `/share` and a `nice -n -5` through `docker exec` (which
+/// runs under the container's profile) are named: the map and the capability.
 #[test]
 fn learn_with_vm_runs_in_the_apparmor_vm_and_judges_here() {
     let Some(root) = common::vm_engine_root() else {
@@ -239,6 +240,12 @@ fn learn_with_vm_runs_in_the_apparmor_vm_and_judges_here() {
         .args([
             "--exercise",
             "docker exec \"$ADDON_CONTAINER\" sh -c 'echo learned > /share/learned.txt'",
+            // A capability: raising its own priority needs SYS_NICE, which the learning plan
+            // gives only with `--widen capabilities` (the VM is disposable).
+            "--exercise",
+            "docker exec \"$ADDON_CONTAINER\" nice -n -5 true",
+            "--widen",
+            "maps,devices,capabilities",
         ])
         .arg(&folder)
         .output()
@@ -250,6 +257,7 @@ fn learn_with_vm_runs_in_the_apparmor_vm_and_judges_here() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(v["container"], "app_local_dnsmasq", "{v}");
     assert_eq!(v["exercises"][0][1], 0, "{v}\n{stderr}");
+    assert_eq!(v["exercises"][1][1], 0, "{v}\n{stderr}");
     let keys: Vec<&str> = v["findings"]
         .as_array()
         .unwrap()
@@ -257,7 +265,7 @@ fn learn_with_vm_runs_in_the_apparmor_vm_and_judges_here() {
         .filter(|f| f["need"]["kind"] != "never_needed")
         .map(|f| f["need"]["key"].as_str().unwrap_or("(not a key)"))
         .collect();
-    assert_eq!(keys, ["map: share:rw"], "{v}");
+    assert_eq!(keys, ["map: share:rw", "privileged: SYS_NICE"], "{v}");
     assert_eq!(v["dropped_records"], false);
 }
 
