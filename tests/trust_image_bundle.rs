@@ -3,12 +3,15 @@
 //! `trusted_root.json` listing them), a real registry on 127.0.0.1 (Debian's
 //! `docker-registry`, which has no referrers API, so bundles are attached with the referrers
 //! tag schema), images pushed by the real engine; `trust fetch`, then `trust verify` and `run`
-//! under `require`. Each refusal has its own message and leaves no container and no token.
+//! under `require`; and once through the referrers API (a stand-in in front of the registry,
+//! tests/trust/referrers_api.rs). Each refusal has its own message and leaves no container and no token.
 //! Run under `flock /tmp/addon-sandbox-docker.lock` with the other Docker tests.
 
 #[path = "trust/case.rs"]
 mod case;
 mod common;
+#[path = "trust/referrers_api.rs"]
+mod referrers_api;
 #[path = "trust/registry.rs"]
 mod registry;
 #[path = "trust/sign.rs"]
@@ -71,11 +74,18 @@ impl Setup {
 
     /// `trust fetch --json`: the bundle came from the referrers tag.
     fn fetch(&self) {
+        let fetched = self.fetch_image(&self.case.image());
+        assert_eq!(fetched["bundles"], 1, "{fetched}");
+        assert_eq!(fetched["referrers_from"], "tag", "{fetched}");
+    }
+
+    /// `trust fetch IMAGE --json`'s report.
+    fn fetch_image(&self, image: &str) -> serde_json::Value {
         let state = self.case.state();
         let out = self.case.cli(&[
             "trust",
             "fetch",
-            &self.case.image(),
+            image,
             "--state-dir",
             state.to_str().unwrap(),
             "--json",
@@ -85,10 +95,8 @@ impl Setup {
             "fetch: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let fetched: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("fetch printed: {}", String::from_utf8_lossy(&out.stdout)));
-        assert_eq!(fetched["bundles"], 1, "{fetched}");
-        assert_eq!(fetched["referrers_from"], "tag", "{fetched}");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("fetch printed: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     /// `trust verify` and `run` both refuse with `expected`; nothing is created.
@@ -282,4 +290,59 @@ fn key_signed_bundle_verifies_with_the_pinned_key_only() {
         &keyless_only,
         "the bundle is signed by a key, and the rule for",
     );
+}
+
+#[test]
+fn bundle_listed_by_the_referrers_api_is_fetched_from_it() {
+    let Some(s) = Setup::new("bundleapi") else {
+        return;
+    };
+    let api = referrers_api::ReferrersApi::start(&s.case.registry.addr);
+    let bundle = s.bundle(
+        &s.case.digest,
+        By::Keyless {
+            identity: IDENTITY,
+            issuer: ISSUER,
+        },
+    );
+    // Listed by the API only: no referrers tag exists.
+    let listed = sigstore::push_referrer(&s.case.registry, &s.case.repo(), &s.case.digest, &bundle);
+    api.list(&s.case.digest, sigstore::referrers_index(vec![listed]));
+    let image = format!("{}/{}:1", api.addr, s.case.repo());
+    let fetched = s.fetch_image(&image);
+    assert_eq!(fetched["bundles"], 1, "{fetched}");
+    assert_eq!(fetched["referrers_from"], "api", "{fetched}");
+    assert_eq!(fetched["digest"], s.case.digest.as_str());
+    let policy = s.case.write_policy_for(
+        &api.addr,
+        "require",
+        &keyless(IDENTITY),
+        &s.sigstore.trusted_root(None),
+    );
+    let state = s.case.state();
+    let out = s.case.cli(&[
+        "trust",
+        "verify",
+        &image,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--trust-policy",
+        policy.to_str().unwrap(),
+        "--arch",
+        "amd64",
+        "--json",
+    ]);
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["status"], "verified", "{verdict}");
+    assert_eq!(
+        verdict["signer"],
+        format!("keyless {IDENTITY} (issuer {ISSUER})")
+    );
+    // A registry with the API is not asked for the tag: a bundle only the tag lists is not
+    // fetched while the API lists none.
+    sigstore::attach(&s.case.registry, &s.case.repo(), &s.case.digest, &[bundle]);
+    api.list(&s.case.digest, sigstore::referrers_index(Vec::new()));
+    let fetched = s.fetch_image(&image);
+    assert_eq!(fetched["bundles"], 0, "{fetched}");
+    assert_eq!(fetched["referrers_from"], "api", "{fetched}");
 }

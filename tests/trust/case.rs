@@ -203,14 +203,18 @@ impl Case {
     /// Write the policy: this case's repositories at `mode` with the `signers` lines (YAML
     /// under the rule, indented four spaces) and `root` as its trusted root.
     pub fn write_policy(&self, mode: &str, signers: &str, root: &str) -> PathBuf {
+        self.write_policy_for(&self.registry.addr, mode, signers, root)
+    }
+
+    /// `write_policy` for the repositories of the registry at `host`.
+    pub fn write_policy_for(&self, host: &str, mode: &str, signers: &str, root: &str) -> PathBuf {
         let dir = self.dir.path();
         std::fs::write(dir.join("root.json"), root).unwrap();
         let file = dir.join("policy.yaml");
         std::fs::write(
             &file,
             format!(
-                "default: require\ntrusted_root: root.json\nrules:\n  - match: \"{}/t/*\"\n    mode: {mode}\n{signers}",
-                self.registry.addr
+                "default: require\ntrusted_root: root.json\nrules:\n  - match: \"{host}/t/*\"\n    mode: {mode}\n{signers}"
             ),
         )
         .unwrap();

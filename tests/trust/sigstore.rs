@@ -370,53 +370,68 @@ impl Sigstore {
     }
 }
 
-/// Attach `bundles` to `repo@digest` as OCI 1.1 referrers: each an artifact manifest (the
-/// bundle as its layer, `subject` the image) pushed by digest, listed in the image index at
-/// the referrers tag `sha256-<hex>`, as cosign does on a registry without the referrers API.
-pub fn attach(registry: &Registry, repo: &str, digest: &str, bundles: &[serde_json::Value]) {
+/// Push `bundle` to `repo` as an OCI 1.1 referrer of `digest`: an artifact manifest (the
+/// bundle as its layer, `subject` the image) pushed by digest. Returns its descriptor as a
+/// referrers index lists it.
+pub fn push_referrer(
+    registry: &Registry,
+    repo: &str,
+    digest: &str,
+    bundle: &serde_json::Value,
+) -> serde_json::Value {
     let subject = registry.manifest(repo, digest);
     let subject_type = serde_json::from_slice::<serde_json::Value>(&subject).unwrap()["mediaType"]
         .as_str()
         .unwrap()
         .to_owned();
     let empty = registry.put_blob(repo, b"{}");
-    let mut listed = Vec::new();
-    for bundle in bundles {
-        let bytes = serde_json::to_vec(bundle).unwrap();
-        let blob = registry.put_blob(repo, &bytes);
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "artifactType": BUNDLE_TYPE,
-            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-            "layers": [{"mediaType": BUNDLE_TYPE, "digest": blob, "size": bytes.len()}],
-            "subject": {"mediaType": subject_type, "digest": digest, "size": subject.len()}
-        }))
-        .unwrap();
-        let manifest_digest = addon_sandbox::trust::sha256_digest(&manifest);
-        registry.put_manifest(
-            repo,
-            &manifest_digest,
-            "application/vnd.oci.image.manifest.v1+json",
-            &manifest,
-        );
-        listed.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest,
-            "size": manifest.len(),
-            "artifactType": BUNDLE_TYPE
-        }));
-    }
-    let index = serde_json::to_vec(&serde_json::json!({
+    let bytes = serde_json::to_vec(bundle).unwrap();
+    let blob = registry.put_blob(repo, &bytes);
+    let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": listed
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": BUNDLE_TYPE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": BUNDLE_TYPE, "digest": blob, "size": bytes.len()}],
+        "subject": {"mediaType": subject_type, "digest": digest, "size": subject.len()}
     }))
     .unwrap();
+    let manifest_digest = addon_sandbox::trust::sha256_digest(&manifest);
+    registry.put_manifest(
+        repo,
+        &manifest_digest,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    );
+    serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest,
+        "size": manifest.len(),
+        "artifactType": BUNDLE_TYPE
+    })
+}
+
+/// The image index of referrers listing `descriptors`.
+pub fn referrers_index(descriptors: Vec<serde_json::Value>) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": descriptors
+    }))
+    .unwrap()
+}
+
+/// Attach `bundles` to `repo@digest` as OCI 1.1 referrers listed in the image index at the
+/// referrers tag `sha256-<hex>`, as cosign does on a registry without the referrers API.
+pub fn attach(registry: &Registry, repo: &str, digest: &str, bundles: &[serde_json::Value]) {
+    let listed = bundles
+        .iter()
+        .map(|b| push_referrer(registry, repo, digest, b))
+        .collect();
     registry.put_manifest(
         repo,
         &digest.replacen(':', "-", 1),
         "application/vnd.oci.image.index.v1+json",
-        &index,
+        &referrers_index(listed),
     );
 }
