@@ -76,7 +76,16 @@ impl Tally {
     }
 }
 
+/// The Supervisor's rating, as it computes it today (`signed` is always false there).
 pub fn rate(config: &AddonConfig, apparmor: ApparmorMode) -> Rating {
+    rate_signed(config, apparmor, None)
+}
+
+/// The rating with the Supervisor's old `+1 if signed` given back for an image verified
+/// against a signer the operator's trust policy pins (`signer` names it). Only such a
+/// verification counts: never a key the add-on declares about itself (`codenotary`). The
+/// factor sits where the Supervisor had it, so `docker_api`/`full_access` still set 1.
+pub fn rate_signed(config: &AddonConfig, apparmor: ApparmorMode, signer: Option<&str>) -> Rating {
     let mut tally = Tally {
         rating: BASE,
         factors: Vec::new(),
@@ -100,6 +109,12 @@ pub fn rate(config: &AddonConfig, apparmor: ApparmorMode) -> Rating {
         tally.add(
             1,
             "auth_api: true (authenticates users against Home Assistant)".into(),
+        );
+    }
+    if let Some(signer) = signer {
+        tally.add(
+            1,
+            format!("image verified: signed by {signer}, a signer the trust policy pins"),
         );
     }
     privileges(&mut tally, config);

@@ -12,6 +12,8 @@ mod case;
 mod common;
 #[path = "trust/referrers_api.rs"]
 mod referrers_api;
+// The TLS registry of tests/trust.rs is not used here.
+#[allow(dead_code)]
 #[path = "trust/registry.rs"]
 mod registry;
 #[path = "trust/sign.rs"]

@@ -6,12 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use serde::Serialize;
 
 use addon_sandbox::addon::Addon;
+use addon_sandbox::launch::TrustSettings;
 use addon_sandbox::plan::SandboxPlan;
-use addon_sandbox::report;
+use addon_sandbox::{report, trust};
 
-use super::flags::{DataRootFlag, PlanFlags};
+use super::flags::{DataRootFlag, PlanFlags, TrustFlags, state_dir_or_default};
 use super::output::{plan_each, status};
 
 #[derive(Args)]
@@ -26,22 +28,48 @@ pub struct PlanArgs {
     plan: PlanFlags,
     #[command(flatten)]
     data_root: DataRootFlag,
+    #[command(flatten)]
+    trust: TrustFlags,
+    /// The state directory whose trust cache `trust fetch` filled [default: as for `run`].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// The image's trust as the plan reports it: checked, or why it could not be.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TrustReport {
+    Checked(trust::ImageTrust),
+    Unchecked { status: &'static str, error: String },
 }
 
 pub fn exec(args: PlanArgs, out: &mut impl Write) -> Result<ExitCode> {
     let options = args.plan.options(args.data_root.get())?;
-    let (each, mut ok) = plan_each(&args.paths, &options);
-    for planned in &each {
+    let settings = args.trust.settings(options.host.arch.as_deref())?;
+    let cache = trust::Cache::of_state(&state_dir_or_default(args.state_dir.as_deref())?);
+    let (mut each, mut ok) = plan_each(&args.paths, &options);
+    for planned in &mut each {
         let a = &planned.addon;
+        let trust = match (&mut planned.plan, a.config.as_ref()) {
+            (Ok(plan), Some(config)) => Some(image_trust(plan, a, config, &settings, &cache)),
+            _ => None,
+        };
         match &planned.plan {
             Ok(plan) if args.json => {
                 let r = report::PlanReport {
                     path: a.dir.display().to_string(),
                     plan,
                 };
-                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                let mut v = serde_json::to_value(&r)?;
+                v["image_trust"] = serde_json::to_value(&trust)?;
+                writeln!(out, "{v}")?;
             }
-            Ok(plan) => print_plan(out, a, plan)?,
+            Ok(plan) => {
+                print_plan(out, a, plan)?;
+                if let Some(t) = &trust {
+                    print_trust(out, t)?;
+                }
+            }
             Err(_) => {
                 ok = false;
                 planned.print_why();
@@ -53,6 +81,66 @@ pub fn exec(args: PlanArgs, out: &mut impl Write) -> Result<ExitCode> {
         }
     }
     Ok(status(ok))
+}
+
+/// The verdict on the plan's image from the trust cache (offline), and the plan rated with it.
+fn image_trust(
+    plan: &mut SandboxPlan,
+    addon: &Addon,
+    config: &addon_sandbox::config::AddonConfig,
+    settings: &TrustSettings,
+    cache: &trust::Cache,
+) -> TrustReport {
+    let verdict = trust::check(
+        &settings.policy,
+        cache,
+        &plan.image,
+        &settings.arch,
+        settings.root.as_ref(),
+    );
+    match verdict {
+        Ok(verdict) => {
+            let declared = trust::Declared::read(&addon.dir, addon.config_file.as_deref());
+            TrustReport::Checked(trust::rate_plan(plan, config, verdict, declared))
+        }
+        Err(e) => TrustReport::Unchecked {
+            status: "unchecked",
+            error: e.to_string(),
+        },
+    }
+}
+
+fn print_trust(out: &mut impl Write, t: &TrustReport) -> Result<()> {
+    let t = match t {
+        TrustReport::Checked(t) => t,
+        TrustReport::Unchecked { error, .. } => {
+            writeln!(out, "  image trust: not checked: {error}")?;
+            return Ok(());
+        }
+    };
+    let counted = if t.counts_in_rating {
+        " (counted in the rating: +1)"
+    } else {
+        ""
+    };
+    writeln!(
+        out,
+        "  image trust: {}{counted}",
+        super::trust::summary(&t.verdict)
+    )?;
+    if let Some(c) = &t.declared.codenotary {
+        writeln!(
+            out,
+            "    codenotary: {c} is what the add-on says of itself: never used to trust"
+        )?;
+    }
+    if let Some(id) = &t.declared.cosign_identity {
+        writeln!(
+            out,
+            "    build file: its CI signs with cosign as {id}: a keyless signer your trust policy can pin"
+        )?;
+    }
+    Ok(())
 }
 
 fn print_plan(out: &mut impl Write, a: &Addon, p: &SandboxPlan) -> Result<()> {

@@ -31,6 +31,10 @@ enum TrustCommand {
 struct FetchArgs {
     /// The image reference (registry/repository:tag or @sha256:...).
     image: String,
+    /// CA certificates (PEM) trusted for the registry besides the system's: a private
+    /// registry's own CA.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     engine: EngineFlags,
     #[arg(long)]
@@ -64,7 +68,12 @@ fn fetch(args: FetchArgs, out: &mut impl Write) -> Result<ExitCode> {
     addon_sandbox::launch::state::StateDir::open(&state)?;
     let cache = trust::Cache::of_state(&state);
     let timeout = Duration::from_secs(args.engine.timeout_secs());
-    let result = runtime()?.block_on(trust::fetch::fetch(&cache, &args.image, timeout));
+    let result = runtime()?.block_on(trust::fetch::fetch(
+        &cache,
+        &args.image,
+        timeout,
+        args.ca_file.as_deref(),
+    ));
     match result {
         Ok(fetched) if args.json => writeln!(out, "{}", serde_json::to_string(&fetched)?)?,
         Ok(f) => writeln!(

@@ -5,14 +5,10 @@
 //! signatures (its `signed` is always false, and Codenotary is gone), so the rating does not
 //! move; a user who verifies images needs the identity.
 
-use std::path::Path;
-
-use crate::source::{self, Format, Node};
+use crate::trust::declared::{self, BUILD_NAMES};
 
 use super::rules::IMAGE_UNSIGNED;
 use super::{Ctx, advice};
-
-const BUILD_NAMES: [&str; 3] = ["build.yaml", "build.yml", "build.json"];
 
 pub(super) fn check(ctx: &mut Ctx) {
     let Some(image) = ctx.config.image.clone() else {
@@ -21,13 +17,13 @@ pub(super) fn check(ctx: &mut Ctx) {
     let Some((key, _)) = ctx.entry("image") else {
         return;
     };
+    if declared::build_identity(&ctx.addon.dir).is_some() {
+        return;
+    }
     let build = BUILD_NAMES
         .iter()
         .map(|n| ctx.addon.dir.join(n))
         .find(|p| p.is_file());
-    if build.as_deref().is_some_and(has_identity) {
-        return;
-    }
     let legacy = build
         .as_deref()
         .and_then(|p| std::fs::read_to_string(p).ok())
@@ -45,22 +41,4 @@ pub(super) fn check(ctx: &mut Ctx) {
             "sign the image in CI with cosign and name the signer in build.yaml: `cosign:` with `identity: https://github.com/OWNER/REPO/.*`",
         ),
     );
-}
-
-/// The build file has `cosign: {identity: <non-empty string>}`.
-fn has_identity(path: &Path) -> bool {
-    // Most build files never mention cosign: no parse for them.
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    if !text.contains("cosign") {
-        return false;
-    }
-    let format = Format::from_path(path).unwrap_or(Format::Yaml);
-    source::parse(&text, format).is_ok_and(|root| {
-        root.get("cosign")
-            .and_then(|c| c.get("identity"))
-            .and_then(Node::as_str)
-            .is_some_and(|s| !s.is_empty())
-    })
 }

@@ -4,20 +4,16 @@
 //! referrers API, else the referrers tag `sha256-<hex>`), in the cache, as the registry served
 //! them; nothing here is trusted (verification reads the cache later, offline).
 //!
-//! The client speaks the OCI distribution API over plain HTTP to loopback registries only
-//! (as Docker treats 127.0.0.0/8 as insecure registries); any other registry is refused with
-//! a clear error rather than fetched without TLS.
+//! The client (`http`) speaks the OCI distribution API over HTTPS with the registries' token
+//! flow, and plain HTTP only to a loopback registry without TLS.
 
-use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
 
 use super::cache::{self, Cache, Descriptor};
+use super::http::RegistryClient;
 use super::{INDEX_TYPES, Reference, TrustError, legacy, sha256_digest};
 
 /// Manifests larger than this are refused (real ones are a few KiB).
@@ -45,9 +41,7 @@ pub struct Fetched {
 }
 
 struct Registry {
-    client: Client<HttpConnector, Empty<Bytes>>,
-    base: String,
-    timeout: Duration,
+    client: RegistryClient,
 }
 
 impl Registry {
@@ -57,44 +51,7 @@ impl Registry {
         accept: &str,
         limit: usize,
     ) -> Result<Option<(Bytes, String)>, TrustError> {
-        let url = format!("{}{path}", self.base);
-        let req = Request::get(&url)
-            .header("accept", accept)
-            .body(Empty::new())
-            .map_err(|e| TrustError::Registry(e.to_string()))?;
-        let resp = tokio::time::timeout(self.timeout, self.client.request(req))
-            .await
-            .map_err(|_| {
-                TrustError::Registry(format!("{url} did not answer within {:?}", self.timeout))
-            })?
-            .map_err(|e| TrustError::Registry(format!("{url}: {e}")))?;
-        let status = resp.status();
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(TrustError::Registry(format!("{url} answered {status}")));
-        }
-        let media = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body = tokio::time::timeout(
-            self.timeout,
-            Limited::new(resp.into_body(), limit).collect(),
-        )
-        .await
-        .map_err(|_| {
-            TrustError::Registry(format!(
-                "{url}: the body did not arrive within {:?}",
-                self.timeout
-            ))
-        })?
-        .map_err(|e| TrustError::Registry(format!("{url}: {e} (limit {limit} bytes)")))?
-        .to_bytes();
-        Ok(Some((body, media)))
+        self.client.get(path, accept, limit).await
     }
 
     /// A manifest by tag or digest; a digest is checked against the bytes.
@@ -122,32 +79,18 @@ impl Registry {
     }
 }
 
-/// Loopback registries only, over HTTP (see the module doc).
-fn base_url(reference: &Reference) -> Result<String, TrustError> {
-    let host = reference
-        .registry
-        .rsplit_once(':')
-        .map_or(reference.registry.as_str(), |(h, _)| h);
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        return Err(TrustError::Registry(format!(
-            "{}: this version fetches only from registries on the loopback address (plain HTTP, as Docker's default insecure registries); HTTPS registries are not supported yet",
-            reference.registry
-        )));
-    }
-    Ok(format!("http://{}", reference.registry))
-}
-
 /// Fetch `image` into `cache`: its manifest (and, for an index, every platform manifest), and
 /// its cosign legacy signatures (the `sha256-<hex>.sig` tag: manifest and payloads).
-pub async fn fetch(cache: &Cache, image: &str, timeout: Duration) -> Result<Fetched, TrustError> {
+/// `extra_ca`: a PEM file of CAs trusted besides the system's (a private registry's).
+pub async fn fetch(
+    cache: &Cache,
+    image: &str,
+    timeout: Duration,
+    extra_ca: Option<&Path>,
+) -> Result<Fetched, TrustError> {
     let reference = Reference::parse(image)?;
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(timeout));
     let registry = Registry {
-        client: Client::builder(TokioExecutor::new()).build(connector),
-        base: base_url(&reference)?,
-        timeout,
+        client: RegistryClient::new(&reference.registry, timeout, extra_ca)?,
     };
     let repo = &reference.repository;
     let (bytes, media) = registry

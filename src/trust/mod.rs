@@ -12,7 +12,9 @@
 
 pub mod bundle;
 pub mod cache;
+pub mod declared;
 pub mod fetch;
+pub mod http;
 pub mod legacy;
 pub mod policy;
 pub mod reference;
@@ -21,6 +23,7 @@ use serde::Serialize;
 use sha2::Digest as _;
 
 pub use cache::Cache;
+pub use declared::Declared;
 pub use policy::{Mode, TrustPolicy};
 pub use reference::Reference;
 
@@ -279,5 +282,43 @@ fn platform_of(arch: &str) -> (&str, Option<&str>) {
         "armhf" => ("arm", Some("v6")),
         "i386" => ("386", None),
         other => (other, None),
+    }
+}
+
+/// What a plan says of its image: the verdict, whether the rating counts it, and what the
+/// add-on declares about its own signing (reported, never trusted).
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageTrust {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// The rating counts the verification (+1, the Supervisor's old `signed`).
+    pub counts_in_rating: bool,
+    pub declared: Declared,
+}
+
+/// The plan's image trust, and its rating with it: under the strict policy an image verified
+/// against a signer the operator's policy pins is worth the Supervisor's old `+1 if signed`
+/// (the factor in `rating_detail` names the signer); the supervisor policy keeps the
+/// Supervisor's rating, whose `signed` is always false. Nothing the add-on declares counts.
+pub fn rate_plan(
+    plan: &mut crate::plan::SandboxPlan,
+    config: &crate::config::AddonConfig,
+    verdict: Verdict,
+    declared: Declared,
+) -> ImageTrust {
+    let signer = match &verdict.outcome {
+        Outcome::Verified { signer } if plan.policy == crate::plan::PolicyMode::Strict => {
+            Some(signer.as_str())
+        }
+        _ => None,
+    };
+    if signer.is_some() {
+        plan.rating_detail = crate::rating::rate_signed(config, plan.apparmor_mode, signer);
+        plan.rating = plan.rating_detail.rating;
+    }
+    ImageTrust {
+        counts_in_rating: signer.is_some(),
+        verdict,
+        declared,
     }
 }

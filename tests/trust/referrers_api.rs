@@ -2,7 +2,8 @@
 //! no referrers API and no registry that has one can be installed here, so this stand-in on
 //! 127.0.0.1 answers `GET /v2/<name>/referrers/<digest>` itself, with the image index the test
 //! gave it (an empty index for other digests, as the API does), and passes every other request
-//! through to the real registry unchanged, one request per connection.
+//! through to the real registry unchanged, one request per connection. Like the registry, it
+//! speaks plain HTTP (a TLS handshake is refused as Go's server refuses it).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -45,6 +46,12 @@ fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
             return None;
         }
         raw.extend_from_slice(&buf[..n]);
+        if raw[0] == 0x16 {
+            // A TLS ClientHello: answered as Go's HTTP server does, so the client sees a
+            // registry that does not speak TLS (as the real one behind this does).
+            let _ = stream.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n");
+            return None;
+        }
         if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;
         }

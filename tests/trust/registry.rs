@@ -76,6 +76,59 @@ impl Registry {
         registry
     }
 
+    /// The registry's storage: another registry may serve the same images.
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// A second registry over `data` (the same images), served over HTTPS with `cert`/`key`
+    /// and asking for tokens from `realm` (the `auth: token` of Docker's distribution: a JWT
+    /// whose `x5c` chain ends in `bundle`, issuer `test-issuer`, service `test-registry`).
+    pub fn start_secure(
+        binary: &std::path::Path,
+        data: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        realm: &str,
+        bundle: &std::path::Path,
+    ) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nauth:\n  token:\n    realm: {realm}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\nhttp:\n  addr: {addr}\n  tls:\n    certificate: {}\n    key: {}\n",
+                data.display(),
+                bundle.display(),
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary)
+            .args(["serve", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Registry {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+
     /// One request; the status, the headers (lowercase names) and the body.
     pub fn request(
         &self,
