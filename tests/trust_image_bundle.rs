@@ -277,11 +277,20 @@ fn key_signed_bundle_verifies_with_the_pinned_key_only() {
             && signer.contains("Sigstore bundle, transparency log index 1"),
         "{signer}"
     );
-    let _ = docker(&["rm", "-f", &s.case.container()]);
+}
+
+#[test]
+fn key_signed_bundle_of_another_key_is_refused() {
+    let Some(s) = Setup::new("bundlewrongkey") else {
+        return;
+    };
+    let key = sigstore_crypto::KeyPair::generate_ecdsa_p256().unwrap();
+    s.attach(s.bundle(&s.case.digest, By::Key(&key)));
+    s.fetch();
     // Another pinned key: refused, and a keyless-only rule refuses a key-signed bundle.
     let other = sigstore_crypto::KeyPair::generate_ecdsa_p256().unwrap();
     std::fs::write(
-        dir.join("signer.pub"),
+        s.case.dir.path().join("signer.pub"),
         other.public_key_der().unwrap().to_pem(),
     )
     .unwrap();
