@@ -5,6 +5,8 @@
 //! own registry, repository, state directory and add-on; every refusal leaves no container and
 //! no token. Run under `flock /tmp/addon-sandbox-docker.lock` with the other Docker tests.
 
+#[path = "trust/case.rs"]
+mod case;
 mod common;
 #[path = "trust/registry.rs"]
 mod registry;
@@ -13,203 +15,22 @@ mod sign;
 #[path = "trust/token.rs"]
 mod token;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
+use case::{Case, OTHER_IMAGE, docker, image_id};
 use registry::Registry;
 use sign::{Layer, Signer};
 
-/// A second image (another config, so another digest) for the "other digest" and "tag moved"
-/// cases: the test image imported again with one more environment variable.
-const OTHER_IMAGE: &str = "addon-sandbox-test/busybox-trust:2";
-
-fn ensure_other_image() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        common::ensure_test_image();
-        let tar = common::busybox_image_tar();
-        let mut child = Command::new("docker")
-            .args(["import", "--change", "ENV TRUST_TEST=2", "-", OTHER_IMAGE])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), &tar).unwrap();
-        drop(child.stdin.take());
-        assert!(child.wait().unwrap().success());
-    });
-}
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().unwrap()
-}
-
-fn image_id(image: &str) -> String {
-    let out = docker(&["image", "inspect", "--format", "{{.Id}}", image]);
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// One scenario: a registry, a repository `t/<name>` holding the test image as `:1`, the
-/// image's manifest digest, an add-on, a state directory and a policy folder.
-struct Case {
-    registry: Registry,
-    name: String,
-    dir: tempfile::TempDir,
-    digest: String,
-    signer: Signer,
-    log: Signer,
-}
-
 impl Case {
-    fn new(name: &str) -> Option<Case> {
-        let binary = registry::binary()?;
-        if !common::docker_available() {
-            return None;
-        }
-        ensure_other_image();
-        let registry = Registry::start(&binary);
-        let mut case = Case {
-            name: name.to_owned(),
-            dir: tempfile::tempdir().unwrap(),
-            digest: String::new(),
-            signer: Signer::new(),
-            log: Signer::new(),
-            registry,
-        };
-        case.digest = case.push(common::TEST_IMAGE);
-        let addon = case.dir.path().join("addon");
-        std::fs::create_dir(&addon).unwrap();
-        std::fs::write(
-            addon.join("config.yaml"),
-            format!(
-                "name: T\nversion: \"1.0\"\nslug: trust_{name}\ndescription: d\narch: [amd64, aarch64]\n"
-            ),
-        )
-        .unwrap();
-        Some(case)
-    }
-
-    fn repo(&self) -> String {
-        format!("t/{}", self.name)
-    }
-
-    fn image(&self) -> String {
-        format!("{}/{}:1", self.registry.addr, self.repo())
-    }
-
-    /// Tag `source` as this case's image, push it, return the manifest digest.
-    fn push(&self, source: &str) -> String {
-        assert!(docker(&["tag", source, &self.image()]).status.success());
-        let out = docker(&["push", &self.image()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        addon_sandbox::trust::sha256_digest(&self.registry.manifest(&self.repo(), "1"))
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
     /// The policy: this repository at `mode`, signed by the case's key; the private log's
     /// trusted root.
     fn policy(&self, mode: &str) -> PathBuf {
-        let dir = self.dir.path();
-        std::fs::write(dir.join("cosign.pub"), self.signer.public_pem()).unwrap();
-        std::fs::write(dir.join("root.json"), sign::trusted_root(&self.log)).unwrap();
-        let file = dir.join("policy.yaml");
-        std::fs::write(
-            &file,
-            format!(
-                "default: require\ntrusted_root: root.json\nrules:\n  - match: \"{}/t/*\"\n    mode: {mode}\n    keys:\n      - file: cosign.pub\n",
-                self.registry.addr
-            ),
+        std::fs::write(self.dir.path().join("cosign.pub"), self.signer.public_pem()).unwrap();
+        self.write_policy(
+            mode,
+            "    keys:\n      - file: cosign.pub\n",
+            &sign::trusted_root(&self.log),
         )
-        .unwrap();
-        file
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn fetch(&self) -> Output {
-        let state = self.state();
-        let out = self.cli(&[
-            "trust",
-            "fetch",
-            &self.image(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "fetch: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn run(&self, policy: &Path) -> Output {
-        let addon = self.dir.path().join("addon");
-        let data = self.dir.path().join("data");
-        let state = self.state();
-        self.cli(&[
-            "run",
-            addon.to_str().unwrap(),
-            "--image",
-            &self.image(),
-            "--data-root",
-            data.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--trust-policy",
-            policy.to_str().unwrap(),
-            "--allow-unconfined",
-            "--json",
-            "--command",
-            "true",
-        ])
-    }
-
-    fn container(&self) -> String {
-        format!("app_local_trust_{}", self.name)
-    }
-
-    /// A refusal: exit 3, the message, and nothing created (no container, no token).
-    fn assert_refused(&self, out: &Output, expected: &str) {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{stderr}");
-        assert!(
-            stderr.contains(expected),
-            "expected {expected:?} in: {stderr}"
-        );
-        assert!(stderr.contains("nothing was created"), "{stderr}");
-        assert!(
-            !docker(&["container", "inspect", &self.container()])
-                .status
-                .success(),
-            "a container was created"
-        );
-        let token = self
-            .state()
-            .join("addons")
-            .join(format!("local_trust_{}", self.name))
-            .join("token");
-        assert!(!token.exists(), "a token was written");
-    }
-
-    /// A start: the report's verdict and the container's image.
-    fn assert_started(&self, out: &Output) -> serde_json::Value {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     fn sign(&self, digest: &str, layers: &[Layer]) {
@@ -223,13 +44,6 @@ impl Case {
             &self.signer,
             Some(&self.log),
         )
-    }
-}
-
-impl Drop for Case {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.container()]);
-        let _ = docker(&["rmi", &self.image()]);
     }
 }
 

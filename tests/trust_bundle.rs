@@ -1,7 +1,16 @@
 //! Keyless Sigstore bundles through `trust::bundle`, offline, with a real published keyless
 //! cosign bundle (tests/fixtures/trust, see SOURCE.md) and the trusted root shipped with the
 //! tool: verified; wrong identity, wrong issuer, tampered artifact and a stale trusted root
-//! refused, each with its own message.
+//! refused, each with its own message. Then bundles over an image digest made by the tests'
+//! private Sigstore (tests/trust/sigstore.rs), without a registry: the same verdicts
+//! tests/trust_image_bundle.rs reaches through `trust fetch` and `run`.
+
+// Only for the signature of sigstore::attach; these tests use no registry.
+#[allow(dead_code)]
+#[path = "trust/registry.rs"]
+mod registry;
+#[path = "trust/sigstore.rs"]
+mod sigstore;
 
 use std::path::{Path, PathBuf};
 
@@ -83,7 +92,7 @@ fn tampered_artifact_is_refused() {
     bytes.push(b'!');
     let err = check(&policy(SIGNER), &bytes, &shipped_root()).unwrap_err();
     assert!(
-        err.starts_with("the bundle does not verify against the trusted root"),
+        err.starts_with("the bundle signs another artifact: the artifact was changed"),
         "{err}"
     );
     assert!(err.contains("artifact mismatch"), "{err}");
@@ -143,5 +152,112 @@ fn readme_policy_example_loads() {
     assert_eq!(
         policy.applied("docker.io/library/busybox", "amd64").mode,
         trust::Mode::Warn
+    );
+}
+
+const PRIVATE_SIGNER: &str = "      - issuer: https://issuer.addon-sandbox.test\n        identity_regexp: 'builder@addon-sandbox\\.test'\n";
+
+fn private(
+    store: &sigstore::Sigstore,
+    bundle: &serde_json::Value,
+    digest: &str,
+    keyless: &str,
+    log_end: Option<&str>,
+) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("trusted_root.json");
+    std::fs::write(&file, store.trusted_root(log_end)).unwrap();
+    let root = trust::trusted_root(Some(&file)).unwrap();
+    bundle::verify(
+        &bundle.to_string(),
+        bundle::Artifact::Digest(digest),
+        &policy(keyless).rules[0],
+        &root,
+    )
+}
+
+const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+fn keyless_by_builder() -> sigstore::By<'static> {
+    sigstore::By::Keyless {
+        identity: "builder@addon-sandbox.test",
+        issuer: "https://issuer.addon-sandbox.test",
+    }
+}
+
+#[test]
+fn private_sigstore_bundle_over_a_digest_verifies() {
+    let store = sigstore::Sigstore::new();
+    let bundle = store.bundle(
+        &sigstore::statement("ghcr.io/example/x", DIGEST),
+        keyless_by_builder(),
+    );
+    assert_eq!(
+        private(&store, &bundle, DIGEST, PRIVATE_SIGNER, None).unwrap(),
+        "keyless builder@addon-sandbox.test (issuer https://issuer.addon-sandbox.test)"
+    );
+    // Another digest: the statement names this one.
+    let other = format!("sha256:{}", "2".repeat(64));
+    let err = private(&store, &bundle, &other, PRIVATE_SIGNER, None).unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "the bundle signs {DIGEST}, not this image's {other}: a signature of another image"
+        )),
+        "{err}"
+    );
+    // A stale root: the log key's validity ended before the entry was logged.
+    let err = private(
+        &store,
+        &bundle,
+        DIGEST,
+        PRIVATE_SIGNER,
+        Some("2021-01-01T00:00:00Z"),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("a stale or wrong trusted_root.json, refresh it"),
+        "{err}"
+    );
+    // Another private Sigstore's root: its CA and logs are not this bundle's.
+    let err = private(
+        &sigstore::Sigstore::new(),
+        &bundle,
+        DIGEST,
+        PRIVATE_SIGNER,
+        None,
+    )
+    .unwrap_err();
+    assert!(err.contains("trusted_root.json"), "{err}");
+}
+
+#[test]
+fn private_sigstore_tampered_and_key_signed_bundles() {
+    let store = sigstore::Sigstore::new();
+    let mut bundle = store.bundle(
+        &sigstore::statement("ghcr.io/example/x", DIGEST),
+        keyless_by_builder(),
+    );
+    let statement = String::from_utf8(sigstore::statement("ghcr.io/example/x", DIGEST)).unwrap();
+    let changed = statement.replace("\"predicate\":{}", "\"predicate\":{\"owner\":\"mallory\"}");
+    assert_ne!(statement, changed);
+    bundle["dsseEnvelope"]["payload"] =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, changed).into();
+    let err = private(&store, &bundle, DIGEST, PRIVATE_SIGNER, None).unwrap_err();
+    assert!(
+        err.starts_with("the bundle's signature does not verify over its content: its payload was changed after signing"),
+        "{err}"
+    );
+    // Signed with a key: the keyless rule refuses it; a rule pinning the key accepts it.
+    let key = sigstore_crypto::KeyPair::generate_ecdsa_p256().unwrap();
+    let keyed = store.bundle(
+        &sigstore::statement("ghcr.io/example/x", DIGEST),
+        sigstore::By::Key(&key),
+    );
+    let err = private(&store, &keyed, DIGEST, PRIVATE_SIGNER, None).unwrap_err();
+    assert!(
+        err.starts_with(
+            "the bundle is signed by a key, and the rule for ghcr.io/example/* (line 2) pins none"
+        ),
+        "{err}"
     );
 }

@@ -78,11 +78,17 @@ fn fetch(args: FetchArgs, out: &mut impl Write) -> Result<ExitCode> {
         Ok(fetched) if args.json => writeln!(out, "{}", serde_json::to_string(&fetched)?)?,
         Ok(f) => writeln!(
             out,
-            "fetched {} ({}): {} platform manifest(s), {} legacy signature manifest(s), into {}",
+            "fetched {} ({}): {} platform manifest(s), {} legacy signature manifest(s), {} Sigstore bundle(s) (referrers from the {}), into {}",
             f.image,
             f.digest,
             f.platform_manifests,
             f.legacy_signatures,
+            f.bundles,
+            if f.referrers_from == "api" {
+                "referrers API"
+            } else {
+                "fallback tag"
+            },
             cache.root().display()
         )?,
         Err(e) => {

@@ -16,6 +16,8 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const SIGNS: &str = "dev.addon-sandbox.signs";
 /// On a signature entry: `cosign-legacy` or `sigstore-bundle`.
 pub const FORMAT: &str = "dev.addon-sandbox.format";
+/// The FORMAT of a Sigstore bundle attached to the image as an OCI referrer.
+pub const SIGSTORE_BUNDLE: &str = "sigstore-bundle";
 /// On an image entry: when `trust fetch` stored it (seconds since the epoch).
 pub const FETCHED: &str = "dev.addon-sandbox.fetched";
 

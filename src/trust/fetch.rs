@@ -1,7 +1,8 @@
 //! `trust fetch`: the only part of image trust that talks to a registry. It stores, for one
-//! reference, the bytes of its index and platform manifests and of its cosign legacy
-//! signature manifest and payloads in the cache, as the registry served them; nothing here is
-//! trusted (verification reads the cache later, offline).
+//! reference, the bytes of its index and platform manifests, of its cosign legacy signature
+//! manifest and payloads, and of the Sigstore bundles attached to it as OCI 1.1 referrers (the
+//! referrers API, else the referrers tag `sha256-<hex>`), in the cache, as the registry served
+//! them; nothing here is trusted (verification reads the cache later, offline).
 //!
 //! The client (`http`) speaks the OCI distribution API over HTTPS with the registries' token
 //! flow, and plain HTTP only to a loopback registry without TLS.
@@ -20,6 +21,10 @@ const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 /// Signature payloads larger than this are refused.
 const MAX_PAYLOAD: usize = 1024 * 1024;
 
+/// Sigstore bundles' media and artifact types (`…bundle.v0.3+json`, and the older
+/// `…bundle+json;version=0.x`).
+const BUNDLE_TYPE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
+
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// What one fetch stored.
@@ -29,6 +34,10 @@ pub struct Fetched {
     pub digest: String,
     pub platform_manifests: usize,
     pub legacy_signatures: usize,
+    /// Sigstore bundles found among the image's referrers.
+    pub bundles: usize,
+    /// `api` when the registry answered the referrers API, `tag` when the fallback tag was read.
+    pub referrers_from: &'static str,
 }
 
 struct Registry {
@@ -106,8 +115,11 @@ pub async fn fetch(
             platform_manifests += 1;
         }
     }
-    let signatures = legacy_signatures(&registry, cache, repo, &digest).await?;
+    let mut signatures = legacy_signatures(&registry, cache, repo, &digest).await?;
     let legacy_signatures = signatures.len();
+    let (found, referrers_from) = bundles(&registry, cache, repo, &digest).await?;
+    let bundles = found.len();
+    signatures.extend(found);
     let mut annotations = std::collections::BTreeMap::new();
     annotations.insert(cache::REF_NAME.to_owned(), reference.to_string());
     let now = std::time::SystemTime::now()
@@ -126,6 +138,8 @@ pub async fn fetch(
         digest,
         platform_manifests,
         legacy_signatures,
+        bundles,
+        referrers_from,
     })
 }
 
@@ -149,17 +163,7 @@ async fn legacy_signatures(
         if layer["mediaType"] != legacy::PAYLOAD_TYPE || !super::reference::is_sha256_digest(d) {
             continue;
         }
-        let (payload, _) = registry
-            .get(&format!("/v2/{repo}/blobs/{d}"), "*/*", MAX_PAYLOAD)
-            .await?
-            .ok_or_else(|| {
-                TrustError::Registry(format!("{repo}: signature payload {d} is missing"))
-            })?;
-        if sha256_digest(&payload) != d {
-            return Err(TrustError::Registry(format!(
-                "{repo}: the registry served other bytes for {d}"
-            )));
-        }
+        let payload = blob_checked(registry, repo, d).await?;
         cache.put_blob(&payload)?;
     }
     let stored = cache.put_blob(&bytes)?;
@@ -172,4 +176,107 @@ async fn legacy_signatures(
         size: bytes.len() as u64,
         annotations,
     }])
+}
+
+/// The referrers of `digest`: the referrers API's index when the registry has the API, else
+/// the index at the fallback tag `sha256-<hex>` (OCI distribution 1.1: a 404 from the API
+/// means the registry predates it). `None` when neither exists.
+async fn referrers(
+    registry: &Registry,
+    repo: &str,
+    digest: &str,
+) -> Result<(Option<serde_json::Value>, &'static str), TrustError> {
+    let api = registry
+        .get(
+            &format!("/v2/{repo}/referrers/{digest}"),
+            INDEX_TYPES[0],
+            MAX_MANIFEST,
+        )
+        .await?;
+    let (bytes, from) = match api {
+        Some((bytes, _)) => (Some(bytes), "api"),
+        None => {
+            let tag = digest.replacen(':', "-", 1);
+            (registry.manifest(repo, &tag).await?.map(|(b, _)| b), "tag")
+        }
+    };
+    let Some(bytes) = bytes else {
+        return Ok((None, from));
+    };
+    let doc = serde_json::from_slice(&bytes).map_err(|e| {
+        TrustError::Registry(format!(
+            "{repo}: the referrers of {digest} ({from}) are not a JSON index: {e}"
+        ))
+    })?;
+    Ok((Some(doc), from))
+}
+
+/// The Sigstore bundles among the referrers of `digest`, stored; their entries. Each
+/// referrer's manifest is read by digest (checked) and its bundle layer stored as the
+/// registry served it; a manifest whose `subject` is not `digest` is skipped.
+async fn bundles(
+    registry: &Registry,
+    cache: &Cache,
+    repo: &str,
+    digest: &str,
+) -> Result<(Vec<Descriptor>, &'static str), TrustError> {
+    let (index, from) = referrers(registry, repo, digest).await?;
+    let mut found = Vec::new();
+    let entries = index
+        .as_ref()
+        .and_then(|i| i["manifests"].as_array())
+        .into_iter()
+        .flatten();
+    for entry in entries {
+        let kind = entry["artifactType"].as_str().unwrap_or_default();
+        let Some(d) = entry["digest"].as_str() else {
+            continue;
+        };
+        if !kind.starts_with(BUNDLE_TYPE_PREFIX) || !super::reference::is_sha256_digest(d) {
+            continue;
+        }
+        let (bytes, _) = registry.manifest(repo, d).await?.ok_or_else(|| {
+            TrustError::Registry(format!("{repo}: the bundle manifest {d} is missing"))
+        })?;
+        let manifest: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| TrustError::Registry(format!("{repo}@{d} is not JSON: {e}")))?;
+        // A referrer of another image (the tag is written by whoever can push): not ours.
+        if manifest["subject"]["digest"] != digest {
+            continue;
+        }
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            let media = layer["mediaType"].as_str().unwrap_or_default();
+            let Some(blob) = layer["digest"].as_str() else {
+                continue;
+            };
+            if !media.starts_with(BUNDLE_TYPE_PREFIX) || !super::reference::is_sha256_digest(blob) {
+                continue;
+            }
+            let bytes = blob_checked(registry, repo, blob).await?;
+            let mut annotations = std::collections::BTreeMap::new();
+            annotations.insert(cache::SIGNS.to_owned(), digest.to_owned());
+            annotations.insert(cache::FORMAT.to_owned(), cache::SIGSTORE_BUNDLE.to_owned());
+            found.push(Descriptor {
+                media_type: media.to_owned(),
+                digest: cache.put_blob(&bytes)?,
+                size: bytes.len() as u64,
+                annotations,
+            });
+        }
+    }
+    Ok((found, from))
+}
+
+/// A blob, checked against its digest.
+async fn blob_checked(registry: &Registry, repo: &str, digest: &str) -> Result<Bytes, TrustError> {
+    let (bytes, _) = registry
+        .get(&format!("/v2/{repo}/blobs/{digest}"), "*/*", MAX_PAYLOAD)
+        .await?
+        .ok_or_else(|| TrustError::Registry(format!("{repo}: blob {digest} is missing")))?;
+    if sha256_digest(&bytes) != digest {
+        return Err(TrustError::Registry(format!(
+            "{repo}: the registry served other bytes for {digest}"
+        )));
+    }
+    Ok(bytes)
 }

@@ -3,7 +3,8 @@
 //! content-addressed cache (`cache`, an OCI layout under the state directory); `check`
 //! (offline, what `run` calls) walks index → platform manifest → config digest from that
 //! cache alone and verifies the signatures against the operator's policy (`policy`): cosign's
-//! legacy signatures with pinned keys (`legacy`). The launcher then compares the engine's
+//! legacy signatures with pinned keys (`legacy`), and Sigstore bundles attached as OCI
+//! referrers, keyless or with pinned keys (`bundle`). The launcher then compares the engine's
 //! image ID with the verified config digest and creates the container by that ID.
 //!
 //! The add-on's own `codenotary` key is what the author says about themself: it is reported,
@@ -198,6 +199,7 @@ pub fn check(
         let bytes = cache.blob(&sig.digest)?;
         let result = match sig.annotations.get(cache::FORMAT).map(String::as_str) {
             Some("cosign-legacy") => legacy::verify(cache, &bytes, &digest, rule, root),
+            Some(cache::SIGSTORE_BUNDLE) => verify_bundle(&bytes, &digest, rule, root),
             other => Err(vec![format!("signature format {other:?} is not supported")]),
         };
         match result {
@@ -210,6 +212,20 @@ pub fn check(
     }
     verdict.outcome = Outcome::Refused { reasons };
     Ok(verdict)
+}
+
+/// A Sigstore bundle attached to the image: its DSSE in-toto statement must name `digest`.
+fn verify_bundle(
+    bytes: &[u8],
+    digest: &str,
+    rule: &policy::Rule,
+    root: Option<&sigstore_trust_root::TrustedRoot>,
+) -> Result<String, Vec<String>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| vec!["Sigstore bundle: it is not UTF-8 JSON".to_owned()])?;
+    let root = root.ok_or_else(|| vec!["Sigstore bundle: no trusted root is loaded".to_owned()])?;
+    bundle::verify(text, bundle::Artifact::Digest(digest), rule, root)
+        .map_err(|why| vec![format!("Sigstore bundle: {why}")])
 }
 
 /// The image's top digest and, through an index's entry for `linux/<arch>`, the config digest

@@ -1,6 +1,8 @@
 //! cosign's legacy signature format, made by the tests (no cosign here): the simple-signing
 //! payload signed with an ECDSA P-256 key, pushed as the `sha256-<hex>.sig` manifest; and a
 //! private Rekor-like log whose signed entry timestamps (SETs) a test trusted root lists.
+// Shared with tests/trust_image_bundle.rs, which uses only the Signer.
+#![allow(dead_code)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
