@@ -164,21 +164,8 @@ fn learn_names_exactly_the_removed_right_of_real_addons_in_the_apparmor_vm() {
         learn_folder(dir.path(), &format!("{}-own", l.addon), l, false);
         learn_folder(dir.path(), &format!("{}-without", l.addon), l, true);
     }
-    let log = std::env::temp_dir().join("addon-sandbox-learn-vm.console");
-    eprintln!("learn_vm: console copied to {}", log.display());
-    let report = addon_sandbox::vm::run_engine(&addon_sandbox::vm::EngineRun {
-        root: &root,
-        payload: dir.path(),
-        docker: Some(addon_sandbox::vm::DockerDisk::Snapshot(docker)),
-        memory_mb: 4096,
-        deadline: Duration::from_secs(300 + 1200 * learnings.len() as u64),
-        console_log: Some(log),
-    })
-    .unwrap_or_else(|e| panic!("the engine VM did not run: {e}"));
-    let _ = std::process::Command::new("rm")
-        .arg("-rf")
-        .arg(dir.path())
-        .output();
+    let deadline = Duration::from_secs(300 + 1200 * learnings.len() as u64);
+    let report = engine_vm::boot(&root, dir.path(), docker, deadline, "learn-vm");
     let mut failures = Vec::new();
     let mut times = Vec::new();
     for l in &learnings {

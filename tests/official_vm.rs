@@ -22,7 +22,6 @@ mod engine_vm;
 mod official;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use engine_vm::{Case, cases, images_disk, payload, selected};
@@ -49,20 +48,10 @@ fn official_addons_run_confined_by_docker_in_the_apparmor_vm() {
     payload(dir.path(), &built, &|case, image| {
         format!("addon_case {} {image}\n", case.addon)
     });
-    let log = std::env::temp_dir().join("addon-sandbox-official-vm.console");
-    eprintln!("official_vm: console copied to {}", log.display());
     // The boot and dockerd (~20 s under TCG), and each add-on's run, ready wait (at most 480
     // s), attacks and stop: every step in the VM is bounded.
-    let report = addon_sandbox::vm::run_engine(&addon_sandbox::vm::EngineRun {
-        root: &root,
-        payload: dir.path(),
-        docker: Some(addon_sandbox::vm::DockerDisk::Snapshot(docker)),
-        memory_mb: 4096,
-        deadline: Duration::from_secs(300 + 900 * cases.len() as u64),
-        console_log: Some(log),
-    })
-    .unwrap_or_else(|e| panic!("the engine VM did not run: {e}"));
-    let _ = Command::new("rm").arg("-rf").arg(dir.path()).output();
+    let deadline = Duration::from_secs(300 + 900 * cases.len() as u64);
+    let report = engine_vm::boot(&root, dir.path(), docker, deadline, "official-vm");
     let verdict = judge(&report.lines, &cases);
     eprintln!(
         "official_vm: {:.0} s in the VM; {}",

@@ -331,17 +331,9 @@ impl RegistryClient {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| fail(TLS_REFUSED, &e))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(|e| fail("HTTP", &e))?;
-            tokio::spawn(conn);
-            sender.send_request(request).await
+            send_on(tls, request).await
         } else {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(|e| fail("HTTP", &e))?;
-            tokio::spawn(conn);
-            sender.send_request(request).await
+            send_on(tcp, request).await
         }
         .map_err(|e| fail("HTTP", &e))?;
         let header = |name: http::header::HeaderName| {
@@ -371,6 +363,19 @@ impl RegistryClient {
             body,
         })
     }
+}
+
+/// One HTTP/1.1 request on `io` (a TCP or TLS stream).
+async fn send_on<S>(
+    io: S,
+    request: http::Request<Empty<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    sender.send_request(request).await
 }
 
 /// The word an error of the TLS handshake carries (a loopback registry that gives it falls

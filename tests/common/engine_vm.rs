@@ -343,3 +343,27 @@ pub fn selected() -> Vec<Case> {
         .filter(|c| only.is_empty() || only.split(',').any(|o| o == c.addon))
         .collect()
 }
+
+/// One boot of the engine VM on `payload` with the images' disk `docker` (a snapshot), the
+/// console copied to `/tmp/addon-sandbox-<name>.console`; the payload is removed after.
+pub fn boot(
+    root: &addon_sandbox::vm::EngineRoot,
+    payload: &Path,
+    docker: std::path::PathBuf,
+    deadline: Duration,
+    name: &str,
+) -> addon_sandbox::vm::EngineReport {
+    let log = std::env::temp_dir().join(format!("addon-sandbox-{name}.console"));
+    eprintln!("{name}: console copied to {}", log.display());
+    let report = addon_sandbox::vm::run_engine(&addon_sandbox::vm::EngineRun {
+        root,
+        payload,
+        docker: Some(addon_sandbox::vm::DockerDisk::Snapshot(docker)),
+        memory_mb: 4096,
+        deadline,
+        console_log: Some(log),
+    })
+    .unwrap_or_else(|e| panic!("the engine VM did not run: {e}"));
+    let _ = Command::new("rm").arg("-rf").arg(payload).output();
+    report
+}

@@ -41,6 +41,25 @@ pub fn binary() -> Option<PathBuf> {
 
 impl Registry {
     pub fn start(binary: &std::path::Path) -> Registry {
+        let registry = Registry::spawn(binary, |addr, dir| {
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.join("data").display()
+            )
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while registry.request("GET", "/v2/", &[], &[]).map(|r| r.0) != Some(200) {
+            assert!(Instant::now() < deadline, "the registry did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        registry
+    }
+
+    /// `docker-registry serve` of the config `config(address, its folder)` on a free port.
+    fn spawn(
+        binary: &std::path::Path,
+        config: impl FnOnce(&str, &std::path::Path) -> String,
+    ) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -48,32 +67,19 @@ impl Registry {
             .unwrap()
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let file = dir.path().join("config.yml");
+        std::fs::write(&file, config(&addr, dir.path())).unwrap();
         let child = Command::new(binary)
-            .args(["serve", config.to_str().unwrap()])
+            .args(["serve", file.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start docker-registry");
-        let registry = Registry {
+        Registry {
             addr,
             child,
             _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while registry.request("GET", "/v2/", &[], &[]).map(|r| r.0) != Some(200) {
-            assert!(Instant::now() < deadline, "the registry did not answer");
-            std::thread::sleep(Duration::from_millis(100));
         }
-        registry
     }
 
     /// The registry's storage: another registry may serve the same images.
@@ -92,41 +98,21 @@ impl Registry {
         realm: &str,
         bundle: &std::path::Path,
     ) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
+        let registry = Registry::spawn(binary, |addr, _| {
             format!(
                 "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nauth:\n  token:\n    realm: {realm}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\nhttp:\n  addr: {addr}\n  tls:\n    certificate: {}\n    key: {}\n",
                 data.display(),
                 bundle.display(),
                 cert.display(),
                 key.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(binary)
-            .args(["serve", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
+            )
+        });
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
+        while TcpStream::connect(&registry.addr).is_err() {
             assert!(Instant::now() < deadline, "the registry did not listen");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Registry {
-            addr,
-            child,
-            _dir: dir,
-        }
+        registry
     }
 
     /// One request; the status, the headers (lowercase names) and the body.
