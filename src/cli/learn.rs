@@ -193,31 +193,7 @@ fn live(args: &LearnArgs) -> Result<Result<(Vec<String>, RunSummary), ExitCode>>
         ..launch::RunOptions::default()
     };
     let rt = runtime()?;
-    let summary = rt.block_on(async {
-        let launcher = args.engine.launcher().await?;
-        let wide = known_to_engine(&launcher, wide).await;
-        let report = launcher
-            .run(&wide, &run_options, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
-        eprintln!(
-            "learning: {} started as {} under {} (complain mode)",
-            report.full_slug, report.container_name, report.confinement
-        );
-        let exercises = exercise(&args.exercise, &report.container_name);
-        wait(&launcher, &report.container_name, args).await;
-        // Stopped and removed whatever the exercises did: the profile is unloaded with it.
-        if let Some(record) = launcher.state().read_record(&report.full_slug) {
-            let stopped = launcher.stop(&record, &mut note).await;
-            launcher.rm(&record, &mut note).await?;
-            stopped?;
-        }
-        Ok::<_, launch::LaunchError>(RunSummary {
-            container: report.container_name,
-            exercises,
-        })
-    });
+    let summary = rt.block_on(learning_run(args, wide, &run_options));
     rt.shutdown_background();
     match summary {
         Ok(summary) => Ok(Ok((mark.since()?, summary))),
@@ -226,6 +202,37 @@ fn live(args: &LearnArgs) -> Result<Result<(Vec<String>, RunSummary), ExitCode>>
             Ok(Err(ExitCode::from(err.exit_code())))
         }
     }
+}
+
+/// Start the add-on on the learning plan, exercise it, wait, then stop and remove it (the
+/// profile is unloaded with it, whatever the exercises did).
+async fn learning_run(
+    args: &LearnArgs,
+    wide: addon_sandbox::plan::SandboxPlan,
+    run_options: &launch::RunOptions,
+) -> Result<RunSummary, launch::LaunchError> {
+    let launcher = args.engine.launcher().await?;
+    let wide = known_to_engine(&launcher, wide).await;
+    let report = launcher
+        .run(&wide, run_options, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    eprintln!(
+        "learning: {} started as {} under {} (complain mode)",
+        report.full_slug, report.container_name, report.confinement
+    );
+    let exercises = exercise(&args.exercise, &report.container_name);
+    wait(&launcher, &report.container_name, args).await;
+    if let Some(record) = launcher.state().read_record(&report.full_slug) {
+        let stopped = launcher.stop(&record, &mut note).await;
+        launcher.rm(&record, &mut note).await?;
+        stopped?;
+    }
+    Ok(RunSummary {
+        container: report.container_name,
+        exercises,
+    })
 }
 
 /// Capabilities Docker's engines before 23.0 do not know: they refuse a container that adds

@@ -177,20 +177,7 @@ impl Launcher {
         self.state.write_token(&slug, &token)?;
         created.token_for = Some(slug.clone());
 
-        let (network, extra_hosts) = self.gateway_attachment(plan, &mut warnings);
-        let spec = StartSpec {
-            image: run_as,
-            command: opts.command.clone(),
-            token,
-            timezone: opts.timezone.clone().unwrap_or_else(|| "UTC".into()),
-            apparmor: mode.clone(),
-            recursive_read_only: self.recursive_read_only(),
-            network,
-            extra_hosts,
-        };
-        if !spec.recursive_read_only && plan.mounts.iter().any(|m| m.read_only) {
-            warnings.push(READ_ONLY_NOT_RECURSIVE.to_owned());
-        }
+        let spec = self.start_spec(plan, opts, &mode, run_as, token, &mut warnings);
         let id = self
             .create_container(plan, &spec, &name, created, &mut warnings)
             .await?;
@@ -217,6 +204,34 @@ impl Launcher {
             ingress_token,
             trust: verdict,
         })
+    }
+
+    /// What the container is created with besides the plan: image, command, token, time
+    /// zone, confinement, the gateway's network and hosts.
+    fn start_spec(
+        &self,
+        plan: &SandboxPlan,
+        opts: &RunOptions,
+        mode: &AppArmorMode,
+        image: String,
+        token: String,
+        warnings: &mut Vec<String>,
+    ) -> StartSpec {
+        let (network, extra_hosts) = self.gateway_attachment(plan, warnings);
+        let spec = StartSpec {
+            image,
+            command: opts.command.clone(),
+            token,
+            timezone: opts.timezone.clone().unwrap_or_else(|| "UTC".into()),
+            apparmor: mode.clone(),
+            recursive_read_only: self.recursive_read_only(),
+            network,
+            extra_hosts,
+        };
+        if !spec.recursive_read_only && plan.mounts.iter().any(|m| m.read_only) {
+            warnings.push(READ_ONLY_NOT_RECURSIVE.to_owned());
+        }
+        spec
     }
 
     /// The add-on's lock, taken off the runtime's thread.

@@ -44,34 +44,7 @@ pub fn analyse(
     let plan = policy::decide(config, ships_profile, options)?;
     let name = profile::generate(&plan)?.name;
     let seen = collect(&name, records);
-    let mut variants = vec![variant(config, ships_profile, options, None, &[], &seen)?];
-    if options.policy == PolicyMode::Strict {
-        for w in &plan.withheld {
-            let Ok(right) = Right::parse(&w.right) else {
-                continue;
-            };
-            let v = variant(config, ships_profile, options, None, &[right], &seen)?;
-            variants.push(v);
-        }
-    }
-    let mut edits: BTreeSet<Edit> = BTreeSet::new();
-    for s in &seen {
-        edits.extend(
-            candidates(&s.access)
-                .into_iter()
-                .filter(|e| !e.present_in(config)),
-        );
-    }
-    for edit in edits {
-        variants.extend(edit_variants(
-            config,
-            ships_profile,
-            options,
-            &plan,
-            edit,
-            &seen,
-        ));
-    }
+    let variants = all_variants(config, ships_profile, options, &plan, &seen)?;
     let work: Vec<(String, Vec<Probe>)> = variants
         .iter()
         .map(|v| {
@@ -122,6 +95,46 @@ pub fn analyse(
         records: seen.iter().map(|s| s.records).sum(),
         findings,
     })
+}
+
+/// The profiles to ask about: the config's own (first), each withheld right granted (strict
+/// policy), and each candidate key added.
+fn all_variants(
+    config: &AddonConfig,
+    ships_profile: bool,
+    options: &PlanOptions,
+    plan: &SandboxPlan,
+    seen: &[Seen],
+) -> Result<Vec<Variant>, LearnError> {
+    let mut variants = vec![variant(config, ships_profile, options, None, &[], seen)?];
+    if options.policy == PolicyMode::Strict {
+        for w in &plan.withheld {
+            let Ok(right) = Right::parse(&w.right) else {
+                continue;
+            };
+            let v = variant(config, ships_profile, options, None, &[right], seen)?;
+            variants.push(v);
+        }
+    }
+    let mut edits: BTreeSet<Edit> = BTreeSet::new();
+    for s in seen {
+        edits.extend(
+            candidates(&s.access)
+                .into_iter()
+                .filter(|e| !e.present_in(config)),
+        );
+    }
+    for edit in edits {
+        variants.extend(edit_variants(
+            config,
+            ships_profile,
+            options,
+            plan,
+            edit,
+            seen,
+        ));
+    }
+    Ok(variants)
 }
 
 /// A folder needed writable by one access and read-only by another is one key: the writable

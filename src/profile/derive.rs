@@ -299,6 +299,12 @@ fn image_files(out: &mut Out) -> Result<(), ProfileError> {
             format!("{BASE}: writable, so never executable"),
         );
     }
+    standard_files(out);
+    Ok(())
+}
+
+/// The standard devices, terminals, syslog and the process's own names and streams.
+fn standard_files(out: &mut Out) {
     for (path, why) in [
         (
             "/dev/{null,zero,full,random,urandom,tty,ptmx,console}",
@@ -325,7 +331,6 @@ fn image_files(out: &mut Out) -> Result<(), ProfileError> {
             format!("{BASE}: {why}"),
         );
     }
-    Ok(())
 }
 
 /// Deny `perms` on everything under `base` except the `exempt` subtrees (the chain of
