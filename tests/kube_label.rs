@@ -550,3 +550,29 @@ fn the_running_loader_follows_the_configmap_and_stops_on_a_wrong_token() {
     assert!(!s.path("bin").join("local_beta.bin").exists());
     assert_eq!(s.ours().get(&key), Some(&kube_hash(&beta2.1)));
 }
+
+/// Pods wait for the loader's label unless profiles are loaded by other means:
+/// `--no-wait-for-loader`, or `--spo` without `--emit-loader` (the operator's own
+/// AppArmorProfile); with both `--spo` and the loader they wait.
+#[test]
+fn pods_wait_for_the_loader_only_where_the_loader_loads() {
+    let dir = common::addon_dir(&common::minimal(""));
+    let path = dir.path().to_str().unwrap();
+    let waits = |extra: &[&str]| {
+        let mut args = vec!["kube", "--gateway-ip", "10.0.0.2"];
+        args.extend_from_slice(extra);
+        args.push(path);
+        let out = Command::new(env!("CARGO_BIN_EXE_addon-sandbox"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let yaml = String::from_utf8_lossy(&out.stdout);
+        yaml.contains("key: profiles.addon-sandbox.io/")
+    };
+    assert!(waits(&[]));
+    assert!(waits(&["--emit-loader"]));
+    assert!(!waits(&["--no-wait-for-loader"]));
+    assert!(!waits(&["--spo"]));
+    assert!(waits(&["--spo", "--emit-loader"]));
+}

@@ -69,6 +69,10 @@ pub struct KubeArgs {
     /// Also the DaemonSet that loads every profile on every node.
     #[arg(long)]
     emit_loader: bool,
+    /// Profiles are loaded by other means (a node image, the security-profiles-operator): pods
+    /// do not wait for the loader's label [default with --spo and no --emit-loader].
+    #[arg(long)]
+    no_wait_for_loader: bool,
     /// The loader's image (holding addon-sandbox and apparmor_parser).
     #[arg(long, value_name = "IMAGE", default_value = concat!("addon-sandbox:", env!("CARGO_PKG_VERSION")))]
     loader_image: String,
@@ -100,6 +104,8 @@ fn kube_options(args: &KubeArgs, data_root: String) -> Result<KubeOptions> {
         gateway_ip: args.gateway_ip.clone(),
         homeassistant_ip: args.homeassistant_ip.clone(),
         timezone: args.timezone.clone(),
+        // With --spo alone, the operator loads its own AppArmorProfile: no loader labels nodes.
+        wait_for_loader: !args.no_wait_for_loader && (!args.spo || args.emit_loader),
         ..KubeOptions::default()
     };
     for entry in &args.device_resources {

@@ -88,6 +88,10 @@ pub struct KubeOptions {
     /// Home Assistant's address (`homeassistant`); None: the gateway's.
     pub homeassistant_ip: Option<String>,
     pub timezone: String,
+    /// The pod waits for a node whose loader (`node load-profiles --label-node`) has loaded
+    /// exactly its profile text (a required node affinity on the loader's label). Off where
+    /// profiles are loaded by other means (the security-profiles-operator, a node image).
+    pub wait_for_loader: bool,
 }
 
 impl Default for KubeOptions {
@@ -102,6 +106,7 @@ impl Default for KubeOptions {
             gateway_ip: None,
             homeassistant_ip: None,
             timezone: "UTC".into(),
+            wait_for_loader: true,
         }
     }
 }
@@ -232,7 +237,10 @@ pub fn generate(
     };
     let privileged = needs_privileged.is_some() && options.devices == DeviceMode::Privileged;
     let mut deployment = pod::deployment(plan, options, volumes, privileged, &mut gaps);
-    if let (Some(name), Some(text), Some(_)) = (&plan.apparmor_profile, profile_text, &profile) {
+    let waits = options.wait_for_loader;
+    if let (Some(name), Some(text), Some(_), true) =
+        (&plan.apparmor_profile, profile_text, &profile, waits)
+    {
         // The pod waits for a node whose loader has loaded exactly this text.
         let template = deployment
             .spec
