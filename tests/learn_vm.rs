@@ -137,15 +137,9 @@ fn learn_names_exactly_the_removed_right_of_real_addons_in_the_apparmor_vm() {
     let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     // Every stand-in, as official_vm builds them: the images' disk is then the same one.
     let cases = engine_vm::cases();
-    let mut built = Vec::new();
-    for case in &cases {
-        let Some(image) = official::stand_in(case.addon, case.suite) else {
-            return;
-        };
-        built.push((case, image));
-    }
-    let images: Vec<&str> = built.iter().map(|(_, i)| i.as_str()).collect();
-    let docker = engine_vm::images_disk(&root, &images);
+    let Some((built, docker)) = engine_vm::stand_ins_and_disk(&root, &cases) else {
+        return;
+    };
     let learnings = selected();
     let dir = tempfile::tempdir().unwrap();
     engine_vm::payload(dir.path(), &built, &|case, image| {

@@ -24,7 +24,7 @@ mod official;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use engine_vm::{Case, cases, images_disk, payload, selected};
+use engine_vm::{Case, cases, payload, selected};
 
 #[test]
 fn official_addons_run_confined_by_docker_in_the_apparmor_vm() {
@@ -35,15 +35,9 @@ fn official_addons_run_confined_by_docker_in_the_apparmor_vm() {
         return;
     }
     let cases = selected();
-    let mut built = Vec::new();
-    for case in &cases {
-        let Some(image) = official::stand_in(case.addon, case.suite) else {
-            return;
-        };
-        built.push((case, image));
-    }
-    let images: Vec<&str> = built.iter().map(|(_, i)| i.as_str()).collect();
-    let docker = images_disk(&root, &images);
+    let Some((built, docker)) = engine_vm::stand_ins_and_disk(&root, &cases) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     payload(dir.path(), &built, &|case, image| {
         format!("addon_case {} {image}\n", case.addon)

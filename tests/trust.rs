@@ -345,24 +345,14 @@ fn a_registry_over_https_with_tokens_is_fetched_from() {
         "{asked:?}"
     );
     // Offline, from what was fetched: the same signature verifies for this registry's name.
-    let policy = dir.join("https-policy.yaml");
     std::fs::write(dir.join("cosign.pub"), case.signer.public_pem()).unwrap();
-    std::fs::write(dir.join("root.json"), sign::trusted_root(&case.log)).unwrap();
-    std::fs::write(
-        &policy,
-        format!("trusted_root: root.json\nrules:\n  - match: \"{}/t/*\"\n    mode: require\n    keys:\n      - file: cosign.pub\n", secure.addr),
-    )
-    .unwrap();
-    let verify = case.cli(&[
-        "trust",
-        "verify",
-        &image,
-        "--json",
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--trust-policy",
-        policy.to_str().unwrap(),
-    ]);
+    let policy = case.write_policy_for(
+        &secure.addr,
+        "require",
+        "    keys:\n      - file: cosign.pub\n",
+        &sign::trusted_root(&case.log),
+    );
+    let verify = case.verify_image(&image, &policy);
     let v: serde_json::Value = serde_json::from_slice(&verify.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&verify.stderr)));
     assert_eq!(v["digest"], case.digest.as_str(), "{v}");

@@ -330,19 +330,7 @@ fn bundle_listed_by_the_referrers_api_is_fetched_from_it() {
         &keyless(IDENTITY),
         &s.sigstore.trusted_root(None),
     );
-    let state = s.case.state();
-    let out = s.case.cli(&[
-        "trust",
-        "verify",
-        &image,
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--trust-policy",
-        policy.to_str().unwrap(),
-        "--arch",
-        "amd64",
-        "--json",
-    ]);
+    let out = s.case.verify_image(&image, &policy);
     let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(verdict["status"], "verified", "{verdict}");
     assert_eq!(

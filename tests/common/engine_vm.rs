@@ -367,3 +367,18 @@ pub fn boot(
     let _ = Command::new("rm").arg("-rf").arg(payload).output();
     report
 }
+
+/// Each case's stand-in image (built by `scripts/build-official`), and the images' disk for
+/// the VM; None (skip) when a base image is missing and not required.
+pub fn stand_ins_and_disk<'a>(
+    root: &addon_sandbox::vm::EngineRoot,
+    cases: &'a [Case],
+) -> Option<(Vec<(&'a Case, String)>, std::path::PathBuf)> {
+    let mut built = Vec::new();
+    for case in cases {
+        built.push((case, crate::official::stand_in(case.addon, case.suite)?));
+    }
+    let images: Vec<&str> = built.iter().map(|(_, i)| i.as_str()).collect();
+    let docker = images_disk(root, &images);
+    Some((built, docker))
+}

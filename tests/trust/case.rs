@@ -223,11 +223,17 @@ impl Case {
 
     /// `trust verify IMAGE --json` under `policy`: the verdict, offline, from the cache.
     pub fn verify(&self, policy: &Path) -> Output {
+        self.verify_image(&self.image(), policy)
+    }
+
+    /// `trust verify` of `image` (the case's image under another registry's name) from this
+    /// case's cache.
+    pub fn verify_image(&self, image: &str, policy: &Path) -> Output {
         let state = self.state();
         self.cli(&[
             "trust",
             "verify",
-            &self.image(),
+            image,
             "--state-dir",
             state.to_str().unwrap(),
             "--trust-policy",
