@@ -212,7 +212,7 @@ async fn learning_run(
     run_options: &launch::RunOptions,
 ) -> Result<RunSummary, launch::LaunchError> {
     let launcher = args.engine.launcher().await?;
-    let wide = known_to_engine(&launcher, wide).await;
+    let wide = known_to_engine(&launcher, wide);
     let report = launcher
         .run(&wide, run_options, async {
             let _ = tokio::signal::ctrl_c().await;
@@ -235,40 +235,24 @@ async fn learning_run(
     })
 }
 
-/// Capabilities Docker's engines before 23.0 do not know: they refuse a container that adds
-/// one (`invalid CapAdd: unknown capability`).
-const NEWER_CAPABILITIES: [&str; 3] = ["BPF", "PERFMON", "CHECKPOINT_RESTORE"];
-
-/// The learning plan as this engine can run it: on an engine older than 23.0, the
-/// capabilities it does not know are left out (said here), as a launch only ever removes a
-/// right. The use of one of them is then not seen.
-async fn known_to_engine(
+/// The learning plan as this engine can run it: the capabilities the engine does not know
+/// are left out (said here), as a launch only ever removes a right. Their use is then not
+/// seen.
+fn known_to_engine(
     launcher: &launch::Launcher,
     mut plan: addon_sandbox::plan::SandboxPlan,
 ) -> addon_sandbox::plan::SandboxPlan {
-    let version = launcher
-        .docker()
-        .version()
-        .await
-        .ok()
-        .and_then(|v| v.version)
-        .unwrap_or_default();
-    let major: u32 = version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(u32::MAX);
-    if major < 23 {
-        let before = plan.cap_add.len();
-        plan.cap_add
-            .retain(|c| !NEWER_CAPABILITIES.contains(&c.as_str()));
-        if plan.cap_add.len() != before {
-            eprintln!(
-                "learning: Docker {version} does not know {}: not given while learning (their use is not seen)",
-                NEWER_CAPABILITIES.join(", ")
-            );
-        }
+    let (known, unknown): (Vec<String>, Vec<String>) = plan
+        .cap_add
+        .into_iter()
+        .partition(|c| launcher.knows_capability(c));
+    if !unknown.is_empty() {
+        eprintln!(
+            "learning: this Docker engine does not know {}: not given while learning (their use is not seen)",
+            unknown.join(", ")
+        );
     }
+    plan.cap_add = known;
     plan
 }
 

@@ -152,6 +152,15 @@ impl Launcher {
         (v.major_version, v.minor_version) >= (1, 44)
     }
 
+    /// Whether the engine knows capability `name` (`BPF`, `NET_ADMIN`): engines before API
+    /// 1.42 (Docker 23) refuse a container that adds BPF, PERFMON or CHECKPOINT_RESTORE
+    /// (`invalid CapAdd: unknown capability`).
+    pub fn knows_capability(&self, name: &str) -> bool {
+        const SINCE_1_42: [&str; 3] = ["BPF", "PERFMON", "CHECKPOINT_RESTORE"];
+        let v = self.docker.client_version();
+        (v.major_version, v.minor_version) >= (1, 42) || !SINCE_1_42.contains(&name)
+    }
+
     /// Connect to the engine `DOCKER_HOST` or the docker CLI's context selects (else the local
     /// socket), negotiating the API version: Debian's engine speaks 1.41, older than bollard's
     /// default.
