@@ -39,5 +39,6 @@ pub mod profile;
 pub mod rating;
 pub mod report;
 pub mod source;
+pub mod tls;
 pub mod trust;
 pub mod vm;

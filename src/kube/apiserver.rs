@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
 use super::names::is_dns_subdomain;
 
@@ -171,25 +169,13 @@ fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig, ApiError> {
         detail,
     };
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| bad(format!("not PEM: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| bad(format!("not a CA certificate: {e}")))?;
-    }
-    if roots.is_empty() {
+    let added = crate::tls::add_pem_cas(&mut roots, &pem).map_err(|e| bad(e.to_string()))?;
+    if added == 0 {
         return Err(ApiError::NoCertificate {
             path: ca_file.to_owned(),
         });
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    crate::tls::client_config(roots).map_err(|e| bad(e.to_string()))
 }
 
 impl Client {
@@ -295,10 +281,6 @@ impl Client {
             .connect(name, tcp)
             .await
             .map_err(|e| transport(TLS_HANDSHAKE)(&e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| transport("HTTP")(&e))?;
-        tokio::spawn(connection);
         let mut request = http::Request::builder()
             .method(method)
             .uri(path)
@@ -312,8 +294,7 @@ impl Client {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| transport("HTTP")(&e))?;
-        let response = sender
-            .send_request(request)
+        let response = crate::tls::send_on(tls, request)
             .await
             .map_err(|e| transport("HTTP")(&e))?;
         let status = response.status().as_u16();

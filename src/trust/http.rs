@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
 use super::TrustError;
 
@@ -331,9 +329,9 @@ impl RegistryClient {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| fail(TLS_REFUSED, &e))?;
-            send_on(tls, request).await
+            crate::tls::send_on(tls, request).await
         } else {
-            send_on(tcp, request).await
+            crate::tls::send_on(tcp, request).await
         }
         .map_err(|e| fail("HTTP", &e))?;
         let header = |name: http::header::HeaderName| {
@@ -365,19 +363,6 @@ impl RegistryClient {
     }
 }
 
-/// One HTTP/1.1 request on `io` (a TCP or TLS stream).
-async fn send_on<S>(
-    io: S,
-    request: http::Request<Empty<Bytes>>,
-) -> Result<http::Response<hyper::body::Incoming>, hyper::Error>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-    tokio::spawn(conn);
-    sender.send_request(request).await
-}
-
 /// The word an error of the TLS handshake carries (a loopback registry that gives it falls
 /// back to plain HTTP).
 const TLS_REFUSED: &str = "TLS handshake refused";
@@ -392,15 +377,8 @@ fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TrustErro
     }
     if let Some(file) = extra_ca {
         let pem = std::fs::read(file)?;
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert
-                .map_err(|e| TrustError::Registry(format!("{}: not PEM: {e}", file.display())))?;
-            roots.add(cert).map_err(|e| {
-                TrustError::Registry(format!("{}: not a CA certificate: {e}", file.display()))
-            })?;
-            added += 1;
-        }
+        let added = crate::tls::add_pem_cas(&mut roots, &pem)
+            .map_err(|e| TrustError::Registry(format!("{}: {e}", file.display())))?;
         if added == 0 {
             return Err(TrustError::Registry(format!(
                 "{}: no certificate in it",
@@ -408,14 +386,7 @@ fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TrustErro
             )));
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TrustError::Registry(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    crate::tls::client_config(roots).map_err(|e| TrustError::Registry(e.to_string()))
 }
 
 /// `Bearer realm="...",service="...",scope="..."` as (key, value) pairs.
