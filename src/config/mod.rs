@@ -348,7 +348,45 @@ pub struct AddonConfig {
     pub breaking_versions: Vec<String>,
 }
 
+/// `flag(name)` and `flag_mut(name)`: the boolean keys by their config name, for the code that
+/// reads or sets keys by name (lint's fixes, learn's edits); None for any other name. One list
+/// serves both.
+macro_rules! boolean_keys {
+    ($($key:ident),*) => {
+        pub fn flag(&self, name: &str) -> Option<bool> {
+            match name {
+                $(stringify!($key) => Some(self.$key),)*
+                _ => None,
+            }
+        }
+
+        pub fn flag_mut(&mut self, name: &str) -> Option<&mut bool> {
+            match name {
+                $(stringify!($key) => Some(&mut self.$key),)*
+                _ => None,
+            }
+        }
+    };
+}
+
 impl AddonConfig {
+    boolean_keys!(
+        uart,
+        usb,
+        video,
+        gpio,
+        audio,
+        devicetree,
+        host_dbus,
+        host_pid,
+        host_ipc,
+        host_uts,
+        host_network,
+        kernel_modules,
+        full_access,
+        docker_api
+    );
+
     /// The effective map entry of a type: the last one written (the Supervisor keys them by type).
     pub fn map_entry(&self, kind: MapType) -> Option<&MapEntry> {
         self.map.iter().rev().find(|m| m.kind == kind)

@@ -77,7 +77,7 @@ impl Edit {
                 .any(|m| m.kind == *folder && (*read_only || !m.read_only)),
             Edit::Privileged { capability } => config.privileged.contains(capability),
             Edit::Device { path } => config.devices.iter().any(|d| d == path),
-            Edit::Flag { name } => flag(config, name).is_some_and(|f| *f),
+            Edit::Flag { name } => config.flag(name) == Some(true),
         }
     }
 
@@ -104,7 +104,7 @@ impl Edit {
                 }
             }
             Edit::Flag { name } => {
-                if let Some(f) = flag_mut(&mut c, name) {
+                if let Some(f) = c.flag_mut(name) {
                     *f = true;
                 }
             }
@@ -125,38 +125,6 @@ impl Edit {
             Edit::Flag { name } => 5 + FLAGS.iter().position(|f| f == name).unwrap_or(0),
         }
     }
-}
-
-fn flag<'a>(c: &'a AddonConfig, name: &str) -> Option<&'a bool> {
-    Some(match name {
-        "uart" => &c.uart,
-        "usb" => &c.usb,
-        "video" => &c.video,
-        "gpio" => &c.gpio,
-        "audio" => &c.audio,
-        "devicetree" => &c.devicetree,
-        "host_dbus" => &c.host_dbus,
-        "host_pid" => &c.host_pid,
-        "host_network" => &c.host_network,
-        "kernel_modules" => &c.kernel_modules,
-        _ => return None,
-    })
-}
-
-fn flag_mut<'a>(c: &'a mut AddonConfig, name: &str) -> Option<&'a mut bool> {
-    Some(match name {
-        "uart" => &mut c.uart,
-        "usb" => &mut c.usb,
-        "video" => &mut c.video,
-        "gpio" => &mut c.gpio,
-        "audio" => &mut c.audio,
-        "devicetree" => &mut c.devicetree,
-        "host_dbus" => &mut c.host_dbus,
-        "host_pid" => &mut c.host_pid,
-        "host_network" => &mut c.host_network,
-        "kernel_modules" => &mut c.kernel_modules,
-        _ => return None,
-    })
 }
 
 /// Every edit that could plausibly allow `access` (the oracle decides which really do).

@@ -15,8 +15,6 @@ struct Flag {
     rule: &'static Rule,
     attacker: &'static str,
     instead: &'static str,
-    get: fn(&AddonConfig) -> bool,
-    clear: fn(&mut AddonConfig),
 }
 
 const FLAGS: [Flag; 8] = [
@@ -25,77 +23,61 @@ const FLAGS: [Flag; 8] = [
         rule: &rules::HOST_NETWORK,
         attacker: "an attacker in the add-on reaches every service listening on the host, even on 127.0.0.1, and can bind any host port",
         instead: "publish the ports it serves in `ports` (only discovery protocols such as mDNS need the host network; if this one does, say why in its documentation)",
-        get: |c| c.host_network,
-        clear: |c| c.host_network = false,
     },
     Flag {
         key: "full_access",
         rule: &rules::FULL_ACCESS,
         attacker: "an attacker reads and writes raw disks and every device node, in a privileged container: root on the host",
         instead: "list the device nodes it needs in `devices`, or use `uart`, `usb`, `video` or `gpio`",
-        get: |c| c.full_access,
-        clear: |c| c.full_access = false,
     },
     Flag {
         key: "docker_api",
         rule: &rules::DOCKER_API,
         attacker: "an attacker starts a privileged container with the host's / mounted: root on the host",
         instead: "manage other add-ons through the Supervisor API (`hassio_api: true` with `hassio_role: manager`)",
-        get: |c| c.docker_api,
-        clear: |c| c.docker_api = false,
     },
     Flag {
         key: "host_pid",
         rule: &rules::HOST_PID,
         attacker: "an attacker sees every host process and its command line and environment, and with a capability signals or traces them",
         instead: "none: drop it unless the add-on monitors host processes",
-        get: |c| c.host_pid,
-        clear: |c| c.host_pid = false,
     },
     Flag {
         key: "host_ipc",
         rule: &rules::HOST_IPC,
         attacker: "an attacker reads and writes the host's shared memory segments and semaphores",
         instead: "none: drop it unless the add-on shares memory with a host program",
-        get: |c| c.host_ipc,
-        clear: |c| c.host_ipc = false,
     },
     Flag {
         key: "host_uts",
         rule: &rules::HOST_UTS,
         attacker: "an attacker with SYS_ADMIN renames the host",
         instead: "none: drop it unless the add-on manages the hostname",
-        get: |c| c.host_uts,
-        clear: |c| c.host_uts = false,
     },
     Flag {
         key: "host_dbus",
         rule: &rules::HOST_DBUS,
         attacker: "an attacker talks to systemd, logind and NetworkManager on the system bus: start units, reboot, reconfigure the network as root",
         instead: "the Supervisor API's host endpoints (`hassio_api: true`) for the host actions it offers",
-        get: |c| c.host_dbus,
-        clear: |c| c.host_dbus = false,
     },
     Flag {
         key: "kernel_modules",
         rule: &rules::KERNEL_MODULES,
         attacker: "an attacker loads code into the host's kernel",
         instead: "load the module on the host system instead",
-        get: |c| c.kernel_modules,
-        clear: |c| c.kernel_modules = false,
     },
 ];
 
 pub(super) fn check(ctx: &mut Ctx) {
     for flag in &FLAGS {
-        if !(flag.get)(ctx.config) {
+        if ctx.config.flag(flag.key) != Some(true) {
             continue;
         }
         let Some((key, value)) = ctx.entry(flag.key) else {
             continue;
         };
         let edit = ctx.text.delete_key(key, value);
-        let clear = flag.clear;
+        let name = flag.key;
         let message = format!(
             "{}: true: {}{}",
             flag.key,
@@ -110,7 +92,11 @@ pub(super) fn check(ctx: &mut Ctx) {
                 format!("delete `{}: true`; instead: {}", flag.key, flag.instead),
                 edit,
             ),
-            move |c: &mut AddonConfig, _: &mut ApparmorMode| clear(c),
+            move |c: &mut AddonConfig, _: &mut ApparmorMode| {
+                if let Some(f) = c.flag_mut(name) {
+                    *f = false;
+                }
+            },
         );
     }
     capabilities(ctx);
@@ -265,4 +251,21 @@ fn admin(ctx: &mut Ctx) {
         ),
         |c: &mut AddonConfig, _: &mut ApparmorMode| c.hassio_role = Role::Manager,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every right the table names is a boolean key the config reads and clears by name (a
+    /// name it did not know would make its rule silently never fire).
+    #[test]
+    fn every_flag_is_a_boolean_key_of_the_config() {
+        let yaml = "name: T\nversion: '1'\nslug: t\ndescription: d\narch: [amd64]\n";
+        let root = crate::source::parse(yaml, crate::source::Format::Yaml).unwrap();
+        let mut sink = crate::diag::Sink::new(std::path::Path::new("config.yaml"), None);
+        let mut config = crate::config::validate::validate(&root, &mut sink).unwrap();
+        for flag in &super::FLAGS {
+            *config.flag_mut(flag.key).expect(flag.key) = true;
+            assert_eq!(config.flag(flag.key), Some(true), "{}", flag.key);
+        }
+    }
 }
