@@ -127,14 +127,19 @@ impl Edit {
     }
 }
 
+/// The folders a `map` entry can add, by their current names (`data` is always there).
+pub fn mappable_folders() -> impl Iterator<Item = MapType> {
+    MapType::ALL
+        .into_iter()
+        .filter(|f| f.modern_name().is_none() && *f != MapType::Data)
+}
+
 /// Every edit that could plausibly allow `access` (the oracle decides which really do).
 pub fn candidates(access: &Access) -> Vec<Edit> {
     match access {
         Access::File { path, perms } => {
             let write = perms.contains('w') || perms.contains('l') || perms.contains('k');
-            let mut out: Vec<Edit> = MapType::ALL
-                .into_iter()
-                .filter(|f| f.modern_name().is_none() && *f != MapType::Data)
+            let mut out: Vec<Edit> = mappable_folders()
                 .flat_map(|folder| {
                     let rw = Edit::Map {
                         folder,

@@ -45,9 +45,7 @@ pub fn edits(widen: &[Widen]) -> Vec<Edit> {
     let mut out = Vec::new();
     if widen.contains(&Widen::Maps) {
         out.extend(
-            MapType::ALL
-                .into_iter()
-                .filter(|f| f.modern_name().is_none() && *f != MapType::Data)
+            super::edit::mappable_folders()
                 // `/config` is left as the image has it: images ship one, and add-ons make it
                 // the link to `/homeassistant` at start (ssh), which a folder mounted there
                 // would turn into a link inside it. A write there is recorded all the same.
