@@ -24,9 +24,9 @@ use addon_sandbox::addon;
 use addon_sandbox::kube::{self, KubeOptions};
 use addon_sandbox::plan::SandboxPlan;
 use addon_sandbox::policy::{self, PlanOptions};
+use common::proof::{cap_mask, field};
 
 const IMAGE: &str = "localhost/addon-sandbox-test/busybox:1";
-const CAPS: [&str; 41] = addon_sandbox::profile::rule::CAPABILITIES;
 
 fn podman_available() -> bool {
     let ok = Command::new("podman")
@@ -131,28 +131,6 @@ fn proof_script(plan: &SandboxPlan) -> String {
     }
     s.push_str("echo END >> $p\nmv $p /data/proof\nexec sleep 600\n");
     s
-}
-
-fn field<'a>(proof: &'a str, key: &str) -> &'a str {
-    proof
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix(':').or_else(|| r.strip_prefix('=')))
-        })
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key} in proof:\n{proof}"))
-}
-
-fn cap_mask(caps: &[String]) -> u64 {
-    caps.iter()
-        .map(|c| {
-            1u64 << CAPS
-                .iter()
-                .position(|x| *x == c.to_ascii_lowercase())
-                .unwrap()
-        })
-        .fold(0, |a, b| a | b)
 }
 
 fn play_and_prove(podman: &Podman, corpus: &Path, name: &str, tmp: &Path) {

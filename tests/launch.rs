@@ -10,9 +10,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::proof::{cap_mask, field};
 use serde_json::Value;
-
-const CAPS: [&str; 41] = addon_sandbox::profile::rule::CAPABILITIES;
 
 struct Env {
     dir: tempfile::TempDir,
@@ -239,26 +238,6 @@ echo END >> $p
 mv $p /data/proof
 exec sleep 600"#;
 
-fn field<'a>(proof: &'a str, key: &str) -> &'a str {
-    proof
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix(':').or_else(|| r.strip_prefix('=')))
-        })
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key} in proof:\n{proof}"))
-}
-
-fn cap_mask(caps: &[Value]) -> u64 {
-    caps.iter()
-        .map(|c| {
-            let name = c.as_str().unwrap().to_ascii_lowercase();
-            1u64 << CAPS.iter().position(|x| *x == name).unwrap()
-        })
-        .fold(0, |a, b| a | b)
-}
-
 fn host_ns(kind: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{kind}"))
         .unwrap()
@@ -383,7 +362,13 @@ fn the_container_equals_the_plan_and_proves_it_from_inside() {
     let cap_eff = u64::from_str_radix(field(&proof, "CapEff"), 16).unwrap();
     assert_eq!(
         cap_eff,
-        cap_mask(plan["cap_add"].as_array().unwrap()),
+        cap_mask(
+            plan["cap_add"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+        ),
         "CapEff"
     );
     assert_eq!(field(&proof, "NoNewPrivs"), "1");
@@ -1122,7 +1107,13 @@ fn both_backends_give_the_same_inside_proof() {
     let from_docker = answers(&docker, &docker.proof());
     let from_native = answers(&native, &native.proof());
     let expected = Answers {
-        cap_eff: cap_mask(plan["cap_add"].as_array().unwrap()),
+        cap_eff: cap_mask(
+            plan["cap_add"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap()),
+        ),
         no_new_privs: "1".into(),
         share: "Read-only file system".into(),
         media: "written".into(),

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod kube_node;
+pub mod proof;
 
 use std::path::PathBuf;
 
