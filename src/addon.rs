@@ -7,7 +7,7 @@ use crate::diag::{self, Diagnostic, Severity, Sink};
 use crate::source::{self, Format, Node, SourceText};
 
 const CONFIG_NAMES: [&str; 3] = ["config.yaml", "config.yml", "config.json"];
-const BUILD_NAMES: [&str; 3] = ["build.yaml", "build.yml", "build.json"];
+pub const BUILD_NAMES: [&str; 3] = ["build.yaml", "build.yml", "build.json"];
 
 /// One add-on folder, read and checked.
 #[derive(Debug)]
@@ -27,6 +27,9 @@ pub struct Addon {
     pub apparmor_text: Option<String>,
     /// The `slug` as written, when it is a string (reported even for invalid configs).
     pub raw_slug: Option<String>,
+    /// What the add-on says of its own signing (the config's `codenotary`, the build file's
+    /// `cosign.identity`), read from the trees parsed here: reported, never trusted.
+    pub declared: crate::trust::Declared,
     /// The config file's tree (positions of every key, before migration) and text, kept only
     /// by [`load_with_source`] (`lint` points at keys and edits lines).
     pub source: Option<Box<ConfigSource>>,
@@ -86,6 +89,7 @@ fn load_empty(dir: &Path) -> Addon {
         apparmor_profile: None,
         apparmor_text: None,
         raw_slug: None,
+        declared: crate::trust::Declared::default(),
         source: None,
     }
 }
@@ -136,7 +140,7 @@ fn load_keeping(dir: &Path, keep: bool) -> Addon {
         .find(|(_, here)| *here)
         .map(|(n, _)| dir.join(n))
     {
-        read_build(&mut addon.diagnostics, &build_path);
+        read_build(&mut addon, &build_path);
     }
 
     if listing.apparmor {
@@ -210,6 +214,7 @@ fn read_several_configs(addon: &mut Addon, paths: &[PathBuf], keep: bool) {
             addon.config_file = chosen.config_file;
             addon.config = chosen.config;
             addon.raw_slug = chosen.raw_slug;
+            addon.declared.codenotary = chosen.declared.codenotary;
             addon.source = chosen.source;
             addon.diagnostics.extend(chosen.diagnostics);
         }
@@ -244,6 +249,7 @@ fn read_config(addon: &mut Addon, config_path: &Path, keep: bool) {
         Ok((root, text)) => {
             let mut sink = Sink::new(config_path, Some(&text));
             addon.raw_slug = root.get("slug").and_then(|s| s.as_str()).map(str::to_owned);
+            addon.declared.codenotary = crate::trust::declared::codenotary(&root);
             if keep {
                 addon.config = config::validate::validate(&root, &mut sink);
                 addon.diagnostics.append(&mut sink.diagnostics);
@@ -263,13 +269,14 @@ fn read_config(addon: &mut Addon, config_path: &Path, keep: bool) {
 }
 
 /// Parse and check the build file; one that cannot be read is a warning and is ignored.
-fn read_build(diagnostics: &mut Vec<Diagnostic>, build_path: &Path) {
+fn read_build(addon: &mut Addon, build_path: &Path) {
     let format = Format::from_path(build_path).unwrap_or(Format::Yaml);
     match source::load(build_path, format) {
         Ok((root, text)) => {
             let mut sink = Sink::new(build_path, Some(&text));
             config::build::check(&root, &mut sink);
-            diagnostics.append(&mut sink.diagnostics);
+            addon.diagnostics.append(&mut sink.diagnostics);
+            addon.declared.cosign_identity = crate::trust::declared::cosign_identity(&root);
         }
         Err((err, text)) => {
             let mut sink = Sink::new(build_path, text.as_ref());
@@ -277,7 +284,7 @@ fn read_build(diagnostics: &mut Vec<Diagnostic>, build_path: &Path) {
                 err.pos().unwrap_or_default(),
                 format!("{err}; the build file is ignored"),
             );
-            diagnostics.append(&mut sink.diagnostics);
+            addon.diagnostics.append(&mut sink.diagnostics);
         }
     }
 }

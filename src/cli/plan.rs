@@ -99,10 +99,12 @@ fn image_trust(
         settings.root.as_ref(),
     );
     match verdict {
-        Ok(verdict) => {
-            let declared = trust::Declared::read(&addon.dir, addon.config_file.as_deref());
-            TrustReport::Checked(trust::rate_plan(plan, config, verdict, declared))
-        }
+        Ok(verdict) => TrustReport::Checked(trust::rate_plan(
+            plan,
+            config,
+            verdict,
+            addon.declared.clone(),
+        )),
         Err(e) => TrustReport::Unchecked {
             status: "unchecked",
             error: e.to_string(),

@@ -5,7 +5,7 @@
 //! signatures (its `signed` is always false, and Codenotary is gone), so the rating does not
 //! move; a user who verifies images needs the identity.
 
-use crate::trust::declared::{self, BUILD_NAMES};
+use crate::addon::BUILD_NAMES;
 
 use super::rules::IMAGE_UNSIGNED;
 use super::{Ctx, advice};
@@ -17,7 +17,7 @@ pub(super) fn check(ctx: &mut Ctx) {
     let Some((key, _)) = ctx.entry("image") else {
         return;
     };
-    if declared::build_identity(&ctx.addon.dir).is_some() {
+    if ctx.addon.declared.cosign_identity.is_some() {
         return;
     }
     let build = BUILD_NAMES
